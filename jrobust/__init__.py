@@ -1,0 +1,26 @@
+"""jrobust: robust model selection on JAX.
+
+Trains many instances of every candidate model (different seeds, training samples drawn from one
+population, scalar hyperparameters) as one compiled, vmapped computation, and races the candidates:
+models whose instance losses are poor or widely spread are eliminated until the robust winner is
+left (Boldyrev, Ratnikov, Shevelev, "Approach to Finding a Robust Deep Learning Model",
+IEEE Access 2025).
+"""
+
+from jrobust import data, zoo
+from jrobust.config import ModelConfig, count_params
+from jrobust.data import Population
+from jrobust.train import make_trainer, train_instances, train_stack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelConfig",
+    "Population",
+    "count_params",
+    "data",
+    "make_trainer",
+    "train_instances",
+    "train_stack",
+    "zoo",
+]

@@ -1,0 +1,220 @@
+"""``ModelConfig``: one point of a search space (an architecture plus every training hyperparameter).
+
+Fields split in two kinds. *Static* fields (architecture, optimizer family, schedule shape, batch
+size, epochs, training-sample size, losses, side features, ...) decide the compiled program: models
+that agree on all of them form a *cohort* and train in one stack. *Scalar* hyperparameters
+(``SCALAR_FIELDS``: learning rate, weight decay, L2, momentum, Adam's betas and epsilon) are array
+leaves of that stack, so sweeping them never recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any
+
+from jrobust.models.zoo import CNN
+
+__all__ = [
+    "ModelConfig",
+    "SCALAR_FIELDS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "LOSSES",
+    "METRICS",
+    "count_params",
+    "model_hash",
+]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "nadamw", "rmsprop")
+SCHEDULES = ("constant", "cosine", "onecycle")
+LOSSES = ("mse", "rmse", "mae", "relative_mse", "relative_rmse", "cross_entropy")
+METRICS = ("mse", "rmse", "mae", "relative_rmse", "cross_entropy", "accuracy", "error_rate")
+CLASSIFICATION = ("cross_entropy", "accuracy", "error_rate")
+SCALAR_FIELDS = ("learning_rate", "weight_decay", "l2", "momentum", "b1", "b2", "eps")
+AUGMENTATIONS = (None, "flip", "flip_crop")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines one model; frozen so ``dataclasses.replace`` makes variants.
+
+    Attributes:
+      architecture: a zoo architecture (``CNN``, ``MLP``, ``ResNet18``) or any Flax module whose
+        ``__call__`` takes ``(x)`` or ``(x, side)`` (and optionally ``train=``).
+      optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"nadam"``, ``"nadamw"``, ``"rmsprop"``.
+      learning_rate: the (peak) learning rate.
+      weight_decay: decoupled weight decay (AdamW-style, and for SGD/RMSprop), applied after the
+        optimizer's preconditioning and scaled by the learning rate.
+      l2: coupled L2 regularisation: ``l2 * params`` is added to the gradient before the optimizer.
+      momentum: SGD momentum or RMSprop decay (``rho``); Nesterov by ``nesterov``.
+      b1, b2, eps: Adam-family moment decays and epsilon.
+      schedule: ``"constant"``, ``"cosine"`` (linear warm-up then cosine decay to 0) or
+        ``"onecycle"``; ``warmup_fraction`` is the fraction of steps spent warming up.
+      batch_size, epochs: mini-batch size and passes over each instance's training subset (the
+        last incomplete batch of an epoch is dropped).
+      train_size: training-sample size per instance (drawn from the population's pool).
+      loss: the training loss; metric: the test metric that becomes the instance's loss in the
+        ledger (lower is better; ``"accuracy"`` is recorded as ``loss = 1 - accuracy``).
+      target: target column (name or index) of the population; side_features: side-feature
+        columns fed to the model (inductive biases).
+      bootstrap: draw training subsets with replacement.
+      early_stopping: patience in epochs on the validation split (``None``: off); an instance
+        stops updating when its validation loss has not improved for that many epochs.
+      augment: ``None``, ``"flip"`` or ``"flip_crop"`` (random horizontal flips, 4-pixel crops).
+      conv_impl: ``"auto"``, ``"im2col"`` or ``"xla"`` (see ``jrobust.models.layers``).
+      name: optional readable name.
+    """
+
+    architecture: Any = dataclasses.field(default_factory=CNN)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    l2: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-7
+    schedule: str = "constant"
+    warmup_fraction: float = 0.3
+    batch_size: int = 64
+    epochs: int = 10
+    train_size: int = 1000
+    loss: str = "mse"
+    metric: str = "mse"
+    target: str | int | None = None
+    side_features: tuple[str, ...] = ()
+    bootstrap: bool = False
+    early_stopping: int | None = None
+    augment: str | None = None
+    conv_impl: str = "auto"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.side_features, str):
+            object.__setattr__(self, "side_features", (self.side_features,))
+        else:
+            object.__setattr__(self, "side_features", tuple(self.side_features))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the bad field and the fix."""
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("schedule", self.schedule, SCHEDULES)
+        _one_of("loss", self.loss, LOSSES)
+        _one_of("metric", self.metric, METRICS)
+        _one_of("augment", self.augment, AUGMENTATIONS)
+        _one_of("conv_impl", self.conv_impl, ("auto", "im2col", "xla"))
+        for f in ("batch_size", "epochs", "train_size"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{f} must be a positive integer, got {v!r}")
+        for f in SCALAR_FIELDS:
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise TypeError(f"{f} must be a number, got {type(v).__name__} {v!r}")
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError(f"{f} must be finite, got {v}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}; use e.g. 1e-3")
+        for f in ("weight_decay", "l2", "momentum", "eps"):
+            if getattr(self, f) < 0:
+                raise ValueError(f"{f} must be >= 0, got {getattr(self, f)}")
+        for f in ("b1", "b2", "momentum"):
+            if not 0 <= getattr(self, f) < 1:
+                raise ValueError(f"{f} must lie in [0, 1), got {getattr(self, f)}")
+        if self.optimizer in ("adam", "nadam") and self.weight_decay > 0:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} has no decoupled weight decay (weight_decay="
+                f"{self.weight_decay}); use optimizer='{self.optimizer}w' for decoupled decay or "
+                "l2= for L2 added to the gradient"
+            )
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
+        if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 1):
+            raise ValueError(f"early_stopping must be None or a positive number of epochs, got {self.early_stopping!r}")
+        if not hasattr(self.architecture, "build") and not _is_flax_module(self.architecture):
+            raise TypeError(
+                "architecture must be a jrobust zoo architecture (CNN, MLP, ResNet18) or a "
+                f"flax.linen.Module instance, got {type(self.architecture).__name__}"
+            )
+        is_cls_loss = self.loss == "cross_entropy"
+        if is_cls_loss != (self.metric in CLASSIFICATION):
+            raise ValueError(
+                f"loss {self.loss!r} and metric {self.metric!r} mix classification and regression; "
+                "use loss='cross_entropy' with metric 'cross_entropy'/'accuracy'/'error_rate', or a "
+                "regression loss with a regression metric"
+            )
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def is_classification(self) -> bool:
+        return self.loss == "cross_entropy"
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The scalar hyperparameters that become per-instance arrays."""
+        return {f: float(getattr(self, f)) for f in SCALAR_FIELDS}
+
+    def static_key(self) -> tuple:
+        """Everything but the scalar hyperparameters and the name: equal keys share one program."""
+        return tuple(
+            (f.name, _hashable(getattr(self, f.name)))
+            for f in dataclasses.fields(self)
+            if f.name not in SCALAR_FIELDS and f.name != "name"
+        )
+
+    def describe(self) -> str:
+        """A short readable name."""
+        if self.name:
+            return self.name
+        arch = self.architecture
+        a = type(arch).__name__
+        if hasattr(arch, "conv"):
+            a = f"cnn{'-'.join(map(str, arch.conv))}_d{'-'.join(map(str, arch.dense))}_{arch.activation}"
+        elif hasattr(arch, "hidden"):
+            a = f"mlp{'-'.join(map(str, arch.hidden))}_{arch.activation}"
+        return (
+            f"{a}|{self.optimizer} lr={self.learning_rate:g} bs={self.batch_size}"
+            + (f" wd={self.weight_decay:g}" if self.weight_decay else "")
+            + (f" l2={self.l2:g}" if self.l2 else "")
+        )
+
+
+def _is_flax_module(obj: Any) -> bool:
+    import flax.linen as nn
+
+    return isinstance(obj, nn.Module)
+
+
+def _one_of(field: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {field} {value!r}; choose one of {[a for a in allowed if a is not None]}")
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return repr(v)
+
+
+def model_hash(config: ModelConfig) -> int:
+    """A stable 31-bit integer of a model's full definition (name excluded); seeds its init keys."""
+    text = repr(dataclasses.replace(config, name=None))
+    return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def count_params(config: ModelConfig, input_shape: tuple[int, ...] = (15, 15, 1)) -> int:
+    """Trainable parameter count of a model for the given input shape (default: a 15×15 cluster).
+
+    Example:
+      >>> from jrobust import zoo
+      >>> count_params(zoo.paper_config(2))
+      23932
+    """
+    from jrobust.models.contract import make_model
+
+    model = make_model(config)
+    return model.n_params(input_shape, len(config.side_features))

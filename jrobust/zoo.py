@@ -1,0 +1,116 @@
+"""Ready model configurations: the paper's models, the NAS winners, and the zoo families.
+
+Published settings (Boldyrev, Ratnikov, Shevelev, IEEE Access 2025; see ``PAPER.md``):
+
+| model | optimizer | lr | batch | regularisation | side features |
+|---|---|---|---|---|---|
+| 1 energy | NAdam | 1e-4 | 64 | L2 0.01 | none |
+| 2 energy | AdamW | 1e-3 | 32 | weight decay 0.1 | total energy |
+| 3 position | AdamW | 1e-4 | 32 | weight decay 0.1 | none |
+| 4 position | AdamW | 1e-4 | 32 | weight decay 0.1 | barycentre (x, y) |
+| NAS 1 | AdamW | 1e-3 | 32 | weight decay 1e-3 | total energy |
+| NAS 2 | AdamW | 1e-2 | 32 | weight decay 1e-2 | total energy |
+
+Epochs (50 energy, 100 position) and the 32k training-sample size are the paper's; the helpers
+take ``**overrides`` so a quick run can use fewer (``paper_config(1, epochs=5, train_size=2000)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jrobust.config import ModelConfig, count_params
+from jrobust.models.zoo import CNN, MLP, ResNet18
+
+__all__ = [
+    "CNN",
+    "MLP",
+    "ResNet18",
+    "paper_config",
+    "nas_config",
+    "cnn_config",
+    "mlp_config",
+    "resnet18_config",
+    "count_params",
+    "PAPER_PARAM_COUNTS",
+]
+
+PAPER_PARAM_COUNTS = {1: 23_923, 2: 23_932, 3: 23_644, 4: 23_662, "nas1": 5_756, "nas2": 15_932}
+
+_ENERGY = CNN(conv=(32, 64), pool=(2, (2, 1)), dense=(9,), activation="relu", side_at=0)
+_POSITION = CNN(conv=(32, 64), pool=(2, "global"), dense=(64, 9), activation="prelu", side_at=1)
+
+_PAPER: dict[int, dict[str, Any]] = {
+    1: dict(architecture=_ENERGY, optimizer="nadam", learning_rate=1e-4, batch_size=64, l2=0.01,
+            target="energy", epochs=50, loss="relative_mse", metric="relative_rmse"),
+    2: dict(architecture=_ENERGY, optimizer="adamw", learning_rate=1e-3, batch_size=32, weight_decay=0.1,
+            side_features=("total_energy",), target="energy", epochs=50, loss="relative_mse",
+            metric="relative_rmse"),
+    3: dict(architecture=_POSITION, optimizer="adamw", learning_rate=1e-4, batch_size=32, weight_decay=0.1,
+            target="x", epochs=100, loss="mse", metric="rmse"),
+    4: dict(architecture=_POSITION, optimizer="adamw", learning_rate=1e-4, batch_size=32, weight_decay=0.1,
+            side_features=("bary_x", "bary_y"), target="x", epochs=100, loss="mse", metric="rmse"),
+}
+
+_NAS: dict[int, dict[str, Any]] = {
+    1: dict(architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(32, 9), side_at=1),
+            learning_rate=1e-3, weight_decay=1e-3),
+    2: dict(architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(128, 64, 9), side_at=2),
+            learning_rate=1e-2, weight_decay=1e-2),
+}
+
+
+def paper_config(n: int, **overrides: Any) -> ModelConfig:
+    """The ModelConfig of the paper's model ``n`` (1, 2: energy; 3, 4: position x).
+
+    Example:
+      >>> paper_config(1).optimizer, paper_config(1).learning_rate
+      ('nadam', 0.0001)
+    """
+    if n not in _PAPER:
+        raise ValueError(f"the paper has models 1-4, got {n!r}; for the NAS winners use nas_config(1|2)")
+    return ModelConfig(**{"train_size": 32_000, "name": f"paper{n}", **_PAPER[n], **overrides})
+
+
+def nas_config(n: int, **overrides: Any) -> ModelConfig:
+    """The Optuna-TPE winners of the paper's NAS comparison (energy task, AdamW, batch 32)."""
+    if n not in _NAS:
+        raise ValueError(f"the paper has NAS models 1 and 2, got {n!r}")
+    base = dict(optimizer="adamw", batch_size=32, side_features=("total_energy",), target="energy",
+                epochs=50, train_size=32_000, loss="relative_mse", metric="relative_rmse", name=f"nas{n}")
+    return ModelConfig(**{**base, **_NAS[n], **overrides})
+
+
+def _split(arch_type: type, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(arch_type)}
+    arch = arch_type(**{k: v for k, v in kwargs.items() if k in names})
+    return arch, {k: v for k, v in kwargs.items() if k not in names}
+
+
+def cnn_config(**kwargs: Any) -> ModelConfig:
+    """A small-CNN model: ``CNN`` fields (conv, kernel, pool, dense, activation, side_at, ...) and
+    ``ModelConfig`` fields in one call.
+
+    Example:
+      >>> count_params(cnn_config(conv=(16,), pool=(2,), dense=(8,)))
+      4769
+    """
+    arch, rest = _split(CNN, kwargs)
+    return ModelConfig(architecture=arch, **rest)
+
+
+def mlp_config(**kwargs: Any) -> ModelConfig:
+    """An MLP model: ``MLP`` fields (hidden, activation, side_at, outputs) plus ModelConfig fields."""
+    arch, rest = _split(MLP, kwargs)
+    return ModelConfig(architecture=arch, **rest)
+
+
+def resnet18_config(**kwargs: Any) -> ModelConfig:
+    """The CIFAR ResNet-18 with the CHEP-talk training setup (SGD + Nesterov momentum 0.9,
+    one-cycle schedule, flips and crops, cross-entropy, accuracy as the metric)."""
+    arch, rest = _split(ResNet18, kwargs)
+    base = dict(optimizer="sgd", momentum=0.9, nesterov=True, learning_rate=0.12, l2=1e-4, batch_size=128,
+                epochs=30, train_size=30_000, schedule="onecycle", loss="cross_entropy", metric="accuracy",
+                augment="flip_crop")
+    return ModelConfig(architecture=arch, **{**base, **rest})
