@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+import jrobust
+
+
+def make_regression_population(n=1200, seed=0, shape=(6, 6, 1), val_size=100):
+    """A small image-regression population: the target is a noisy weighted sum of the pixels."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape)).astype(np.float32)
+    w = np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)
+    energy = 1.0 + (x * w).mean(axis=(1, 2, 3)) + 0.01 * rng.standard_normal(n)
+    total = x.sum(axis=(1, 2, 3))
+    y = np.stack([energy, rng.random(n)], 1)
+    side = np.stack([total, x[:, 0, 0, 0]], 1)
+    return jrobust.Population(
+        x, y, side=side, target_names=("energy", "other"), side_names=("total", "corner"),
+        test_size=200, val_size=val_size, name="toy",
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_population():
+    return make_regression_population()

@@ -1,0 +1,303 @@
+"""Elimination rules of jrobust.rules: the registry contract, halving counts, planted models."""
+
+import numpy as np
+import pytest
+
+from jrobust.rules import (
+    RULES,
+    FunctionRule,
+    Halving,
+    Quantile,
+    Rule,
+    Threshold,
+    TwoSampleTest,
+    get_rule,
+    halving_trainings,
+)
+from jrobust.stats import TESTS
+
+OPTIONS = {"threshold": {"value": 1.5}}  # every other rule builds from its name alone
+
+
+def make(name, **kwargs):
+    return get_rule(name, **{**OPTIONS.get(name, {}), **kwargs})
+
+
+def full(losses):
+    return np.ones(losses.shape, dtype=bool)
+
+
+def race(rule, losses, warmup, statistic="mean", rank_by=None):
+    """Algorithm 1 with one instance per alive model per round; returns alive masks and count."""
+    n_models, n_instances = losses.shape
+    alive, trained, history, trainings = np.ones(n_models, bool), np.zeros(n_models, int), [], 0
+    for round_index in range(1, n_instances + 1):
+        trained[alive] += 1
+        trainings += alive.sum()
+        mask = np.arange(n_instances)[None, :] < trained[:, None]
+        alive = rule.select(losses, mask, alive, round_index, warmup, statistic, rank_by)
+        history.append(alive)
+        if round_index >= warmup and alive.sum() == 1:
+            break
+    return history, trainings
+
+
+def standardized(n, seed=0):
+    z = np.random.default_rng(seed).standard_normal(n)
+    return (z - z.mean()) / z.std(ddof=1)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_registry_contract(name):
+    rule = make(name)
+    assert isinstance(rule, Rule) and rule.name == name
+    assert rule.min_warmup == (2 if name in TESTS else 1)
+    rng = np.random.default_rng(0)
+    losses = rng.lognormal(size=(7, 6)) * np.arange(1, 8)[:, None]
+    losses[3, 1] = np.nan
+    alive = np.array([True, True, False, True, True, True, True])
+    warmup = rule.min_warmup
+    kept = rule.select(losses, full(losses), alive, warmup, warmup)
+    np.testing.assert_array_equal(kept, alive)  # warm-up: nothing removed
+    assert kept is not alive
+    after = rule.select(losses, full(losses), alive, warmup + 1, warmup)
+    assert after.dtype == np.bool_ and after.shape == (7,)
+    assert after.any() and not (after & ~alive).any()
+    assert after.sum() < alive.sum()  # these losses are spread enough for every rule to cut
+    failed = np.full_like(losses, np.nan)
+    assert rule.select(failed, full(losses), alive, warmup + 1, warmup).sum() >= 1
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_no_removal_during_warmup(name):
+    losses = np.array([[1.0] * 6, [50.0, 60.0, 70.0, 80.0, 90.0, 99.0], [np.nan] * 6])
+    alive = np.ones(3, bool)
+    rule = make(name)
+    for round_index in range(1, 5):
+        out = rule.select(losses, full(losses), alive, round_index, 4)
+        np.testing.assert_array_equal(out, alive)
+    assert not rule.select(losses, full(losses), alive, 5, 4).all()
+
+
+@pytest.mark.parametrize("n_alive", range(1, 10))
+def test_halving_keeps_better_ceil_half(n_alive):
+    rng = np.random.default_rng(n_alive)
+    losses = rng.permutation(np.arange(n_alive + 3.0))[:, None] + rng.random((n_alive + 3, 3))
+    alive = np.zeros(n_alive + 3, bool)
+    alive[rng.choice(n_alive + 3, n_alive, replace=False)] = True
+    out = Halving().select(losses, full(losses), alive, 2, 1)
+    means = losses.mean(axis=1)
+    survivors = np.flatnonzero(alive)
+    expected = survivors[np.argsort(means[survivors])[: (n_alive + 1) // 2]]
+    assert sorted(np.flatnonzero(out)) == sorted(expected)
+
+
+def test_ties_go_to_lower_index():
+    losses = np.ones((5, 3))
+    assert kept(Halving(), losses, 2, 1).tolist() == [0, 1, 2]
+    out = Threshold(0.5).select(losses, full(losses), np.array([0, 1, 1, 1, 1], bool), 2, 1)
+    assert np.flatnonzero(out).tolist() == [1]
+    # The best of two identical models is row 0: row 1 is tested against it, not the reverse.
+    losses = np.array([[1.0, 1.1, 0.9], [1.0, 1.1, 0.9], [5.0, 5.1, 4.9]])
+    assert kept(TwoSampleTest("welch"), losses, 3, 2).tolist() == [0, 1]
+
+
+def test_halving_trainings_hand_values():
+    assert halving_trainings(4, 4) == 22
+    assert halving_trainings(1, 3) == 3
+    # M=3: 3->2->1; M=5: 5->3->2->1; M=6: 6->3->2->1; M=7: 7->4->2->1 (k=4: 4M + sum of n_j > 1).
+    assert [halving_trainings(m, 4) for m in (3, 5, 6, 7)] == [17, 30, 35, 41]
+    assert [halving_trainings(m, 2) for m in (3, 5, 6, 7)] == [11, 20, 23, 27]
+    with pytest.raises(ValueError, match="n_models >= 1"):
+        halving_trainings(0, 2)
+
+
+@pytest.mark.parametrize("power", range(0, 8))
+@pytest.mark.parametrize("warmup", [1, 2, 5])
+def test_halving_trainings_power_of_two(power, warmup):
+    assert halving_trainings(2**power, warmup) == (warmup + 2) * 2**power - 2
+
+
+@pytest.mark.parametrize("n_models", [1, 2, 3, 5, 6, 7, 8, 13])
+@pytest.mark.parametrize("warmup", [1, 3])
+def test_halving_race_trains_halving_trainings(n_models, warmup):
+    losses = np.random.default_rng(n_models).random((n_models, warmup + 12))
+    history, trainings = race(Halving(), losses, warmup)
+    assert trainings == halving_trainings(n_models, warmup)
+    assert history[-1].sum() == 1
+
+
+def planted_table(n_models=8, n_instances=20, seed=0):
+    """Row 0 has the lowest mean and by far the smallest spread."""
+    rng = np.random.default_rng(seed)
+    mu = np.concatenate([[1.0], rng.uniform(1.5, 3.0, n_models - 1)])
+    sd = np.concatenate([[0.001], rng.uniform(0.1, 0.5, n_models - 1)])
+    return mu[:, None] + sd[:, None] * rng.standard_normal((n_models, n_instances))
+
+
+THRESHOLDS = {"mean": 1.2, "median": 1.2, "std": 0.05, "pd": 0.05}
+
+
+@pytest.mark.parametrize("statistic", ["mean", "median", "std", "pd"])
+@pytest.mark.parametrize("name", RULES)
+def test_planted_winner_survives_every_rule(name, statistic):
+    rule = make(name, **({"value": THRESHOLDS[statistic]} if name == "threshold" else {}))
+    losses = planted_table()
+    history, _ = race(rule, losses, warmup=2, statistic=statistic)
+    assert all(alive[0] for alive in history)
+    if name in ("halving", "quantile", "threshold"):
+        assert np.flatnonzero(history[-1]).tolist() == [0]
+    else:
+        assert history[-1].sum() < len(losses)
+
+
+@pytest.mark.parametrize("name", ["halving", "quantile", "threshold"])
+def test_failed_model_is_cut(name):
+    losses = planted_table()
+    losses[1] = 0.5  # best on every instance...
+    losses[1, 1] = np.nan  # ...but one failed
+    out = make(name).select(losses, full(losses), np.ones(8, bool), 3, 2, "mean")
+    assert out[0] and not out[1]
+
+
+def wide_table():
+    """W narrow and best on average, A slightly worse on average but wide, C and D narrow, bad."""
+    z = standardized(20)
+    mu_sd = [(1.0, 0.02), (1.05, 0.5), (2.0, 0.02), (3.0, 0.02)]
+    return np.array([mu + sd * z for mu, sd in mu_sd])
+
+
+SPREAD_CONFIGS = [
+    ("halving", "std", None),
+    ("halving", "pd", None),
+    ("quantile", "std", None),
+    ("quantile", "pd", None),
+    ("levene", "std", "mean"),
+    ("bartlett", "std", "mean"),
+    ("fligner", "pd", "mean"),
+]
+MEAN_CONFIGS = [("halving", "mean", None), ("quantile", "mean", None), ("welch", "mean", None)]
+
+
+@pytest.mark.parametrize("name,statistic,rank_by", SPREAD_CONFIGS + MEAN_CONFIGS)
+def test_wide_model_removed_by_spread_kept_by_mean(name, statistic, rank_by):
+    losses = wide_table()
+    out = make(name).select(losses, full(losses), np.ones(4, bool), 3, 2, statistic, rank_by)
+    assert out[0]
+    assert out[1] == ((name, statistic, rank_by) in MEAN_CONFIGS)
+
+
+def test_significantly_better_spread_is_never_removed():
+    losses = wide_table()
+    losses[1] -= 0.1  # the wide model is now best on average
+    rule = TwoSampleTest("levene")
+    out = rule.select(losses, full(losses), np.ones(4, bool), 3, 2, "std", "mean")
+    assert out[:2].tolist() == [True, True]
+    # Eliminating by the mean instead, the narrow model differs and is worse: it leaves.
+    out = rule.select(losses, full(losses), np.ones(4, bool), 3, 2, "mean", "mean")
+    assert out[:2].tolist() == [False, True]
+
+
+def kept(rule, losses, *args):
+    return np.flatnonzero(rule.select(losses, full(losses), np.ones(len(losses), bool), *args))
+
+
+def test_quantile_and_threshold_cuts():
+    losses = np.array([[4.0], [1.0], [2.0], [3.0], [np.nan]])
+    assert kept(Quantile(0.5), losses, 2, 1).tolist() == [1, 2, 3]  # the median counts the inf
+    assert kept(Quantile(0.25), losses, 2, 1).tolist() == [1, 2]
+    assert kept(Quantile(1.0), losses, 2, 1).tolist() == [0, 1, 2, 3]  # the failed model leaves
+    assert kept(Quantile(0.01), losses, 2, 1).tolist() == [1]
+    assert kept(Threshold(3.0), losses, 2, 1).tolist() == [1, 2, 3]
+    # Nothing under the threshold: the best by rank_by (here the max, not the mean) survives.
+    pair = np.array([[4.0, 9.0], [7.0, 8.0]])
+    assert kept(Threshold(1.0), pair, 2, 1, "mean", "max").tolist() == [1]
+    assert kept(Threshold(1.0), pair, 2, 1, "mean").tolist() == [0]
+
+
+def test_patience():
+    rule = TwoSampleTest(patience=2)
+    assert rule.should_stop([3, 0, 0])
+    assert not rule.should_stop([0, 3, 0])
+    assert not rule.should_stop([0])
+    assert not TwoSampleTest().should_stop([0] * 10)
+    assert not Halving().should_stop([0] * 10)
+
+
+def test_function_rule():
+    calls = []
+
+    def keep_first(losses, mask, alive, round_index):
+        calls.append(round_index)
+        return np.arange(len(alive)) == 0
+
+    rule = get_rule(keep_first)
+    assert isinstance(rule, FunctionRule) and rule.name == "keep_first"
+    losses = np.array([[3.0, 3.0], [1.0, 1.0], [2.0, 2.0]])
+    alive = np.array([False, True, True])
+    assert rule.select(losses, full(losses), alive, 1, 1).tolist() == alive.tolist()
+    assert calls == []  # not consulted during warm-up
+    # Its answer excludes every alive model: the best alive one by rank_by survives.
+    assert rule.select(losses, full(losses), alive, 2, 1).tolist() == [False, True, False]
+    assert calls == [2]
+
+
+def test_get_rule_returns_rules_and_options():
+    rule = Halving()
+    assert get_rule(rule) is rule
+    assert get_rule("mannwhitney", alpha=0.1, alternative="greater") == TwoSampleTest(
+        "mannwhitney", 0.1, "greater"
+    )
+    assert get_rule("quantile", keep=0.25) == Quantile(0.25)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_bad_alpha(alpha):
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        TwoSampleTest(alpha=alpha)
+    with pytest.raises(ValueError, match="alpha"):
+        get_rule("levene", alpha=alpha)
+
+
+@pytest.mark.parametrize("test", ["bartlett", "levene", "fligner"])
+def test_one_sided_spread_test_rejected(test):
+    with pytest.raises(ValueError, match="two-sided only"):
+        get_rule(test, alternative="greater")
+
+
+def test_bad_names_and_options():
+    with pytest.raises(ValueError, match="halving, quantile, threshold, welch"):
+        get_rule("successive")
+    with pytest.raises(ValueError, match="welch, mannwhitney, ks"):
+        TwoSampleTest("ttest")
+    with pytest.raises(ValueError, match="alternative"):
+        TwoSampleTest(alternative="bigger")
+    with pytest.raises(ValueError, match="patience"):
+        TwoSampleTest(patience=0)
+    with pytest.raises(ValueError, match="keep"):
+        Quantile(0.0)
+    with pytest.raises(ValueError, match="finite"):
+        Threshold(float("inf"))
+    with pytest.raises(TypeError, match="accepts"):
+        get_rule("halving", alpha=0.1)
+    with pytest.raises(ValueError, match="already built"):
+        get_rule(Halving(), keep=0.5)
+    with pytest.raises(ValueError, match="unknown statistic"):
+        Halving().select(np.ones((2, 2)), np.ones((2, 2), bool), np.ones(2, bool), 2, 1, "avg")
+
+
+def test_bad_select_arguments():
+    losses = np.ones((3, 4))
+    alive = np.ones(3, bool)
+    with pytest.raises(ValueError, match="warmup >= 2"):
+        TwoSampleTest().select(losses, full(losses), alive, 3, 1)
+    with pytest.raises(ValueError, match="warmup >= 1"):
+        Halving().select(losses, full(losses), alive, 3, 0)
+    with pytest.raises(ValueError, match="alive must be a bool array"):
+        Halving().select(losses, full(losses), np.ones(2, bool), 3, 1)
+    with pytest.raises(ValueError, match="no model"):
+        Halving().select(losses, full(losses), np.zeros(3, bool), 3, 1)
+    with pytest.raises(ValueError, match="round_index"):
+        Halving().select(losses, full(losses), alive, 0, 1)
+    with pytest.raises(ValueError, match="same"):
+        Halving().select(losses, np.ones((3, 3), bool), alive, 2, 1)

@@ -1,0 +1,246 @@
+"""The vectorised trainer against one-at-a-time references."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jrobust
+from jrobust import zoo
+from jrobust.config import model_hash
+from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
+from jrobust.models.contract import make_model
+from jrobust.train import _cached_trainer, make_trainer, train_stack
+
+SMALL = dict(conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy")
+
+
+def small_cnn(**kw):
+    return zoo.cnn_config(**{**SMALL, **kw})
+
+
+def reference_train(config, population, instance, seed=0):
+    """One instance, trained by a plain Python loop with optax.adam: an independent reference."""
+    model = make_model(config)
+    data = population.device_arrays()
+    root = jax.random.key(seed)
+    init_key = jax.random.fold_in(
+        jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash(config)), instance
+    )
+    shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
+    subset = jnp.asarray(population.subset_indices([instance], config.train_size, seed=seed)[0])
+    col = population.target_column(config.target)
+    params = model.init(init_key, data["x"][subset[: config.batch_size]])["params"]
+    tx = optax.adam(config.learning_rate, b1=config.b1, b2=config.b2, eps=config.eps)
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(params, opt, idx):
+        def loss_fn(p):
+            pred, _ = model.apply({"params": p}, data["x"][idx])
+            return jnp.mean((pred[:, 0] - data["y"][idx, col]) ** 2)
+
+        g = jax.grad(loss_fn)(params)
+        upd, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, upd), opt
+
+    n_batches = config.train_size // config.batch_size
+    for e in range(config.epochs):
+        order = subset[jax.random.permutation(jax.random.fold_in(shuffle_key, e), config.train_size)]
+        for b in range(n_batches):
+            params, opt = step(params, opt, order[b * config.batch_size : (b + 1) * config.batch_size])
+    test = jnp.asarray(population.test_index)
+    pred, _ = model.apply({"params": params}, data["x"][test])
+    return float(jnp.mean((pred[:, 0] - data["y"][test, col]) ** 2))
+
+
+def test_stack_equals_one_at_a_time_reference(toy_population):
+    lrs = [1e-3, 3e-3, 1e-2, 3e-2]
+    configs = [small_cnn(learning_rate=lr) for lr in lrs]
+    instances = [0, 1, 2, 3]
+    stacked = train_stack(configs, instances, toy_population)
+    reference = [reference_train(c, toy_population, i) for c, i in zip(configs, instances)]
+    np.testing.assert_allclose(stacked["loss"], reference, rtol=2e-4)
+    assert stacked["ok"].all()
+    assert len(set(np.round(stacked["loss"], 6))) == 4  # different learning rates, different losses
+
+
+def test_instance_alone_equals_in_batch_and_seed_determinism(toy_population):
+    cfg = small_cnn()
+    batch = jrobust.train_instances(cfg, toy_population, range(6))
+    alone = jrobust.train_instances(cfg, toy_population, [4])
+    np.testing.assert_allclose(alone["loss"].iloc[0], batch["loss"].iloc[4], rtol=1e-5)
+    again = jrobust.train_instances(cfg, toy_population, range(6))
+    np.testing.assert_array_equal(again["loss"].to_numpy(), batch["loss"].to_numpy())
+    assert batch["loss"].nunique() == 6
+    other_seed = jrobust.train_instances(cfg, toy_population, range(6), seed=1)
+    assert not np.allclose(other_seed["loss"], batch["loss"])
+
+
+def test_instances_draw_different_subsets_and_inits(toy_population):
+    s = toy_population.subset_indices([0, 1], 200)
+    assert len(set(s[0]) & set(s[1])) < 150  # distinct draws from a pool of 900
+    assert len(set(s[0])) == 200  # without replacement
+    # the same instance gets the same subset for any model (common random numbers)
+    np.testing.assert_array_equal(toy_population.subset_indices([1], 200)[0], s[1])
+    # and nested subsets: a smaller size is a prefix
+    np.testing.assert_array_equal(toy_population.subset_indices([1], 50)[0], s[1, :50])
+    boot = toy_population.subset_indices([0], 500, bootstrap=True)[0]
+    assert len(set(boot)) < 500  # with replacement
+
+
+def test_new_hyperparameter_values_do_not_recompile(toy_population):
+    a = [small_cnn(learning_rate=lr, l2=l2) for lr, l2 in [(1e-3, 0.0), (2e-3, 0.1)]]
+    b = [small_cnn(learning_rate=lr, l2=l2, b1=0.8) for lr, l2 in [(5e-3, 0.01), (7e-4, 0.0)]]
+    train_stack(a, [0, 1], toy_population)
+    trainer = make_trainer(a[0], toy_population)
+    size = trainer._cache_size()
+    cached = _cached_trainer.cache_info().currsize
+    train_stack(b, [2, 3], toy_population)
+    assert make_trainer(b[0], toy_population) is trainer
+    assert trainer._cache_size() == size
+    assert _cached_trainer.cache_info().currsize == cached
+
+
+PAPER_COUNTS = [(zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]]
+PAPER_COUNTS += [(zoo.nas_config(1), 5756), (zoo.nas_config(2), 15932)]
+
+
+@pytest.mark.parametrize(("config", "count"), PAPER_COUNTS, ids=["m1", "m2", "m3", "m4", "nas1", "nas2"])
+def test_zoo_parameter_counts(config, count):
+    assert jrobust.count_params(config) == count
+
+
+def test_resnet18_parameter_count():
+    assert jrobust.count_params(zoo.resnet18_config(), (32, 32, 3)) == 11_173_962
+
+
+class UserModule(nn.Module):
+    """A user's own Flax module, unaware of jrobust."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape(x.shape[0], -1)
+        return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
+
+
+def test_user_flax_module_trains(toy_population):
+    cfg = jrobust.ModelConfig(architecture=UserModule(), train_size=400, batch_size=20, target="energy",
+                              learning_rate=1e-2)
+    short = jrobust.train_instances(dataclasses.replace(cfg, epochs=1), toy_population, [0, 1])
+    long = jrobust.train_instances(dataclasses.replace(cfg, epochs=15), toy_population, [0, 1])
+    assert (long["status"] == "ok").all()
+    assert (long["loss"] < 0.5 * short["loss"]).all()
+
+
+def test_diverging_instance_is_flagged_and_isolated(toy_population):
+    good = [small_cnn(optimizer="sgd", learning_rate=lr) for lr in (1e-3, 2e-3, 3e-3)]
+    bad = small_cnn(optimizer="sgd", learning_rate=1e8)
+    alone = train_stack(good, [0, 1, 2], toy_population)
+    mixed = train_stack([good[0], bad, good[1], good[2]], [0, 1, 1, 2], toy_population)
+    assert not mixed["ok"][1]
+    assert mixed["ok"][[0, 2, 3]].all()
+    np.testing.assert_allclose(mixed["loss"][[0, 2, 3]], alone["loss"], rtol=1e-5)
+
+
+def test_side_features_and_early_stopping(toy_population):
+    with_side = small_cnn(side_features=("total",), early_stopping=1, epochs=6)
+    res = jrobust.train_instances(with_side, toy_population, range(4))
+    assert (res["status"] == "ok").all()
+    assert res["epochs"].between(1, 6).all()
+
+
+@pytest.mark.parametrize("family", ["sgd", "adam", "adamw", "nadam", "nadamw", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_every_optimizer_family_and_schedule_learns(toy_population, family, schedule):
+    lr = 0.05 if family == "sgd" else 3e-3
+    extra = {"weight_decay": 1e-4} if family.endswith("w") else {}
+    cfg = small_cnn(optimizer=family, learning_rate=lr, schedule=schedule, epochs=10, train_size=400, **extra)
+    frozen = dataclasses.replace(cfg, learning_rate=1e-12)
+    res = train_stack([cfg, cfg, frozen, frozen], [0, 1, 0, 1], toy_population)
+    assert res["ok"].all()
+    assert res["loss"][:2].mean() < 0.5 * res["loss"][2:].mean()
+
+
+def test_l2_is_coupled_and_weight_decay_decoupled(toy_population):
+    base = small_cnn(optimizer="adamw", learning_rate=1e-2)
+    l2 = jrobust.train_instances(dataclasses.replace(base, l2=0.1), toy_population, [0])["loss"].iloc[0]
+    wd = jrobust.train_instances(dataclasses.replace(base, weight_decay=0.1), toy_population, [0])["loss"].iloc[0]
+    none = jrobust.train_instances(base, toy_population, [0])["loss"].iloc[0]
+    assert len({round(l2, 7), round(wd, 7), round(none, 7)}) == 3
+
+
+def test_onecycle_schedule_shape():
+    from jrobust.optim import schedule_shape
+
+    f = schedule_shape("onecycle", 100, 0.3)
+    values = np.array([float(f(i)) for i in range(100)])
+    assert values.argmax() == 30 and abs(values.max() - 1.0) < 1e-6
+    assert values[0] == pytest.approx(1 / 25) and values[-1] < 0.01
+
+
+def test_conv_forms_agree():
+    arch = zoo.CNN()
+    x = jax.random.normal(jax.random.key(1), (3, 15, 15, 1))
+    p = arch.build("xla").init(jax.random.key(0), x)
+    a = arch.build("xla").apply(p, x)
+    b = arch.build("im2col").apply(p, x)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_classification_with_mlp():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pop = jrobust.Population(d.images[..., None] / 16.0, d.target, num_classes=10, test_size=300)
+    cfg = zoo.mlp_config(hidden=(32,), outputs=10, loss="cross_entropy", metric="accuracy",
+                         train_size=800, batch_size=50, epochs=5, learning_rate=3e-3)
+    res = jrobust.train_instances(cfg, pop, [0, 1])
+    assert (res["accuracy"] > 0.8).all()
+    np.testing.assert_allclose(res["loss"], 1 - res["accuracy"], atol=1e-6)
+
+
+BAD = [
+    (dict(batch_size=500), ValueError, "batch_size=500 is larger"),
+    (dict(train_size=5000, batch_size=10), ValueError, "larger than the population's training pool"),
+    (dict(conv=(4, 4, 4), pool=(2, 2, 2)), ValueError, "cannot take inputs"),
+    (dict(target="nope"), ValueError, "unknown target"),
+    (dict(side_features=("nope",)), ValueError, "unknown side features"),
+]
+
+
+@pytest.mark.parametrize(("kw", "err", "msg"), BAD)
+def test_bad_inputs_raise_before_compiling(toy_population, kw, err, msg):
+    before = _cached_trainer.cache_info().currsize
+    with pytest.raises(err, match=msg):
+        jrobust.train_instances(small_cnn(**kw), toy_population, [0])
+    assert _cached_trainer.cache_info().currsize == before
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        (dict(optimizer="adamax"), "unknown optimizer"),
+        (dict(metric="r2"), "unknown metric"),
+        (dict(learning_rate=0.0), "learning_rate must be positive"),
+        (dict(learning_rate=-1e-3), "learning_rate must be positive"),
+        (dict(optimizer="adam", weight_decay=0.1), "use optimizer='adamw'"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+    ],
+)
+def test_bad_config_fields(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        small_cnn(**kw)
+
+
+def test_empty_instances_and_nan_data(toy_population):
+    with pytest.raises(ValueError, match="instance_indices is empty"):
+        jrobust.train_instances(small_cnn(), toy_population, [])
+    x = np.ones((50, 3), np.float32)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN/inf"):
+        jrobust.Population(x, np.ones(50))
