@@ -10,6 +10,10 @@ IEEE Access 2025).
 from jrobust import data, zoo
 from jrobust.config import ModelConfig, count_params
 from jrobust.data import Population
+from jrobust.rules import get_rule
+from jrobust.select import SelectionResult, exhaustive, race
+from jrobust.space import SearchSpace, paper_space
+from jrobust.stats import get_statistic
 from jrobust.train import make_trainer, train_instances, train_stack
 
 __version__ = "0.1.0"
@@ -17,6 +21,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ModelConfig",
     "Population",
+    "SearchSpace",
+    "SelectionResult",
+    "exhaustive",
+    "get_rule",
+    "get_statistic",
+    "paper_space",
+    "race",
     "count_params",
     "data",
     "make_trainer",

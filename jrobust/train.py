@@ -36,7 +36,17 @@ from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM, Population
 from jrobust.models.contract import make_model
 from jrobust.optim import init_with, make_optimizer
 
-__all__ = ["make_trainer", "train_instances", "train_stack", "TrainResult", "check_compatible", "bucket_size_for"]
+__all__ = [
+    "make_trainer",
+    "train_instances",
+    "train_stack",
+    "launch_stack",
+    "collect",
+    "n_compiled",
+    "TrainResult",
+    "check_compatible",
+    "bucket_size_for",
+]
 
 EVAL_CHUNK = 1024
 
@@ -218,7 +228,13 @@ def _static_config(config: ModelConfig) -> ModelConfig:
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_trainer(spec: _Spec, config: ModelConfig, conv_impl: str):
+def _cached_trainer(spec: _Spec, config: ModelConfig, conv_impl: str, placement: Any = None):
+    """The jitted stack trainer; with a placement, sharded over its mesh (no communication)."""
+    fn = _stack_fn(spec, config, conv_impl)
+    return jax.jit(placement.wrap(fn) if placement is not None else fn)
+
+
+def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
     model = make_model(config, conv_impl)
     classification = config.metric in CLASSIFICATION
     n_batches = config.train_size // config.batch_size
@@ -316,8 +332,7 @@ def _cached_trainer(spec: _Spec, config: ModelConfig, conv_impl: str):
         ok = finite & jnp.isfinite(loss)
         return TrainResult(loss, metrics, ok, epochs_run)
 
-    stacked = jax.vmap(train_one, in_axes=(0, 0, 0, 0, None, None, None, None))
-    return jax.jit(stacked)
+    return jax.vmap(train_one, in_axes=(0, 0, 0, 0, None, None, None, None))
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -358,12 +373,50 @@ def train_stack(
       subsets: optional precomputed ``(len, train_size)`` training subsets.
       bucket: pad the stack to this size (``None``: ``bucket_size_for(len)``); padded lanes repeat
         the last pair and are dropped from the result.
-      placement: optional callable that places the stacked arguments on devices (sharding).
+      placement: optional ``jrobust.parallel.Placement``: shards the stack over its mesh.
 
     Returns:
-      dict with ``loss``, ``ok``, ``epochs``, every metric (arrays of ``len(configs)``), and
-      ``seconds`` (wall time of the call, compile included on the first call of a shape).
+      dict with ``loss``, ``ok``, ``epochs``, every metric (arrays of ``len(configs)``),
+      ``seconds`` (wall time of the training) and ``compile_seconds`` (0 when already compiled).
     """
+    pending = launch_stack(configs, instances, population, seed=seed, subsets=subsets, bucket=bucket,
+                           conv_impl=conv_impl, placement=placement)
+    t0 = time.perf_counter()
+    out = collect(pending)
+    out["seconds"] = time.perf_counter() - t0
+    out["compile_seconds"] = pending.compile_seconds
+    return out
+
+
+class Pending(NamedTuple):
+    """A dispatched stack: device results not yet fetched (JAX dispatches asynchronously)."""
+
+    result: TrainResult
+    n: int
+    compile_seconds: float
+    placement: Any = None
+
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def n_compiled() -> int:
+    """How many stack programs this process has compiled (one per cohort and stack size)."""
+    return len(_COMPILED)
+
+
+def launch_stack(
+    configs: Sequence[ModelConfig],
+    instances: Sequence[int] | np.ndarray,
+    population: Population,
+    *,
+    seed: int = 0,
+    subsets: np.ndarray | None = None,
+    bucket: int | None = None,
+    conv_impl: str | None = None,
+    placement: Any = None,
+) -> Pending:
+    """Like ``train_stack`` but returns at once with the results still on the device."""
     n = len(configs)
     if n == 0:
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
@@ -385,19 +438,32 @@ def train_stack(
     hyper = {f: np.asarray([getattr(configs[j], f) for j in pad], np.float32) for f in SCALAR_FIELDS}
     hashes = np.asarray([model_hash(configs[j]) for j in pad], np.int32)
     args = (hyper, hashes, instances[pad], np.asarray(subsets, np.int32)[pad])
-    if placement is not None:
-        args = placement(args)
-    trainer = make_trainer(config, population, conv_impl=conv_impl)
     data = population.device_arrays()
+    if placement is not None:
+        args, data = placement.shard(args, data)
     idx = _split_arrays(population)
-    t0 = time.perf_counter()
-    result = trainer(*args, np.int32(seed), data, idx["test"], idx["val"])
-    result = jax.device_get(result)
-    seconds = time.perf_counter() - t0
+    call_args = (*args, np.int32(seed), data, idx["test"], idx["val"])
+    spec = _spec_of(config, population, conv_impl)
+    key = (spec, _static_config(config), size, placement)
+    compile_seconds = 0.0
+    if key not in _COMPILED:
+        t0 = time.perf_counter()
+        trainer = _cached_trainer(spec, _static_config(config), spec.conv_impl, placement)
+        _COMPILED[key] = trainer.lower(*call_args).compile()
+        compile_seconds = time.perf_counter() - t0
+    return Pending(_COMPILED[key](*call_args), n, compile_seconds, placement)
+
+
+def collect(pending: Pending) -> dict[str, np.ndarray]:
+    """Fetch a dispatched stack's results as numpy arrays (padded lanes dropped)."""
+    if pending.placement is not None:
+        result = pending.placement.fetch(pending.result)
+    else:
+        result = jax.device_get(pending.result)
+    n = pending.n
     out = {"loss": np.asarray(result.loss)[:n], "ok": np.asarray(result.ok)[:n], "epochs": np.asarray(result.epochs)[:n]}
     for k, v in result.metrics.items():
         out[k] = np.asarray(v)[:n]
-    out["seconds"] = seconds
     return out
 
 
@@ -453,6 +519,7 @@ def train_instances(
         res = train_stack([config] * chunk.size, chunk, population, seed=seed, conv_impl=conv_impl,
                           bucket=bucket_size_for(chunk.size, cap=step))
         res.pop("seconds")
+        res.pop("compile_seconds")
         parts.append(pd.DataFrame({"instance": chunk, **res}))
     frame = pd.concat(parts, ignore_index=True)
     frame["status"] = np.where(frame.pop("ok"), "ok", "failed")

@@ -14,7 +14,7 @@ from jrobust import zoo
 from jrobust.config import model_hash
 from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
 from jrobust.models.contract import make_model
-from jrobust.train import _cached_trainer, make_trainer, train_stack
+from jrobust.train import _cached_trainer, make_trainer, n_compiled, train_stack
 
 SMALL = dict(conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy")
 
@@ -96,14 +96,16 @@ def test_instances_draw_different_subsets_and_inits(toy_population):
 def test_new_hyperparameter_values_do_not_recompile(toy_population):
     a = [small_cnn(learning_rate=lr, l2=l2) for lr, l2 in [(1e-3, 0.0), (2e-3, 0.1)]]
     b = [small_cnn(learning_rate=lr, l2=l2, b1=0.8) for lr, l2 in [(5e-3, 0.01), (7e-4, 0.0)]]
-    train_stack(a, [0, 1], toy_population)
+    first = train_stack(a, [0, 1], toy_population)
     trainer = make_trainer(a[0], toy_population)
-    size = trainer._cache_size()
+    programs = n_compiled()
     cached = _cached_trainer.cache_info().currsize
-    train_stack(b, [2, 3], toy_population)
+    second = train_stack(b, [2, 3], toy_population)
     assert make_trainer(b[0], toy_population) is trainer
-    assert trainer._cache_size() == size
+    assert n_compiled() == programs
     assert _cached_trainer.cache_info().currsize == cached
+    assert second["compile_seconds"] == 0.0
+    assert not np.allclose(first["loss"], second["loss"])
 
 
 PAPER_COUNTS = [(zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]]
