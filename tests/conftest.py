@@ -1,3 +1,9 @@
+import os
+
+# Tests check correctness, not speed: a lower XLA backend optimisation level compiles the many small
+# stack programs of the suite about 2.5x faster on the CPU (benchmarks run with the defaults).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
 import numpy as np
 import pytest
 
