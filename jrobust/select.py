@@ -499,6 +499,7 @@ class _Engine:
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
         self.max_bucket = max_bucket
+        self._caps: dict[int, int] = {}  # per cohort: the largest stack per call
         keys: dict[tuple, int] = {}
         self.cohort = np.asarray([keys.setdefault(c.static_key(), len(keys)) for c in configs])
         self.n_cohorts = len(keys)
@@ -508,6 +509,17 @@ class _Engine:
     @property
     def n_programs(self) -> int:
         return len(self.programs)
+
+    def cap(self, cohort: int, config: ModelConfig) -> int:
+        """The largest stack of a cohort per compiled call: sized from free device memory and
+        the model's footprint, at most ``max_bucket``; decided once per cohort (and on every host
+        alike), lowered when a stack still runs out of memory."""
+        if cohort not in self._caps:
+            from jrobust.parallel import max_stack
+
+            self._caps[cohort] = max_stack(config, self.population, self.placement,
+                                           cap=self.max_bucket, conv_impl=self.conv_impl)
+        return self._caps[cohort]
 
     def subsets(self, config: ModelConfig, instances: np.ndarray) -> np.ndarray:
         cache = self._subsets.setdefault((config.train_size, config.bootstrap), {})
@@ -529,19 +541,23 @@ class _Engine:
         for c in np.unique(self.cohort[models]):
             sel = np.flatnonzero(self.cohort[models] == c)
             config = self.configs[models[sel[0]]]
-            cap = self.max_bucket or None
-            step = cap if cap else len(sel)
-            for start in range(0, len(sel), step):
-                chunk = sel[start : start + step]
+            start = 0
+            while start < len(sel):
+                cap = self.cap(int(c), config)  # a multiple of the device count
+                chunk = sel[start : start + cap]
+                start += len(chunk)
                 bucket = bucket_size_for(len(chunk), self.multiple, cap)
                 cfgs = [self.configs[m] for m in models[chunk]]
                 parts = launch_with_retry(cfgs, instances[chunk], self.population, seed=self.seed,
-                                          subsets=self.subsets(config, instances[chunk]), bucket=bucket,
-                                          conv_impl=self.conv_impl, placement=self.placement)
+                                          subsets=self.subsets(config, instances[chunk]),
+                                          bucket=bucket, conv_impl=self.conv_impl,
+                                          placement=self.placement)
                 for part_index, part in parts:
                     pending.append((chunk[part_index], part))
                     compile_s += part.compile_seconds
                     self.programs.add((int(c), len(part.result.loss)))
+                if len(parts) > 1:  # split after running out of memory: remember the size that fit
+                    self._caps[int(c)] = max(len(part.result.loss) for _, part in parts)
                 steps += len(chunk) * config.epochs * (config.train_size // config.batch_size)
         losses = np.empty(len(models))
         extra: dict[str, np.ndarray] = {}
