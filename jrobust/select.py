@@ -156,6 +156,7 @@ def race(
     alpha: float | None = None,
     patience: int | None = None,
     max_bucket: int | None = None,
+    min_bucket: int = 8,
     devices: Any = None,
     checkpoint_dir: str | os.PathLike | None = None,
     progress: Callable[[dict], None] | None = None,
@@ -181,7 +182,9 @@ def race(
       instances_per_round: instances per survivor per round after warm-up: an int, or "auto"
         (default with the JAX trainer; 1 with an evaluator).
       alpha, patience: significance level and patience stop of a test rule.
-      max_bucket: cap on the instances per compiled call (memory).
+      max_bucket: cap on the instances per compiled call (default: sized from free device memory).
+      min_bucket: the smallest stack compiled: fewer, wider rounds reuse one program instead of
+        compiling one per survivor count (padded lanes repeat a real one and are dropped).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same race
         is resumed.
@@ -242,7 +245,10 @@ def race(
     )
     if evaluator is None:
         _enable_cache(compilation_cache)
-    engine = _Engine(configs, population, seed, max_bucket, devices, conv_impl) if evaluator is None else None
+    if isinstance(min_bucket, bool) or not isinstance(min_bucket, int | np.integer) or min_bucket < 1:
+        raise ValueError(f"min_bucket must be a positive integer, got {min_bucket!r}")
+    engine = (_Engine(configs, population, seed, max_bucket, devices, conv_impl, int(min_bucket))
+              if evaluator is None else None)
     fingerprint = _fingerprint([
         _version(), settings, repr(rule_obj),
         [repr(c) for c in configs] if configs is not None else n_models,
@@ -489,7 +495,7 @@ def _enable_cache(setting: bool | str) -> None:
 class _Engine:
     """Trains work lists with the JAX trainer: per cohort, bucketed, dispatched before fetching."""
 
-    def __init__(self, configs, population, seed, max_bucket, devices, conv_impl):
+    def __init__(self, configs, population, seed, max_bucket, devices, conv_impl, min_bucket=1):
         from jrobust import parallel
 
         self.configs = configs
@@ -499,6 +505,7 @@ class _Engine:
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
         self.max_bucket = max_bucket
+        self.min_bucket = min_bucket
         self._caps: dict[int, int] = {}  # per cohort: the largest stack per call
         keys: dict[tuple, int] = {}
         self.cohort = np.asarray([keys.setdefault(c.static_key(), len(keys)) for c in configs])
@@ -546,7 +553,7 @@ class _Engine:
                 cap = self.cap(int(c), config)  # a multiple of the device count
                 chunk = sel[start : start + cap]
                 start += len(chunk)
-                bucket = bucket_size_for(len(chunk), self.multiple, cap)
+                bucket = bucket_size_for(max(len(chunk), self.min_bucket), self.multiple, cap)
                 cfgs = [self.configs[m] for m in models[chunk]]
                 parts = launch_with_retry(cfgs, instances[chunk], self.population, seed=self.seed,
                                           subsets=self.subsets(config, instances[chunk]),
