@@ -1,0 +1,7 @@
+"""``python -m jrobust``: the ``jrobust`` command (see ``jrobust.cli``)."""
+
+import sys
+
+from jrobust.cli import main
+
+sys.exit(main())

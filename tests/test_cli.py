@@ -1,0 +1,304 @@
+"""The jrobust command end to end on a tiny space: run folders, kill and resume, bad input."""
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from jrobust import __version__, results
+from jrobust.cli import UsageError, main
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# One cohort of 4 tiny MLPs: warm-up 2 (8 instances), then halving 4 -> 2 -> 1 (stacks of 4).
+TINY_SPACE = """
+[base]
+model = "mlp"
+hidden = [8]
+epochs = 2
+train_size = 200
+batch_size = 50
+loss = "mse"
+metric = "rmse"
+target = "energy"
+
+[choices]
+learning_rate = [3e-3, 3e-2]
+l2 = [0.0, 0.01]
+
+[race]
+warmup = 2
+max_instances = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    x = rng.random((500, 6, 6, 1)).astype(np.float32)
+    w = np.linspace(0.5, 1.5, 36).reshape(6, 6, 1)
+    y = 1.0 + (x * w).mean(axis=(1, 2, 3)) + 0.01 * rng.standard_normal(500)
+    np.savez(folder / "tiny.npz", x=x, y=y.astype(np.float32), target_names=np.array(["energy"]))
+    (folder / "tiny.toml").write_text(TINY_SPACE)
+    (folder / "bad.toml").write_text('[base]\nmodel = "mlp"\nepochs = \n')
+    cache = folder / "jax-cache"
+    old = os.environ.get("JROBUST_CACHE_DIR")
+    os.environ["JROBUST_CACHE_DIR"] = str(cache)  # subprocesses reuse the programs compiled here
+    yield folder
+    if old is None:
+        os.environ.pop("JROBUST_CACHE_DIR", None)
+    else:
+        os.environ["JROBUST_CACHE_DIR"] = old
+
+
+def tiny_args(files, *more):
+    return [
+        "run",
+        "--space",
+        str(files / "tiny.toml"),
+        "--data",
+        f"npz:{files / 'tiny.npz'}",
+        *more,
+    ]
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def reference(files):
+    """An uninterrupted run of the tiny space (other tests compare against it)."""
+    out = files / "runs" / "reference"
+    assert main(tiny_args(files, "--out", str(out), "--csv")) == 0
+    return out
+
+
+def test_run_end_to_end(files, reference, capsys):
+    folder = reference
+    for name in (
+        "config.toml",
+        "checkpoint.pkl",
+        "result.json",
+        "summary.md",
+        "report.html",
+        "path.png",
+        "distributions.png",
+    ):
+        assert (folder / name).is_file(), name
+    for table in results.TABLES:
+        frame = pd.read_parquet(folder / f"{table}.parquet")
+        assert len(frame) > 0, table
+        assert len(pd.read_csv(folder / f"{table}.csv")) == len(frame)
+    ledger = pd.read_parquet(folder / "ledger.parquet")
+    assert len(ledger) == 4 * 2 + 4 + 2 * 2  # warm-up, 4 models x 1, 2 models x 2
+    assert set(ledger.status) == {"ok"}
+    for png in ("path.png", "distributions.png"):
+        assert (folder / png).read_bytes().startswith(PNG_MAGIC)
+        assert matplotlib.image.imread(folder / png).shape[0] > 100
+    payload = json.loads((folder / "result.json").read_text())
+    page = (folder / "report.html").read_text()
+    assert payload["winner_name"] in page and page.count("data:image/png;base64,") == 2
+    # the same command again continues the (finished) run: nothing is retrained
+    code, out, err = cli(capsys, *tiny_args(files, "--out", str(folder), "--json"))
+    assert code == 0 and err == ""
+    summary = json.loads(out)
+    assert summary["winner"]["model_id"] == payload["winner_id"]
+    assert summary["n_trainings"] == len(ledger) and summary["run_folder"] == str(folder)
+    # the resolved configuration reruns the race
+    code, out, _ = cli(
+        capsys,
+        "run",
+        "--space",
+        str(folder / "config.toml"),
+        "--out",
+        str(files / "runs" / "again"),
+        "--quiet",
+    )
+    assert code == 0
+    assert out.count("\n") == 1 and out.startswith(f"winner: model {payload['winner_id']} ")
+    again = pd.read_parquet(files / "runs" / "again" / "ledger.parquet")
+    np.testing.assert_allclose(again.loss, ledger.loss, rtol=1e-6)
+
+
+def test_report_command_rebuilds_the_folder(reference, capsys):
+    for name in ("report.html", "summary.md", "path.png"):
+        (reference / name).unlink()
+    code, out, _ = cli(capsys, "report", str(reference))
+    assert code == 0 and "report.html" in out
+    assert (reference / "report.html").is_file() and (reference / "path.png").is_file()
+    assert "Winner" in (reference / "summary.md").read_text()
+
+
+_SLOW_RACE = """
+import sys, time
+import jrobust, jrobust.cli
+race = jrobust.race
+def slow(*args, progress=None, **kwargs):
+    def hold(info):  # the checkpoint of the round is written: wait here to be killed
+        progress(info)
+        time.sleep(120)
+    return race(*args, progress=hold, **kwargs)
+jrobust.race = slow
+sys.exit(jrobust.cli.main(sys.argv[1:]))
+"""
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(files, reference, capsys):
+    folder = files / "runs" / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_RACE, *tiny_args(files, "--out", str(folder))],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    checkpoint = folder / "checkpoint.pkl"
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with open(checkpoint, "rb") as fh:
+        state = pickle.load(fh)["state"]
+    assert state["round"] == 1 and not state["done"]
+    assert not (folder / "result.json").exists()
+
+    # an unfinished run can be reported from its checkpoint
+    code, out, _ = cli(capsys, "report", str(folder))
+    assert code == 0 and "unfinished" in out
+    assert "Unfinished run" in (folder / "report.html").read_text()
+
+    code, out, err = cli(capsys, "run", "--resume", str(folder), "--json")
+    assert code == 0, err
+    resumed = pd.read_parquet(folder / "ledger.parquet")
+    uninterrupted = pd.read_parquet(reference / "ledger.parquet")
+    pd.testing.assert_frame_equal(
+        resumed[["model_id", "instance", "round", "status"]],
+        uninterrupted[["model_id", "instance", "round", "status"]],
+    )
+    np.testing.assert_allclose(resumed.loss, uninterrupted.loss, rtol=1e-6)
+    ref = json.loads((reference / "result.json").read_text())
+    got = json.loads((folder / "result.json").read_text())
+    assert (got["winner_id"], got["winners"]) == (ref["winner_id"], ref["winners"])
+    assert json.loads(out)["winner"]["model_id"] == ref["winner_id"]
+
+    # a checkpoint of a different race, or of another version, is refused with one line
+    other = files / "runs" / "other"
+    shutil.copytree(folder, other)
+    text = (other / "config.toml").read_text().replace("seed = 0", "seed = 7")
+    (other / "config.toml").write_text(text)
+    code, _, err = cli(capsys, "run", "--resume", str(other))
+    assert code == 2 and "belongs to a different race" in err and err.count("\n") == 1
+    (other / "config.toml").write_text(
+        text.replace(f'version = "{__version__}"', 'version = "0.0.1"')
+    )
+    code, _, err = cli(capsys, "run", "--resume", str(other))
+    assert code == 2 and "made by jrobust 0.0.1" in err
+
+
+def _bad_cases(files, reference):
+    tiny = tiny_args(files)
+    return [
+        (["run", "--space", str(files / "bad.toml")], f"{files / 'bad.toml'}:3: malformed TOML"),
+        (["run", "--space", str(files / "missing.toml")], "no such space file"),
+        (["run", "--statistic", "average"], "unknown statistic 'average'"),
+        (["run", "--rule", "thirds"], "unknown rule 'thirds'"),
+        (["run", "--data", "mnist"], "unknown data set 'mnist'"),
+        (["run", "--warmup", "zero"], "expected a positive integer"),
+        (["run", "--alpha", "0.1"], "apply to the test rules"),
+        (["run", "--rule", "welch", "--warmup", "1"], "too small for rule 'welch'"),
+        (
+            ["run", "--data", "tfds:mnist", "--data-dir", str(files / "no-such-dir")],
+            "does not exist",
+        ),
+        (["run", "--data", "npz:" + str(files / "none.npz")], "no such .npz file"),
+        ([*tiny, "--target", "charge"], "unknown target 'charge'"),
+        (
+            [*tiny, "--out", str(reference), "--seed", "5"],
+            "holds a different run (it differs in race.seed)",
+        ),
+        (["run", "--resume", str(files)], "no config.toml there"),
+        (["run", "--resume", str(reference), "--seed", "1"], "drop --seed"),
+        (["report", str(files / "nowhere")], "no such run folder"),
+        (["bench", "--stacks", "0"], "expected positive stack sizes"),
+        (["fly"], "invalid choice: 'fly'"),
+    ]
+
+
+def test_bad_input_gives_one_line_and_exit_2(files, reference, capsys):
+    for argv, message in _bad_cases(files, reference):
+        code, out, err = cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert message in err, (argv, err)
+        assert err.startswith("jrobust: error: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err and out == ""
+
+
+def test_debug_shows_the_traceback(files):
+    with pytest.raises(UsageError, match="unknown statistic"):
+        main(["--debug", "run", "--statistic", "average"])
+    with pytest.raises(UsageError, match="malformed TOML"):
+        main(["run", "--space", str(files / "bad.toml"), "--debug"])
+
+
+def test_help_shows_examples(capsys):
+    for argv in (
+        ["--help"],
+        ["run", "--help"],
+        ["report", "--help"],
+        ["bench", "--help"],
+        ["space", "--help"],
+    ):
+        code, out, _ = cli(capsys, *argv)
+        assert code == 0 and "examples:" in out and "jrobust" in out, argv
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and __version__ in out
+
+
+def test_space_command_lists_models(files, capsys):
+    code, out, _ = cli(
+        capsys, "space", str(files / "tiny.toml"), "--data", f"npz:{files / 'tiny.npz'}"
+    )
+    assert code == 0 and out.startswith("4 models in 1 cohorts")
+    code, out, _ = cli(capsys, "space", "--json")
+    models = json.loads(out)
+    assert len(models) == 16 and models[0]["params"] == 23923  # the paper's model 1
+
+
+def test_bench_command(capsys):
+    code, out, err = cli(
+        capsys, "bench", "--stacks", "2", "--steps", "2", "--batch-size", "8", "--json"
+    )
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["stack"] == 2 and row["steps"] == 2 and row["instance_steps_per_s"] > 0
+
+
+def test_python_dash_m(files):
+    done = subprocess.run(
+        [sys.executable, "-m", "jrobust", "run", "--rule", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("jrobust: error: ") and done.stdout == ""
