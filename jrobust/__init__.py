@@ -7,9 +7,11 @@ left (Boldyrev, Ratnikov, Shevelev, "Approach to Finding a Robust Deep Learning 
 IEEE Access 2025).
 """
 
-from jrobust import data, zoo
+from jrobust import data, parallel, rules, stats, zoo
 from jrobust.config import ModelConfig, count_params
 from jrobust.data import Population
+from jrobust.parallel import make_mesh
+from jrobust.results import load_run, save_run
 from jrobust.rules import get_rule
 from jrobust.select import SelectionResult, exhaustive, race
 from jrobust.space import SearchSpace, paper_space
@@ -23,14 +25,20 @@ __all__ = [
     "Population",
     "SearchSpace",
     "SelectionResult",
+    "count_params",
+    "data",
     "exhaustive",
     "get_rule",
     "get_statistic",
-    "paper_space",
-    "race",
-    "count_params",
-    "data",
+    "load_run",
+    "make_mesh",
     "make_trainer",
+    "paper_space",
+    "parallel",
+    "race",
+    "rules",
+    "save_run",
+    "stats",
     "train_instances",
     "train_stack",
     "zoo",
