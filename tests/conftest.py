@@ -20,8 +20,14 @@ def make_regression_population(n=1200, seed=0, shape=(6, 6, 1), val_size=100):
     y = np.stack([energy, rng.random(n)], 1)
     side = np.stack([total, x[:, 0, 0, 0]], 1)
     return jrobust.Population(
-        x, y, side=side, target_names=("energy", "other"), side_names=("total", "corner"),
-        test_size=200, val_size=val_size, name="toy",
+        x,
+        y,
+        side=side,
+        target_names=("energy", "other"),
+        side_names=("total", "corner"),
+        test_size=200,
+        val_size=val_size,
+        name="toy",
     )
 
 

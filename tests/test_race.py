@@ -15,7 +15,9 @@ def gaussian_evaluator(mu, sigma, calls=None):
     def evaluate(models, instances):
         if calls is not None:
             calls.append(len(models))
-        z = np.array([np.random.default_rng([7, m, i]).standard_normal() for m, i in zip(models, instances)])
+        z = np.array(
+            [np.random.default_rng([7, m, i]).standard_normal() for m, i in zip(models, instances)]
+        )
         return np.asarray(mu)[models] + np.asarray(sigma)[models] * z
 
     return evaluate
@@ -46,12 +48,20 @@ SIGMA = np.array([0.30, 0.25, 0.20, 0.05, 0.35, 0.30, 0.15, 0.22, 0.28, 0.18])
 def test_planted_winner_wins_under_every_rule(rule, statistic):
     kwargs = {"value": 1.1} if rule == "threshold" else {}
     if rule == "threshold":
-        rule_obj = jrobust.get_rule("threshold", value={"mean": 1.1, "median": 1.1, "q3+iqr": 1.25}.get(statistic, 0.1))
+        rule_obj = jrobust.get_rule(
+            "threshold", value={"mean": 1.1, "median": 1.1, "q3+iqr": 1.25}.get(statistic, 0.1)
+        )
     else:
         rule_obj = rule
     del kwargs
-    result = jrobust.race(10, evaluator=gaussian_evaluator(MU, SIGMA), statistic=statistic, rule=rule_obj,
-                          warmup=4, max_instances=30)
+    result = jrobust.race(
+        10,
+        evaluator=gaussian_evaluator(MU, SIGMA),
+        statistic=statistic,
+        rule=rule_obj,
+        warmup=4,
+        max_instances=30,
+    )
     assert result.winner_id == PLANTED
 
 
@@ -59,13 +69,29 @@ def test_spread_rules_remove_a_good_but_wide_model():
     mu = np.array([1.00, 1.05, 1.20, 1.30])  # model 0: best on average, but wide
     sigma = np.array([0.40, 0.02, 0.05, 0.05])
     ev = gaussian_evaluator(mu, sigma)
-    by_mean = jrobust.race(4, evaluator=ev, statistic="mean", rule="halving", warmup=12, max_instances=30)
-    by_std = jrobust.race(4, evaluator=ev, statistic="std", rule="halving", warmup=12, max_instances=30)
-    by_pd = jrobust.race(4, evaluator=ev, statistic="pd", rule="quantile", warmup=12, max_instances=30)
-    levene = jrobust.race(4, evaluator=ev, statistic="std", rule="levene", alpha=0.05,
-                          warmup=12, max_instances=30, n_winners=1)
+    by_mean = jrobust.race(
+        4, evaluator=ev, statistic="mean", rule="halving", warmup=12, max_instances=30
+    )
+    by_std = jrobust.race(
+        4, evaluator=ev, statistic="std", rule="halving", warmup=12, max_instances=30
+    )
+    by_pd = jrobust.race(
+        4, evaluator=ev, statistic="pd", rule="quantile", warmup=12, max_instances=30
+    )
+    levene = jrobust.race(
+        4,
+        evaluator=ev,
+        statistic="std",
+        rule="levene",
+        alpha=0.05,
+        warmup=12,
+        max_instances=30,
+        n_winners=1,
+    )
     assert by_mean.winner_id == 0
-    assert by_std.winner_id == 1 and 0 in by_std.history.eliminated.iloc[1]  # first elimination round
+    assert (
+        by_std.winner_id == 1 and 0 in by_std.history.eliminated.iloc[1]
+    )  # first elimination round
     assert 0 in by_pd.history.eliminated.iloc[1]
     assert 0 in removed(levene) and levene.winner_id != 0
     assert 0 not in removed(by_mean)
@@ -78,15 +104,27 @@ def removed(result):
 def test_test_rule_eliminations_match_scipy():
     mu = np.array([1.0, 1.02, 1.5, 1.1, 2.0, 1.01])
     sigma = np.full(6, 0.1)
-    result = jrobust.race(6, evaluator=gaussian_evaluator(mu, sigma), statistic="mean", rule="welch",
-                          alpha=0.05, warmup=5, max_instances=8, patience=2)
+    result = jrobust.race(
+        6,
+        evaluator=gaussian_evaluator(mu, sigma),
+        statistic="mean",
+        rule="welch",
+        alpha=0.05,
+        warmup=5,
+        max_instances=8,
+        patience=2,
+    )
     assert result.history.eliminated.iloc[0] == []  # the warm-up round removes nothing
     first = result.history.iloc[1]
     samples = {m: result.losses(m)[:6] for m in range(6)}
     best = int(np.argmin([samples[m].mean() for m in range(6)]))
-    expected = [m for m in range(6) if m != best
-                and scipy.stats.ttest_ind(samples[m], samples[best], equal_var=False).pvalue < 0.05
-                and samples[m].mean() > samples[best].mean()]
+    expected = [
+        m
+        for m in range(6)
+        if m != best
+        and scipy.stats.ttest_ind(samples[m], samples[best], equal_var=False).pvalue < 0.05
+        and samples[m].mean() > samples[best].mean()
+    ]
     assert sorted(first.eliminated) == expected and len(expected) >= 2
 
 
@@ -108,9 +146,13 @@ def test_diverging_model_never_wins(rule):
 
 
 def test_exhaustive_fills_the_grid():
-    result = jrobust.exhaustive(5, evaluator=gaussian_evaluator(MU[:5], SIGMA[:5]), instances=7, statistic="mean")
+    result = jrobust.exhaustive(
+        5, evaluator=gaussian_evaluator(MU[:5], SIGMA[:5]), instances=7, statistic="mean"
+    )
     assert len(result.ledger) == 35 == result.n_trainings
-    assert set(zip(result.ledger.model_id, result.ledger.instance)) == {(m, i) for m in range(5) for i in range(7)}
+    assert set(zip(result.ledger.model_id, result.ledger.instance)) == {
+        (m, i) for m in range(5) for i in range(7)
+    }
     assert result.winner_id == PLANTED
 
 
@@ -128,17 +170,32 @@ def test_same_seed_same_ledger_and_resume(tmp_path):
     again = jrobust.race(10, evaluator=ev, statistic="std", rule="halving", warmup=3)
     assert full.ledger.drop(columns="seconds").equals(again.ledger.drop(columns="seconds"))
     ckpt = tmp_path / "run"
-    part = jrobust.race(10, evaluator=ev, statistic="std", rule="halving", warmup=3, checkpoint_dir=ckpt,
-                        _stop_after_rounds=2)
+    part = jrobust.race(
+        10,
+        evaluator=ev,
+        statistic="std",
+        rule="halving",
+        warmup=3,
+        checkpoint_dir=ckpt,
+        _stop_after_rounds=2,
+    )
     assert len(part.history) == 2 and (ckpt / "checkpoint.pkl").exists()
     calls = []
-    resumed = jrobust.race(10, evaluator=gaussian_evaluator(MU, SIGMA, calls), statistic="std",
-                           rule="halving", warmup=3, checkpoint_dir=ckpt)
+    resumed = jrobust.race(
+        10,
+        evaluator=gaussian_evaluator(MU, SIGMA, calls),
+        statistic="std",
+        rule="halving",
+        warmup=3,
+        checkpoint_dir=ckpt,
+    )
     assert sum(calls) == full.n_trainings - part.n_trainings  # nothing trained twice
     assert resumed.winner_id == full.winner_id
     assert resumed.ledger.drop(columns="seconds").equals(full.ledger.drop(columns="seconds"))
     with pytest.raises(ValueError, match="belongs to a different race"):
-        jrobust.race(10, evaluator=ev, statistic="mean", rule="halving", warmup=3, checkpoint_dir=ckpt)
+        jrobust.race(
+            10, evaluator=ev, statistic="mean", rule="halving", warmup=3, checkpoint_dir=ckpt
+        )
 
 
 @pytest.mark.parametrize(
@@ -147,7 +204,10 @@ def test_same_seed_same_ledger_and_resume(tmp_path):
         (dict(rule="welch", warmup=1), "warmup=1 is too small"),
         (dict(rule="welch", alpha=1.5), "alpha"),
         (dict(rule="welch", alpha=0.0), "alpha"),
-        (dict(rule="halving", warmup=5, max_instances=4), "max_instances=4 is smaller than warmup=5"),
+        (
+            dict(rule="halving", warmup=5, max_instances=4),
+            "max_instances=4 is smaller than warmup=5",
+        ),
         (dict(rule="nope"), "unknown rule"),
         (dict(statistic="nope"), "nope"),
         (dict(rule="halving", alpha=0.05), "alpha/patience apply to test rules"),
@@ -175,16 +235,31 @@ def test_bad_spaces():
 
 def test_search_space_product_conditions_and_cohorts():
     base = zoo.paper_config(1)
-    space = jrobust.SearchSpace(base, optimizer=["sgd", "nadam"], momentum=[0.0, 0.9], learning_rate=[1e-4, 1e-3],
-                                dense=[(9,), (16, 9)], when={"momentum": lambda c: c.optimizer == "sgd"})
+    space = jrobust.SearchSpace(
+        base,
+        optimizer=["sgd", "nadam"],
+        momentum=[0.0, 0.9],
+        learning_rate=[1e-4, 1e-3],
+        dense=[(9,), (16, 9)],
+        when={"momentum": lambda c: c.optimizer == "sgd"},
+    )
     # sgd: 2 momenta x 2 lr x 2 dense = 8; nadam: 1 x 2 x 2 = 4
     assert len(space) == 12
     frame = space.to_frame()
     assert list(frame.model_id) == list(range(12)) and frame.name.is_unique
     # cohorts: optimizer x dense (momentum and lr are scalars)
     assert space.n_cohorts == 4
-    assert jrobust.SearchSpace(base, optimizer=["sgd", "nadam"], momentum=[0.0, 0.9], learning_rate=[1e-4, 1e-3],
-                               dense=[(9,), (16, 9)], when={"momentum": lambda c: c.optimizer == "sgd"}).names() == space.names()
+    assert (
+        jrobust.SearchSpace(
+            base,
+            optimizer=["sgd", "nadam"],
+            momentum=[0.0, 0.9],
+            learning_rate=[1e-4, 1e-3],
+            dense=[(9,), (16, 9)],
+            when={"momentum": lambda c: c.optimizer == "sgd"},
+        ).names()
+        == space.names()
+    )
     combined = space + jrobust.SearchSpace(zoo.paper_config(2))
     assert len(combined) == 13
 
@@ -196,24 +271,49 @@ def test_paper_space_spans_6912_models_under_30k_parameters():
     archs = {(m.architecture, m.side_features): m for m in space}
     counts = [jrobust.count_params(m) for m in archs.values()]
     assert max(counts) <= 30_000 and len(archs) == 64
-    assert all(len(m.architecture.conv) <= 2 and len(m.architecture.dense) + 1 <= 4 for m in archs.values())
+    assert all(
+        len(m.architecture.conv) <= 2 and len(m.architecture.dense) + 1 <= 4 for m in archs.values()
+    )
 
 
 def test_end_to_end_race_with_the_jax_trainer(toy_population):
-    base = zoo.cnn_config(conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=2, target="energy")
+    base = zoo.cnn_config(
+        conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=2, target="energy"
+    )
     space = jrobust.SearchSpace(base, learning_rate=[1e-3, 3e-3, 1e-2, 3e-2])
     assert space.n_cohorts == 1
-    result = jrobust.race(space, toy_population, statistic="mean", rule="halving", warmup=2, max_instances=6,
-                          instances_per_round=1, compilation_cache=False)
+    result = jrobust.race(
+        space,
+        toy_population,
+        statistic="mean",
+        rule="halving",
+        warmup=2,
+        max_instances=6,
+        instances_per_round=1,
+        compilation_cache=False,
+    )
     assert result.n_trainings == halving_trainings(4, 2) == 14
     assert result.timing["n_cohorts"] == 1 and result.timing["n_programs"] >= 1
     assert result.timing["compile_seconds"] > 0
     row = result.ledger.iloc[len(result.ledger) // 2]
     alone = jrobust.train_instances(space[int(row.model_id)], toy_population, [int(row.instance)])
     np.testing.assert_allclose(alone["loss"].iloc[0], row.loss, rtol=1e-5)
-    again = jrobust.race(space, toy_population, statistic="mean", rule="halving", warmup=2, max_instances=6,
-                         instances_per_round=1, compilation_cache=False)
+    again = jrobust.race(
+        space,
+        toy_population,
+        statistic="mean",
+        rule="halving",
+        warmup=2,
+        max_instances=6,
+        instances_per_round=1,
+        compilation_cache=False,
+    )
     np.testing.assert_array_equal(again.ledger.loss, result.ledger.loss)
     assert again.winner_id == result.winner_id and result.winner == space[result.winner_id]
     summary = result.summary()
-    assert summary.model_id.iloc[0] == result.winner_id and {"mean", "std", "pd", "instances"} <= set(summary)
+    assert summary.model_id.iloc[0] == result.winner_id and {
+        "mean",
+        "std",
+        "pd",
+        "instances",
+    } <= set(summary)

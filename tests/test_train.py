@@ -16,7 +16,9 @@ from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
 from jrobust.models.contract import make_model
 from jrobust.train import _cached_trainer, make_trainer, n_compiled, train_stack
 
-SMALL = dict(conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy")
+SMALL = dict(
+    conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy"
+)
 
 
 def small_cnn(**kw):
@@ -50,9 +52,13 @@ def reference_train(config, population, instance, seed=0):
 
     n_batches = config.train_size // config.batch_size
     for e in range(config.epochs):
-        order = subset[jax.random.permutation(jax.random.fold_in(shuffle_key, e), config.train_size)]
+        order = subset[
+            jax.random.permutation(jax.random.fold_in(shuffle_key, e), config.train_size)
+        ]
         for b in range(n_batches):
-            params, opt = step(params, opt, order[b * config.batch_size : (b + 1) * config.batch_size])
+            params, opt = step(
+                params, opt, order[b * config.batch_size : (b + 1) * config.batch_size]
+            )
     test = jnp.asarray(population.test_index)
     pred, _ = model.apply({"params": params}, data["x"][test])
     return float(jnp.mean((pred[:, 0] - data["y"][test, col]) ** 2))
@@ -108,11 +114,15 @@ def test_new_hyperparameter_values_do_not_recompile(toy_population):
     assert not np.allclose(first["loss"], second["loss"])
 
 
-PAPER_COUNTS = [(zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]]
+PAPER_COUNTS = [
+    (zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]
+]
 PAPER_COUNTS += [(zoo.nas_config(1), 5756), (zoo.nas_config(2), 15932)]
 
 
-@pytest.mark.parametrize(("config", "count"), PAPER_COUNTS, ids=["m1", "m2", "m3", "m4", "nas1", "nas2"])
+@pytest.mark.parametrize(
+    ("config", "count"), PAPER_COUNTS, ids=["m1", "m2", "m3", "m4", "nas1", "nas2"]
+)
 def test_zoo_parameter_counts(config, count):
     assert jrobust.count_params(config) == count
 
@@ -131,8 +141,13 @@ class UserModule(nn.Module):
 
 
 def test_user_flax_module_trains(toy_population):
-    cfg = jrobust.ModelConfig(architecture=UserModule(), train_size=400, batch_size=20, target="energy",
-                              learning_rate=1e-2)
+    cfg = jrobust.ModelConfig(
+        architecture=UserModule(),
+        train_size=400,
+        batch_size=20,
+        target="energy",
+        learning_rate=1e-2,
+    )
     short = jrobust.train_instances(dataclasses.replace(cfg, epochs=1), toy_population, [0, 1])
     long = jrobust.train_instances(dataclasses.replace(cfg, epochs=15), toy_population, [0, 1])
     assert (long["status"] == "ok").all()
@@ -164,7 +179,9 @@ FAMILY_SCHEDULES += [("adam", "cosine"), ("sgd", "onecycle")]
 def test_every_optimizer_family_and_schedule_learns(toy_population, family, schedule):
     lr = 0.05 if family == "sgd" else 3e-3
     extra = {"weight_decay": 1e-4} if family.endswith("w") else {}
-    cfg = small_cnn(optimizer=family, learning_rate=lr, schedule=schedule, epochs=10, train_size=400, **extra)
+    cfg = small_cnn(
+        optimizer=family, learning_rate=lr, schedule=schedule, epochs=10, train_size=400, **extra
+    )
     frozen = dataclasses.replace(cfg, learning_rate=1e-12)
     res = train_stack([cfg, cfg, frozen, frozen], [0, 1, 0, 1], toy_population)
     assert res["ok"].all()
@@ -173,8 +190,12 @@ def test_every_optimizer_family_and_schedule_learns(toy_population, family, sche
 
 def test_l2_is_coupled_and_weight_decay_decoupled(toy_population):
     base = small_cnn(optimizer="adamw", learning_rate=1e-2)
-    l2 = jrobust.train_instances(dataclasses.replace(base, l2=0.1), toy_population, [0])["loss"].iloc[0]
-    wd = jrobust.train_instances(dataclasses.replace(base, weight_decay=0.1), toy_population, [0])["loss"].iloc[0]
+    l2 = jrobust.train_instances(dataclasses.replace(base, l2=0.1), toy_population, [0])[
+        "loss"
+    ].iloc[0]
+    wd = jrobust.train_instances(dataclasses.replace(base, weight_decay=0.1), toy_population, [0])[
+        "loss"
+    ].iloc[0]
     none = jrobust.train_instances(base, toy_population, [0])["loss"].iloc[0]
     assert len({round(l2, 7), round(wd, 7), round(none, 7)}) == 3
 
@@ -202,8 +223,16 @@ def test_classification_with_mlp():
 
     d = load_digits()
     pop = jrobust.Population(d.images[..., None] / 16.0, d.target, num_classes=10, test_size=300)
-    cfg = zoo.mlp_config(hidden=(32,), outputs=10, loss="cross_entropy", metric="accuracy",
-                         train_size=800, batch_size=50, epochs=5, learning_rate=3e-3)
+    cfg = zoo.mlp_config(
+        hidden=(32,),
+        outputs=10,
+        loss="cross_entropy",
+        metric="accuracy",
+        train_size=800,
+        batch_size=50,
+        epochs=5,
+        learning_rate=3e-3,
+    )
     res = jrobust.train_instances(cfg, pop, [0, 1])
     assert (res["accuracy"] > 0.8).all()
     np.testing.assert_allclose(res["loss"], 1 - res["accuracy"], atol=1e-6)
@@ -211,7 +240,11 @@ def test_classification_with_mlp():
 
 BAD = [
     (dict(batch_size=500), ValueError, "batch_size=500 is larger"),
-    (dict(train_size=5000, batch_size=10), ValueError, "larger than the population's training pool"),
+    (
+        dict(train_size=5000, batch_size=10),
+        ValueError,
+        "larger than the population's training pool",
+    ),
     (dict(conv=(4, 4, 4), pool=(2, 2, 2)), ValueError, "cannot take inputs"),
     (dict(target="nope"), ValueError, "unknown target"),
     (dict(side_features=("nope",)), ValueError, "unknown side features"),

@@ -106,7 +106,7 @@ class Population:
         _check_finite("x", x)
         _check_finite("y", y)
         if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32)
+            x = x.astype(np.float32, copy=False)
         if self.num_classes is None:
             y = y.astype(np.float32)
             if y.ndim == 1:
