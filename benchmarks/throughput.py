@@ -36,21 +36,36 @@ def random_population(n_events: int = 40_000, seed: int = 0) -> jrobust.Populati
     energy = x.sum(axis=(1, 2, 3)) + 1.0
     y = np.stack([energy, rng.random(n_events), rng.random(n_events)], 1)
     side = np.stack([energy, rng.random(n_events), rng.random(n_events)], 1)
-    return jrobust.Population(x, y, side=side, target_names=("energy", "x", "y"),
-                              side_names=("total_energy", "bary_x", "bary_y"), test_size=256, name="random")
+    return jrobust.Population(
+        x,
+        y,
+        side=side,
+        target_names=("energy", "x", "y"),
+        side_names=("total_energy", "bary_x", "bary_y"),
+        test_size=256,
+        name="random",
+    )
 
 
 def time_stack(pop, stack: int, steps: int, impl: str, repeats: int = 2) -> dict:
     """Instance-steps/s of one compiled call training ``stack`` instances for ``steps`` steps."""
     config = zoo.paper_config(1, epochs=1, train_size=64 * steps, conv_impl=impl)
-    configs = [dataclasses.replace(config, learning_rate=1e-4 * (1 + 0.01 * j)) for j in range(stack)]
+    configs = [
+        dataclasses.replace(config, learning_rate=1e-4 * (1 + 0.01 * j)) for j in range(stack)
+    ]
     first = train_stack(configs, np.arange(stack), pop)  # compiles
     best = np.inf
     for r in range(repeats):
         out = train_stack(configs, np.arange(stack) + (r + 1) * stack, pop)
         best = min(best, out["seconds"])
-    return {"stack": stack, "impl": impl, "steps": steps, "seconds": best,
-            "compile_s": first["compile_seconds"], "instance_steps_per_s": stack * steps / best}
+    return {
+        "stack": stack,
+        "impl": impl,
+        "steps": steps,
+        "seconds": best,
+        "compile_s": first["compile_seconds"],
+        "instance_steps_per_s": stack * steps / best,
+    }
 
 
 def jax_one_at_a_time(pop, n_instances: int, steps: int, impl: str) -> float:
@@ -64,18 +79,25 @@ def jax_one_at_a_time(pop, n_instances: int, steps: int, impl: str) -> float:
 
 
 def main(argv=None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--stacks", type=int, nargs="+", default=[1, 4, 16, 64, 256])
     p.add_argument("--impls", nargs="+", default=["im2col", "xla"])
-    p.add_argument("--work", type=int, default=6000, help="instance-steps per timed call (sets steps)")
+    p.add_argument(
+        "--work", type=int, default=6000, help="instance-steps per timed call (sets steps)"
+    )
     p.add_argument("--torch-device", default="cpu")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     pop = random_population()
     device = jax.devices()[0]
-    print(f"# jax {jax.__version__} on {device.platform} ({device.device_kind}), {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}", flush=True)
+    print(
+        f"# jax {jax.__version__} on {device.platform} ({device.device_kind}), {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}",
+        flush=True,
+    )
     rows = []
     for impl in args.impls:
         for stack in args.stacks:
@@ -86,23 +108,46 @@ def main(argv=None) -> pd.DataFrame:
                 print(f"stack {stack} ({impl}) failed: {type(err).__name__}: {str(err)[:120]}")
                 break
             rows.append(row)
-            print(f"jax {impl:7s} stack {stack:5d}: {row['instance_steps_per_s']:10.1f} instance-steps/s "
-                  f"(compile {row['compile_s']:.1f} s)", flush=True)
+            print(
+                f"jax {impl:7s} stack {stack:5d}: {row['instance_steps_per_s']:10.1f} instance-steps/s "
+                f"(compile {row['compile_s']:.1f} s)",
+                flush=True,
+            )
         one = jax_one_at_a_time(pop, 4, 100, impl)
-        rows.append({"stack": 1, "impl": f"jax one-at-a-time ({impl})", "steps": 100, "seconds": np.nan,
-                     "compile_s": np.nan, "instance_steps_per_s": one})
+        rows.append(
+            {
+                "stack": 1,
+                "impl": f"jax one-at-a-time ({impl})",
+                "steps": 100,
+                "seconds": np.nan,
+                "compile_s": np.nan,
+                "instance_steps_per_s": one,
+            }
+        )
         print(f"jax one at a time ({impl}): {one:.1f} steps/s", flush=True)
     if not args.no_torch:
         from torch_reference import torch_steps_per_second
 
         torch_rate = torch_steps_per_second(n_steps=300, device=args.torch_device, instances=2)
-        rows.append({"stack": 1, "impl": f"pytorch one-at-a-time ({args.torch_device})", "steps": 300,
-                     "seconds": np.nan, "compile_s": np.nan, "instance_steps_per_s": torch_rate})
+        rows.append(
+            {
+                "stack": 1,
+                "impl": f"pytorch one-at-a-time ({args.torch_device})",
+                "steps": 300,
+                "seconds": np.nan,
+                "compile_s": np.nan,
+                "instance_steps_per_s": torch_rate,
+            }
+        )
         print(f"pytorch one at a time: {torch_rate:.1f} steps/s", flush=True)
     frame = pd.DataFrame(rows)
     if not args.no_torch:
         frame["vs_pytorch"] = frame.instance_steps_per_s / torch_rate
-    print(frame.to_markdown(index=False, floatfmt=".3g") if _has_tabulate() else frame.to_string(index=False))
+    print(
+        frame.to_markdown(index=False, floatfmt=".3g")
+        if _has_tabulate()
+        else frame.to_string(index=False)
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(frame.to_dict(orient="records"), f, indent=1)

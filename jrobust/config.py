@@ -117,7 +117,9 @@ class ModelConfig:
             if v != v or v in (float("inf"), float("-inf")):
                 raise ValueError(f"{f} must be finite, got {v}")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}; use e.g. 1e-3")
+            raise ValueError(
+                f"learning_rate must be positive, got {self.learning_rate}; use e.g. 1e-3"
+            )
         for f in ("weight_decay", "l2", "momentum", "eps"):
             if getattr(self, f) < 0:
                 raise ValueError(f"{f} must be >= 0, got {getattr(self, f)}")
@@ -132,8 +134,12 @@ class ModelConfig:
             )
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
-        if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 1):
-            raise ValueError(f"early_stopping must be None or a positive number of epochs, got {self.early_stopping!r}")
+        if self.early_stopping is not None and (
+            not isinstance(self.early_stopping, int) or self.early_stopping < 1
+        ):
+            raise ValueError(
+                f"early_stopping must be None or a positive number of epochs, got {self.early_stopping!r}"
+            )
         if not hasattr(self.architecture, "build") and not _is_flax_module(self.architecture):
             raise TypeError(
                 "architecture must be a jrobust zoo architecture (CNN, MLP, ResNet18) or a "
@@ -189,7 +195,9 @@ def _is_flax_module(obj: Any) -> bool:
 
 def _one_of(field: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ValueError(f"unknown {field} {value!r}; choose one of {[a for a in allowed if a is not None]}")
+        raise ValueError(
+            f"unknown {field} {value!r}; choose one of {[a for a in allowed if a is not None]}"
+        )
 
 
 def _hashable(v: Any) -> Any:

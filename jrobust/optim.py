@@ -39,6 +39,7 @@ def schedule_shape(schedule: str, total_steps: int, warmup_fraction: float = 0.3
         return lo + (hi - lo) * 0.5 * (1.0 + jnp.cos(math.pi * frac))
 
     if schedule == "cosine":
+
         def shape(count):
             count = jnp.asarray(count, jnp.float32)
             up = (count + 1.0) / max(warm, 1)

@@ -77,27 +77,38 @@ class SelectionResult:
         led = self.ledger.copy()
         led["loss"] = np.where(np.isfinite(led["loss"]), led["loss"], np.inf)
         g = led.groupby("model_id")["loss"]
-        frame = pd.DataFrame({
-            "instances": g.size(),
-            "failed": led.assign(f=led.status != "ok").groupby("model_id")["f"].sum(),
-            "mean": g.mean(),
-            "std": g.std(ddof=1).fillna(0.0),
-            "median": g.median(),
-            "pd": g.quantile(0.9) - g.quantile(0.1),
-            "min": g.min(),
-            "max": g.max(),
-        })
+        frame = pd.DataFrame(
+            {
+                "instances": g.size(),
+                "failed": led.assign(f=led.status != "ok").groupby("model_id")["f"].sum(),
+                "mean": g.mean(),
+                "std": g.std(ddof=1).fillna(0.0),
+                "median": g.median(),
+                "pd": g.quantile(0.9) - g.quantile(0.1),
+                "min": g.min(),
+                "max": g.max(),
+            }
+        )
         stat = get_statistic(self.settings["statistic"])
         rank = get_statistic(self.settings["rank_by"])
         table, mask, ids = _table(self.ledger)
         frame.loc[ids, "statistic"] = stat(table, mask)
         frame.loc[ids, "rank_value"] = rank(table, mask)
-        final = set(self.path[self.path["round"] == self.path["round"].max()].query("alive").model_id)
+        final = set(
+            self.path[self.path["round"] == self.path["round"].max()].query("alive").model_id
+        )
         frame["alive"] = frame.index.isin(final)
         frame = frame.join(self.models.set_index("model_id")[["name"]])
-        order = [*self.winners, *[i for i in frame.sort_values(["alive", "instances", "rank_value"],
-                                                              ascending=[False, False, True]).index
-                                   if i not in self.winners]]
+        order = [
+            *self.winners,
+            *[
+                i
+                for i in frame.sort_values(
+                    ["alive", "instances", "rank_value"], ascending=[False, False, True]
+                ).index
+                if i not in self.winners
+            ],
+        ]
         frame = frame.loc[order]
         if alive_only:
             frame = frame[frame.alive]
@@ -218,7 +229,9 @@ def race(
             f"{rule_obj.min_warmup} instances per model; use warmup >= {rule_obj.min_warmup}"
         )
     if max_instances < warmup:
-        raise ValueError(f"max_instances={max_instances} is smaller than warmup={warmup}; raise max_instances")
+        raise ValueError(
+            f"max_instances={max_instances} is smaller than warmup={warmup}; raise max_instances"
+        )
     if n_winners < 1:
         raise ValueError(f"n_winners must be >= 1, got {n_winners}")
     if budget is not None and budget < 1:
@@ -235,25 +248,47 @@ def race(
     ipr = instances_per_round
     if ipr is None:
         ipr = "auto" if evaluator is None else 1
-    if ipr != "auto" and (isinstance(ipr, bool) or not isinstance(ipr, int | np.integer) or ipr < 1):
+    if ipr != "auto" and (
+        isinstance(ipr, bool) or not isinstance(ipr, int | np.integer) or ipr < 1
+    ):
         raise ValueError(f"instances_per_round must be a positive integer or 'auto', got {ipr!r}")
 
     settings = dict(
-        statistic=stat.name, rank_by=rank.name, rule=rule_obj.name, warmup=int(warmup), seed=int(seed),
-        max_instances=int(max_instances), budget=budget, n_winners=int(n_winners),
-        instances_per_round=ipr, evaluator=evaluator is not None, alpha=alpha, patience=patience,
+        statistic=stat.name,
+        rank_by=rank.name,
+        rule=rule_obj.name,
+        warmup=int(warmup),
+        seed=int(seed),
+        max_instances=int(max_instances),
+        budget=budget,
+        n_winners=int(n_winners),
+        instances_per_round=ipr,
+        evaluator=evaluator is not None,
+        alpha=alpha,
+        patience=patience,
     )
     if evaluator is None:
         _enable_cache(compilation_cache)
-    if isinstance(min_bucket, bool) or not isinstance(min_bucket, int | np.integer) or min_bucket < 1:
+    if (
+        isinstance(min_bucket, bool)
+        or not isinstance(min_bucket, int | np.integer)
+        or min_bucket < 1
+    ):
         raise ValueError(f"min_bucket must be a positive integer, got {min_bucket!r}")
-    engine = (_Engine(configs, population, seed, max_bucket, devices, conv_impl, int(min_bucket))
-              if evaluator is None else None)
-    fingerprint = _fingerprint([
-        _version(), settings, repr(rule_obj),
-        [repr(c) for c in configs] if configs is not None else n_models,
-        population.fingerprint() if population is not None and evaluator is None else None,
-    ])
+    engine = (
+        _Engine(configs, population, seed, max_bucket, devices, conv_impl, int(min_bucket))
+        if evaluator is None
+        else None
+    )
+    fingerprint = _fingerprint(
+        [
+            _version(),
+            settings,
+            repr(rule_obj),
+            [repr(c) for c in configs] if configs is not None else n_models,
+            population.fingerprint() if population is not None and evaluator is None else None,
+        ]
+    )
 
     state = _RaceState.new(n_models, max_instances)
     ckpt = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_FILE) if checkpoint_dir else None
@@ -264,8 +299,10 @@ def race(
     while not state.done:
         alive_ids = np.flatnonzero(state.alive)
         counts = state.mask.sum(axis=1)
-        per_model = warmup if state.round == 0 else (
-            max(1, n_models // len(alive_ids)) if ipr == "auto" else int(ipr)
+        per_model = (
+            warmup
+            if state.round == 0
+            else (max(1, n_models // len(alive_ids)) if ipr == "auto" else int(ipr))
         )
         work_m, work_i = [], []
         for m in alive_ids:
@@ -282,9 +319,13 @@ def race(
         work_m, work_i = np.asarray(work_m), np.asarray(work_i)
         t0 = time.perf_counter()
         if evaluator is not None:
-            losses = np.asarray(evaluator(work_m.copy(), work_i.copy()), dtype=np.float64).reshape(-1)
+            losses = np.asarray(evaluator(work_m.copy(), work_i.copy()), dtype=np.float64).reshape(
+                -1
+            )
             if losses.shape != work_m.shape:
-                raise ValueError(f"evaluator returned {losses.shape[0]} losses for {len(work_m)} instances")
+                raise ValueError(
+                    f"evaluator returned {losses.shape[0]} losses for {len(work_m)} instances"
+                )
             extra, compile_s, steps = {}, 0.0, 0
         else:
             losses, extra, compile_s, steps = engine.run(work_m, work_i)
@@ -298,7 +339,9 @@ def race(
         new_alive = rule_obj.select(state.losses, state.mask, before, n_min, warmup, stat, rank)
         new_alive = np.asarray(new_alive, bool) & before
         if new_alive.sum() < min(n_winners, before.sum()):
-            keep = _best(stat, rank, state.losses, state.mask, before, min(n_winners, int(before.sum())))
+            keep = _best(
+                stat, rank, state.losses, state.mask, before, min(n_winners, int(before.sum()))
+            )
             new_alive[keep] = True
         eliminated = np.flatnonzero(before & ~new_alive)
         state.alive = new_alive
@@ -307,14 +350,29 @@ def race(
         stat_values = stat(state.losses, state.mask)
         rank_values = rank(state.losses, state.mask)
         for m in np.flatnonzero(before):
-            state.path.append(dict(round=state.round, model_id=int(m), statistic=float(stat_values[m]),
-                                   rank=float(rank_values[m]), instances=int(state.mask[m].sum()),
-                                   alive=bool(new_alive[m])))
-        state.history.append(dict(
-            round=state.round, instances_per_model=n_min, survivors=int(before.sum()), trained=len(work_m),
-            eliminated=[int(e) for e in eliminated], remaining=int(new_alive.sum()),
-            seconds=seconds, compile_seconds=compile_s, instance_steps=int(steps),
-        ))
+            state.path.append(
+                dict(
+                    round=state.round,
+                    model_id=int(m),
+                    statistic=float(stat_values[m]),
+                    rank=float(rank_values[m]),
+                    instances=int(state.mask[m].sum()),
+                    alive=bool(new_alive[m]),
+                )
+            )
+        state.history.append(
+            dict(
+                round=state.round,
+                instances_per_model=n_min,
+                survivors=int(before.sum()),
+                trained=len(work_m),
+                eliminated=[int(e) for e in eliminated],
+                remaining=int(new_alive.sum()),
+                seconds=seconds,
+                compile_seconds=compile_s,
+                instance_steps=int(steps),
+            )
+        )
         state.compile_seconds += compile_s
         state.train_seconds += seconds
         if new_alive.sum() <= n_winners:
@@ -325,24 +383,40 @@ def race(
             os.makedirs(os.path.dirname(ckpt), exist_ok=True)
             _write_atomic(ckpt, state.payload(fingerprint))
         if progress is not None:
-            progress(dict(round=state.round, survivors=int(new_alive.sum()), models=n_models,
-                          trained=len(work_m), n_trainings=state.n_trainings, seconds=seconds,
-                          compile_seconds=compile_s, instance_steps=int(steps),
-                          eliminated=len(eliminated), instances_per_model=n_min, done=state.done))
+            progress(
+                dict(
+                    round=state.round,
+                    survivors=int(new_alive.sum()),
+                    models=n_models,
+                    trained=len(work_m),
+                    n_trainings=state.n_trainings,
+                    seconds=seconds,
+                    compile_seconds=compile_s,
+                    instance_steps=int(steps),
+                    eliminated=len(eliminated),
+                    instances_per_model=n_min,
+                    done=state.done,
+                )
+            )
         rounds_run += 1
         if _stop_after_rounds is not None and rounds_run >= _stop_after_rounds:
             break
 
     if ckpt and _is_writer() and state.round:
         _write_atomic(ckpt, state.payload(fingerprint))
-    winners = _best(stat, rank, state.losses, state.mask, state.alive, min(n_winners, int(state.alive.sum())))
+    winners = _best(
+        stat, rank, state.losses, state.mask, state.alive, min(n_winners, int(state.alive.sum()))
+    )
     ledger = pd.DataFrame(state.records)
     if len(ledger):
         ledger = ledger.sort_values(["model_id", "instance"], kind="stable").reset_index(drop=True)
     timing = dict(
-        compile_seconds=state.compile_seconds, train_seconds=state.train_seconds,
-        wall_seconds=time.perf_counter() - t_start, n_cohorts=engine.n_cohorts if engine else 0,
-        n_programs=engine.n_programs if engine else 0, stop_reason=state.stop_reason,
+        compile_seconds=state.compile_seconds,
+        train_seconds=state.train_seconds,
+        wall_seconds=time.perf_counter() - t_start,
+        n_cohorts=engine.n_cohorts if engine else 0,
+        n_programs=engine.n_programs if engine else 0,
+        stop_reason=state.stop_reason,
     )
     return SelectionResult(
         winner=configs[winners[0]] if configs is not None else None,
@@ -371,8 +445,16 @@ def exhaustive(
     """Every model × ``instances`` instances (the full grid), ranked by ``rank_by`` (default
     ``statistic``): the reference a race is compared with."""
     kwargs.setdefault("instances_per_round", 1)
-    return race(space, population, statistic=statistic, rank_by=rank_by, rule=_never, warmup=instances,
-                max_instances=instances, **kwargs)
+    return race(
+        space,
+        population,
+        statistic=statistic,
+        rank_by=rank_by,
+        rule=_never,
+        warmup=instances,
+        max_instances=instances,
+        **kwargs,
+    )
 
 
 def _never(losses, mask, alive, round_index):
@@ -421,8 +503,11 @@ class _RaceState:
 
     @classmethod
     def new(cls, n_models: int, max_instances: int) -> _RaceState:
-        return cls(np.full((n_models, max_instances), np.nan), np.zeros((n_models, max_instances), bool),
-                   np.ones(n_models, bool))
+        return cls(
+            np.full((n_models, max_instances), np.nan),
+            np.zeros((n_models, max_instances), bool),
+            np.ones(n_models, bool),
+        )
 
     def record(self, models, instances, losses, extra, seconds) -> None:
         self.losses[models, instances] = losses
@@ -430,9 +515,16 @@ class _RaceState:
         self.n_trainings += len(models)
         share = seconds / max(len(models), 1)
         for j, (m, i) in enumerate(zip(models, instances, strict=True)):
-            row = dict(model_id=int(m), instance=int(i), loss=float(losses[j]),
-                       status="ok" if np.isfinite(losses[j]) and extra.get("ok", np.ones(len(models), bool))[j]
-                       else "failed", round=self.round, seconds=share)
+            row = dict(
+                model_id=int(m),
+                instance=int(i),
+                loss=float(losses[j]),
+                status="ok"
+                if np.isfinite(losses[j]) and extra.get("ok", np.ones(len(models), bool))[j]
+                else "failed",
+                round=self.round,
+                seconds=share,
+            )
             for k, v in extra.items():
                 if k != "ok":
                     row[k] = float(v[j])
@@ -447,7 +539,9 @@ class _RaceState:
             with open(path, "rb") as f:
                 payload = pickle.load(f)
         except Exception as err:  # noqa: BLE001
-            raise ValueError(f"cannot read the checkpoint {path}: {err}; delete it to start afresh") from None
+            raise ValueError(
+                f"cannot read the checkpoint {path}: {err}; delete it to start afresh"
+            ) from None
         if payload.get("fingerprint") != fingerprint:
             raise ValueError(
                 f"the checkpoint {path} belongs to a different race (another space, data, settings or "
@@ -459,10 +553,14 @@ class _RaceState:
 def _resolve_space(space, evaluator) -> tuple[list[ModelConfig] | None, pd.DataFrame]:
     if isinstance(space, int | np.integer) and not isinstance(space, bool):
         if evaluator is None:
-            raise TypeError("a bare model count needs an evaluator; pass a SearchSpace to train with JAX")
+            raise TypeError(
+                "a bare model count needs an evaluator; pass a SearchSpace to train with JAX"
+            )
         if space < 1:
             raise ValueError(f"the space is empty ({space} models)")
-        return None, pd.DataFrame({"model_id": range(int(space)), "name": [f"model{i}" for i in range(int(space))]})
+        return None, pd.DataFrame(
+            {"model_id": range(int(space)), "name": [f"model{i}" for i in range(int(space))]}
+        )
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_models(list(space))
     if len(space) == 0:
@@ -524,8 +622,13 @@ class _Engine:
         if cohort not in self._caps:
             from jrobust.parallel import max_stack
 
-            self._caps[cohort] = max_stack(config, self.population, self.placement,
-                                           cap=self.max_bucket, conv_impl=self.conv_impl)
+            self._caps[cohort] = max_stack(
+                config,
+                self.population,
+                self.placement,
+                cap=self.max_bucket,
+                conv_impl=self.conv_impl,
+            )
         return self._caps[cohort]
 
     def subsets(self, config: ModelConfig, instances: np.ndarray) -> np.ndarray:
@@ -535,8 +638,9 @@ class _Engine:
             from jrobust.train import bucket_size_for
 
             padded = missing + [missing[-1]] * (bucket_size_for(len(missing)) - len(missing))
-            rows = self.population.subset_indices(padded, config.train_size, seed=self.seed,
-                                                  bootstrap=config.bootstrap)
+            rows = self.population.subset_indices(
+                padded, config.train_size, seed=self.seed, bootstrap=config.bootstrap
+            )
             cache.update({i: rows[j] for j, i in enumerate(missing)})
         return np.stack([cache[int(i)] for i in instances])
 
@@ -555,10 +659,16 @@ class _Engine:
                 start += len(chunk)
                 bucket = bucket_size_for(max(len(chunk), self.min_bucket), self.multiple, cap)
                 cfgs = [self.configs[m] for m in models[chunk]]
-                parts = launch_with_retry(cfgs, instances[chunk], self.population, seed=self.seed,
-                                          subsets=self.subsets(config, instances[chunk]),
-                                          bucket=bucket, conv_impl=self.conv_impl,
-                                          placement=self.placement)
+                parts = launch_with_retry(
+                    cfgs,
+                    instances[chunk],
+                    self.population,
+                    seed=self.seed,
+                    subsets=self.subsets(config, instances[chunk]),
+                    bucket=bucket,
+                    conv_impl=self.conv_impl,
+                    placement=self.placement,
+                )
                 for part_index, part in parts:
                     pending.append((chunk[part_index], part))
                     compile_s += part.compile_seconds

@@ -127,7 +127,9 @@ class SearchSpace:
                     if not predicate(config):
                         config = _apply(config, field, _get(self.base, field))
             except (ValueError, TypeError) as err:
-                raise ValueError(f"the choice {dict(zip(fields, combo, strict=True))} gives an invalid model: {err}") from None
+                raise ValueError(
+                    f"the choice {dict(zip(fields, combo, strict=True))} gives an invalid model: {err}"
+                ) from None
             seen.setdefault(config, None)
         return list(seen)
 
@@ -164,7 +166,11 @@ class SearchSpace:
             if len({_fmt(_get(m, field)) for m in self._models}) > 1:
                 names.append(field)
         if not names and len(self._models) > 1:
-            names = [f for f in _all_fields(self._models[0]) if len({_fmt(_get(m, f)) for m in self._models}) > 1]
+            names = [
+                f
+                for f in _all_fields(self._models[0])
+                if len({_fmt(_get(m, f)) for m in self._models}) > 1
+            ]
         return names
 
     def names(self) -> list[str]:
@@ -179,10 +185,14 @@ class SearchSpace:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per model: ``model_id``, ``name``, ``cohort`` and each varied field."""
-        frame = pd.DataFrame({"model_id": range(len(self)), "name": self.names(), "cohort": self.cohort_ids()})
+        frame = pd.DataFrame(
+            {"model_id": range(len(self)), "name": self.names(), "cohort": self.cohort_ids()}
+        )
         for field in self.varied_fields():
             values = [_get(m, field) for m in self._models]
-            frame[field] = [v if isinstance(v, int | float | str | bool) else _fmt(v) for v in values]
+            frame[field] = [
+                v if isinstance(v, int | float | str | bool) else _fmt(v) for v in values
+            ]
         return frame
 
     def __repr__(self) -> str:
@@ -198,7 +208,9 @@ def _get(config: ModelConfig, field: str) -> Any:
 def _all_fields(config: ModelConfig) -> list[str]:
     fields = [f for f in _CONFIG_FIELDS if f not in ("architecture", "name")]
     if dataclasses.is_dataclass(config.architecture):
-        fields += [f.name for f in dataclasses.fields(config.architecture) if f.name not in _CONFIG_FIELDS]
+        fields += [
+            f.name for f in dataclasses.fields(config.architecture) if f.name not in _CONFIG_FIELDS
+        ]
     return sorted(fields)
 
 
@@ -228,18 +240,39 @@ def paper_space(task: str = "energy", **overrides: Any) -> SearchSpace:
     base = zoo.paper_config(1 if task == "energy" else 3, name=None, **overrides)
     models = []
     for conv1, conv2, pool2, dense, act, opt, use_side, sched, lr, bs, reg in itertools.product(
-        (16, 32), (32, 64), ((2, 1), "global"), ((9,), (16, 9)), ("relu", "prelu"), ("nadam", "adamw"),
-        (False, True), ("constant", "cosine"), (1e-4, 1e-3, 1e-2), (32, 64, 128), (1e-3, 1e-2, 1e-1),
+        (16, 32),
+        (32, 64),
+        ((2, 1), "global"),
+        ((9,), (16, 9)),
+        ("relu", "prelu"),
+        ("nadam", "adamw"),
+        (False, True),
+        ("constant", "cosine"),
+        (1e-4, 1e-3, 1e-2),
+        (32, 64, 128),
+        (1e-3, 1e-2, 1e-1),
     ):
         arch = dataclasses.replace(
-            base.architecture, conv=(conv1, conv2), pool=(2, pool2), dense=dense, activation=act, side_at=0
+            base.architecture,
+            conv=(conv1, conv2),
+            pool=(2, pool2),
+            dense=dense,
+            activation=act,
+            side_at=0,
         )
-        reg_kw = {"l2": reg, "weight_decay": 0.0} if opt == "nadam" else {"l2": 0.0, "weight_decay": reg}
+        reg_kw = (
+            {"l2": reg, "weight_decay": 0.0} if opt == "nadam" else {"l2": 0.0, "weight_decay": reg}
+        )
         models.append(
             dataclasses.replace(
-                base, architecture=arch, optimizer=opt, side_features=side if use_side else (),
-                schedule=sched, learning_rate=lr, batch_size=bs, **reg_kw,
+                base,
+                architecture=arch,
+                optimizer=opt,
+                side_features=side if use_side else (),
+                schedule=sched,
+                learning_rate=lr,
+                batch_size=bs,
+                **reg_kw,
             )
         )
     return SearchSpace.from_models(models)
-

@@ -108,7 +108,9 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
             "build the population with val_size > 0"
         )
     if config.augment == "flip_crop" and len(population.input_shape) != 3:
-        raise ValueError(f"augment='flip_crop' needs image inputs (H, W, C), got {population.input_shape}")
+        raise ValueError(
+            f"augment='flip_crop' needs image inputs (H, W, C), got {population.input_shape}"
+        )
     model = make_model(config, "xla")
     x = jax.ShapeDtypeStruct((2, *population.input_shape), jnp.float32)
     side = jax.ShapeDtypeStruct((2, len(config.side_features)), jnp.float32)
@@ -186,7 +188,9 @@ def _augment(kind: str | None, key: jax.Array, x: jax.Array) -> jax.Array:
         h, w = x.shape[1], x.shape[2]
         xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
         offsets = jax.random.randint(k_crop, (x.shape[0], 2), 0, 2 * pad + 1)
-        x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1])))(xp, offsets)
+        x = jax.vmap(
+            lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+        )(xp, offsets)
     return x
 
 
@@ -223,7 +227,9 @@ def _static_config(config: ModelConfig) -> ModelConfig:
     """The config with scalar fields reset, so cohort members share one cache entry."""
     import dataclasses
 
-    defaults = {f: getattr(ModelConfig, f) if hasattr(ModelConfig, f) else 0.0 for f in SCALAR_FIELDS}
+    defaults = {
+        f: getattr(ModelConfig, f) if hasattr(ModelConfig, f) else 0.0 for f in SCALAR_FIELDS
+    }
     return dataclasses.replace(config, name=None, **{k: v for k, v in defaults.items()})
 
 
@@ -269,7 +275,9 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
             return jax.tree.map(jnp.add, sums, part), None
 
         zeros = jax.tree.map(jnp.zeros_like, _metric_sums(*_dummy_pred(), classification))
-        sums, _ = jax.lax.scan(body, zeros, (padded.reshape(n_chunks, chunk), weights.reshape(n_chunks, chunk)))
+        sums, _ = jax.lax.scan(
+            body, zeros, (padded.reshape(n_chunks, chunk), weights.reshape(n_chunks, chunk))
+        )
         return _metrics_from_sums(sums, n, classification)
 
     def _dummy_pred():
@@ -279,7 +287,9 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
 
     def train_one(hyper, model_hash_, instance, subset, seed, data, test_index, val_index):
         root = jax.random.key(seed)
-        init_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance)
+        init_key = jax.random.fold_in(
+            jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance
+        )
         shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
         x0, _, side0 = gather(data, subset[: config.batch_size])
         variables = model.init(init_key, x0, side0)
@@ -302,7 +312,13 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
             new_params = optax.apply_updates(params, updates)
             keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
             finite = finite & (jnp.isfinite(loss) | ~active)
-            return (keep(new_params, params), keep(new_state, state), keep(new_opt, opt_state), finite, active), None
+            return (
+                keep(new_params, params),
+                keep(new_state, state),
+                keep(new_opt, opt_state),
+                finite,
+                active,
+            ), None
 
         def epoch(carry, epoch_index):
             params, state, opt_state, finite, active, best, wait, epochs_run = carry
@@ -315,7 +331,9 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
             )
             epochs_run = epochs_run + active.astype(jnp.int32)
             if config.early_stopping is not None:
-                val = _as_loss(config.metric, evaluate({"params": params, **state}, data, val_index))
+                val = _as_loss(
+                    config.metric, evaluate({"params": params, **state}, data, val_index)
+                )
                 val = jnp.where(jnp.isfinite(val), val, jnp.inf)
                 improved = val < best
                 best = jnp.where(active & improved, val, best)
@@ -323,7 +341,16 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
                 active = active & (wait < config.early_stopping)
             return (params, state, opt_state, finite, active, best, wait, epochs_run), None
 
-        carry = (params, state, opt_state, jnp.array(True), jnp.array(True), jnp.array(jnp.inf), jnp.array(0), jnp.array(0))
+        carry = (
+            params,
+            state,
+            opt_state,
+            jnp.array(True),
+            jnp.array(True),
+            jnp.array(jnp.inf),
+            jnp.array(0),
+            jnp.array(0),
+        )
         (params, state, _, finite, _, _, _, epochs_run), _ = jax.lax.scan(
             epoch, carry, jnp.arange(config.epochs)
         )
@@ -379,8 +406,16 @@ def train_stack(
       dict with ``loss``, ``ok``, ``epochs``, every metric (arrays of ``len(configs)``),
       ``seconds`` (wall time of the training) and ``compile_seconds`` (0 when already compiled).
     """
-    pending = launch_stack(configs, instances, population, seed=seed, subsets=subsets, bucket=bucket,
-                           conv_impl=conv_impl, placement=placement)
+    pending = launch_stack(
+        configs,
+        instances,
+        population,
+        seed=seed,
+        subsets=subsets,
+        bucket=bucket,
+        conv_impl=conv_impl,
+        placement=placement,
+    )
     t0 = time.perf_counter()
     out = collect(pending)
     out["seconds"] = time.perf_counter() - t0
@@ -422,20 +457,28 @@ def launch_stack(
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
     key0 = configs[0].static_key()
     if any(c.static_key() != key0 for c in configs):
-        raise ValueError("train_stack takes models of one cohort (equal static fields); group them first")
+        raise ValueError(
+            "train_stack takes models of one cohort (equal static fields); group them first"
+        )
     instances = np.asarray(instances, np.int32)
     if instances.shape != (n,):
-        raise ValueError(f"got {instances.shape[0]} instance indices for {n} configs; give one per config")
+        raise ValueError(
+            f"got {instances.shape[0]} instance indices for {n} configs; give one per config"
+        )
     if np.any(instances < 0):
         raise ValueError("instance indices must be non-negative")
     config = configs[0]
     if subsets is None:
-        subsets = population.subset_indices(instances, config.train_size, seed=seed, bootstrap=config.bootstrap)
+        subsets = population.subset_indices(
+            instances, config.train_size, seed=seed, bootstrap=config.bootstrap
+        )
     size = bucket or bucket_size_for(n)
     if size < n:
         raise ValueError(f"bucket={size} is smaller than the {n} instances of the stack")
     pad = np.concatenate([np.arange(n), np.full(size - n, n - 1)])
-    hyper = {f: np.asarray([getattr(configs[j], f) for j in pad], np.float32) for f in SCALAR_FIELDS}
+    hyper = {
+        f: np.asarray([getattr(configs[j], f) for j in pad], np.float32) for f in SCALAR_FIELDS
+    }
     hashes = np.asarray([model_hash(configs[j]) for j in pad], np.int32)
     args = (hyper, hashes, instances[pad], np.asarray(subsets, np.int32)[pad])
     data = population.device_arrays()
@@ -461,7 +504,11 @@ def collect(pending: Pending) -> dict[str, np.ndarray]:
     else:
         result = jax.device_get(pending.result)
     n = pending.n
-    out = {"loss": np.asarray(result.loss)[:n], "ok": np.asarray(result.ok)[:n], "epochs": np.asarray(result.epochs)[:n]}
+    out = {
+        "loss": np.asarray(result.loss)[:n],
+        "ok": np.asarray(result.ok)[:n],
+        "epochs": np.asarray(result.epochs)[:n],
+    }
     for k, v in result.metrics.items():
         out[k] = np.asarray(v)[:n]
     return out
@@ -516,8 +563,14 @@ def train_instances(
     parts = []
     for start in range(0, instances.size, step):
         chunk = instances[start : start + step]
-        res = train_stack([config] * chunk.size, chunk, population, seed=seed, conv_impl=conv_impl,
-                          bucket=bucket_size_for(chunk.size, cap=step))
+        res = train_stack(
+            [config] * chunk.size,
+            chunk,
+            population,
+            seed=seed,
+            conv_impl=conv_impl,
+            bucket=bucket_size_for(chunk.size, cap=step),
+        )
         res.pop("seconds")
         res.pop("compile_seconds")
         parts.append(pd.DataFrame({"instance": chunk, **res}))

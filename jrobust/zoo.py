@@ -42,22 +42,65 @@ _ENERGY = CNN(conv=(32, 64), pool=(2, (2, 1)), dense=(9,), activation="relu", si
 _POSITION = CNN(conv=(32, 64), pool=(2, "global"), dense=(64, 9), activation="prelu", side_at=1)
 
 _PAPER: dict[int, dict[str, Any]] = {
-    1: dict(architecture=_ENERGY, optimizer="nadam", learning_rate=1e-4, batch_size=64, l2=0.01,
-            target="energy", epochs=50, loss="relative_mse", metric="relative_rmse"),
-    2: dict(architecture=_ENERGY, optimizer="adamw", learning_rate=1e-3, batch_size=32, weight_decay=0.1,
-            side_features=("total_energy",), target="energy", epochs=50, loss="relative_mse",
-            metric="relative_rmse"),
-    3: dict(architecture=_POSITION, optimizer="adamw", learning_rate=1e-4, batch_size=32, weight_decay=0.1,
-            target="x", epochs=100, loss="mse", metric="rmse"),
-    4: dict(architecture=_POSITION, optimizer="adamw", learning_rate=1e-4, batch_size=32, weight_decay=0.1,
-            side_features=("bary_x", "bary_y"), target="x", epochs=100, loss="mse", metric="rmse"),
+    1: dict(
+        architecture=_ENERGY,
+        optimizer="nadam",
+        learning_rate=1e-4,
+        batch_size=64,
+        l2=0.01,
+        target="energy",
+        epochs=50,
+        loss="relative_mse",
+        metric="relative_rmse",
+    ),
+    2: dict(
+        architecture=_ENERGY,
+        optimizer="adamw",
+        learning_rate=1e-3,
+        batch_size=32,
+        weight_decay=0.1,
+        side_features=("total_energy",),
+        target="energy",
+        epochs=50,
+        loss="relative_mse",
+        metric="relative_rmse",
+    ),
+    3: dict(
+        architecture=_POSITION,
+        optimizer="adamw",
+        learning_rate=1e-4,
+        batch_size=32,
+        weight_decay=0.1,
+        target="x",
+        epochs=100,
+        loss="mse",
+        metric="rmse",
+    ),
+    4: dict(
+        architecture=_POSITION,
+        optimizer="adamw",
+        learning_rate=1e-4,
+        batch_size=32,
+        weight_decay=0.1,
+        side_features=("bary_x", "bary_y"),
+        target="x",
+        epochs=100,
+        loss="mse",
+        metric="rmse",
+    ),
 }
 
 _NAS: dict[int, dict[str, Any]] = {
-    1: dict(architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(32, 9), side_at=1),
-            learning_rate=1e-3, weight_decay=1e-3),
-    2: dict(architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(128, 64, 9), side_at=2),
-            learning_rate=1e-2, weight_decay=1e-2),
+    1: dict(
+        architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(32, 9), side_at=1),
+        learning_rate=1e-3,
+        weight_decay=1e-3,
+    ),
+    2: dict(
+        architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(128, 64, 9), side_at=2),
+        learning_rate=1e-2,
+        weight_decay=1e-2,
+    ),
 }
 
 
@@ -69,7 +112,9 @@ def paper_config(n: int, **overrides: Any) -> ModelConfig:
       ('nadam', 0.0001)
     """
     if n not in _PAPER:
-        raise ValueError(f"the paper has models 1-4, got {n!r}; for the NAS winners use nas_config(1|2)")
+        raise ValueError(
+            f"the paper has models 1-4, got {n!r}; for the NAS winners use nas_config(1|2)"
+        )
     return ModelConfig(**{"train_size": 32_000, "name": f"paper{n}", **_PAPER[n], **overrides})
 
 
@@ -77,8 +122,17 @@ def nas_config(n: int, **overrides: Any) -> ModelConfig:
     """The Optuna-TPE winners of the paper's NAS comparison (energy task, AdamW, batch 32)."""
     if n not in _NAS:
         raise ValueError(f"the paper has NAS models 1 and 2, got {n!r}")
-    base = dict(optimizer="adamw", batch_size=32, side_features=("total_energy",), target="energy",
-                epochs=50, train_size=32_000, loss="relative_mse", metric="relative_rmse", name=f"nas{n}")
+    base = dict(
+        optimizer="adamw",
+        batch_size=32,
+        side_features=("total_energy",),
+        target="energy",
+        epochs=50,
+        train_size=32_000,
+        loss="relative_mse",
+        metric="relative_rmse",
+        name=f"nas{n}",
+    )
     return ModelConfig(**{**base, **_NAS[n], **overrides})
 
 
@@ -110,7 +164,18 @@ def resnet18_config(**kwargs: Any) -> ModelConfig:
     """The CIFAR ResNet-18 with the CHEP-talk training setup (SGD + Nesterov momentum 0.9,
     one-cycle schedule, flips and crops, cross-entropy, accuracy as the metric)."""
     arch, rest = _split(ResNet18, kwargs)
-    base = dict(optimizer="sgd", momentum=0.9, nesterov=True, learning_rate=0.12, l2=1e-4, batch_size=128,
-                epochs=30, train_size=30_000, schedule="onecycle", loss="cross_entropy", metric="accuracy",
-                augment="flip_crop")
+    base = dict(
+        optimizer="sgd",
+        momentum=0.9,
+        nesterov=True,
+        learning_rate=0.12,
+        l2=1e-4,
+        batch_size=128,
+        epochs=30,
+        train_size=30_000,
+        schedule="onecycle",
+        loss="cross_entropy",
+        metric="accuracy",
+        augment="flip_crop",
+    )
     return ModelConfig(architecture=arch, **{**base, **rest})

@@ -1,6 +1,6 @@
 """Write docs/api.md from the docstrings of jrobust's public names (run after changing the API).
 
-    python scripts/gen_api.py
+python scripts/gen_api.py
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ def _signature(obj) -> str:
 
 
 def render() -> str:
-    out = ["# API reference", "", "Generated from the docstrings by `python scripts/gen_api.py`; "
-           "the examples in them run as doctests in `tests/test_docs.py`.", ""]
+    out = [
+        "# API reference",
+        "",
+        "Generated from the docstrings by `python scripts/gen_api.py`; "
+        "the examples in them run as doctests in `tests/test_docs.py`.",
+        "",
+    ]
     for mod_name, title in MODULES:
         mod = importlib.import_module(mod_name)
         out += [f"## `{mod_name}`: {title}", ""]
@@ -44,7 +49,12 @@ def render() -> str:
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)
             if inspect.ismodule(obj):
-                out += [f"### `{mod_name}.{name}` (module)", "", (inspect.getdoc(obj) or "").split("\n\n")[0], ""]
+                out += [
+                    f"### `{mod_name}.{name}` (module)",
+                    "",
+                    (inspect.getdoc(obj) or "").split("\n\n")[0],
+                    "",
+                ]
                 continue
             kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else "constant"
             sig = _signature(obj) if kind != "constant" else ""

@@ -11,14 +11,18 @@ import jrobust
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(jrobust.__path__, "jrobust.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(jrobust.__path__, "jrobust.")
+    if not m.name.endswith("__main__")
 )
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
 
 
@@ -26,7 +30,9 @@ def test_api_reference_lists_every_public_name():
     text = (ROOT / "docs" / "api.md").read_text()
     for module in (jrobust, jrobust.data, jrobust.zoo, jrobust.stats, jrobust.rules):
         for name in module.__all__:
-            assert f"{module.__name__}.{name}" in text, f"docs/api.md misses {module.__name__}.{name}"
+            assert f"{module.__name__}.{name}" in text, (
+                f"docs/api.md misses {module.__name__}.{name}"
+            )
 
 
 def test_readme_starts_with_the_two_commands():

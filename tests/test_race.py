@@ -16,7 +16,10 @@ def gaussian_evaluator(mu, sigma, calls=None):
         if calls is not None:
             calls.append(len(models))
         z = np.array(
-            [np.random.default_rng([7, m, i]).standard_normal() for m, i in zip(models, instances)]
+            [
+                np.random.default_rng([7, m, i]).standard_normal()
+                for m, i in zip(models, instances, strict=True)
+            ]
         )
         return np.asarray(mu)[models] + np.asarray(sigma)[models] * z
 
@@ -34,7 +37,9 @@ def test_halving_training_count(n_models, warmup):
     # odd counts keep their median model: survivors go M -> ceil(M/2) -> ... -> 1
     survivors = result.history.survivors.tolist()
     assert survivors[0] == n_models and result.history.remaining.iloc[-1] == 1
-    for before, after in zip(result.history.survivors.iloc[1:], result.history.remaining.iloc[1:]):
+    for before, after in zip(
+        result.history.survivors.iloc[1:], result.history.remaining.iloc[1:], strict=True
+    ):
         assert after == -(-before // 2)
 
 
@@ -150,7 +155,7 @@ def test_exhaustive_fills_the_grid():
         5, evaluator=gaussian_evaluator(MU[:5], SIGMA[:5]), instances=7, statistic="mean"
     )
     assert len(result.ledger) == 35 == result.n_trainings
-    assert set(zip(result.ledger.model_id, result.ledger.instance)) == {
+    assert set(zip(result.ledger.model_id, result.ledger.instance, strict=True)) == {
         (m, i) for m in range(5) for i in range(7)
     }
     assert result.winner_id == PLANTED

@@ -69,7 +69,9 @@ def test_stack_equals_one_at_a_time_reference(toy_population):
     configs = [small_cnn(learning_rate=lr) for lr in lrs]
     instances = [0, 1, 2, 3]
     stacked = train_stack(configs, instances, toy_population)
-    reference = [reference_train(c, toy_population, i) for c, i in zip(configs, instances)]
+    reference = [
+        reference_train(c, toy_population, i) for c, i in zip(configs, instances, strict=True)
+    ]
     np.testing.assert_allclose(stacked["loss"], reference, rtol=2e-4)
     assert stacked["ok"].all()
     assert len(set(np.round(stacked["loss"], 6))) == 4  # different learning rates, different losses

@@ -36,7 +36,9 @@ def _as_names(names: Sequence[str] | None, n: int, prefix: str) -> tuple[str, ..
         return tuple(f"{prefix}{j}" for j in range(n))
     names = tuple(str(v) for v in names)
     if len(names) != n:
-        raise ValueError(f"got {len(names)} {prefix} names for {n} columns; give one name per column")
+        raise ValueError(
+            f"got {len(names)} {prefix} names for {n} columns; give one name per column"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"{prefix} names must be unique, got {names}")
     return names
@@ -118,7 +120,9 @@ class Population:
                     f"got {y.dtype} {y.shape}"
                 )
             if y.size and (y.min() < 0 or y.max() >= self.num_classes):
-                raise ValueError(f"labels must lie in [0, {self.num_classes}), got [{y.min()}, {y.max()}]")
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}), got [{y.min()}, {y.max()}]"
+                )
             y = y.astype(np.int32)
         side = None
         if self.side is not None:
@@ -126,7 +130,9 @@ class Population:
             if side.ndim == 1:
                 side = side[:, None]
             if side.ndim != 2 or side.shape[0] != n:
-                raise ValueError(f"side must have shape (n_events, n_side) = ({n}, k), got {side.shape}")
+                raise ValueError(
+                    f"side must have shape (n_events, n_side) = ({n}, k), got {side.shape}"
+                )
             _check_finite("side", side)
             side = side.astype(np.float32)
         n_targets = 1 if self.num_classes is not None else y.shape[1]
@@ -159,7 +165,9 @@ class Population:
     def _split_count(size: int | float, n: int, what: str) -> int:
         if isinstance(size, float):
             if not 0.0 <= size < 1.0:
-                raise ValueError(f"{what}={size} must be a fraction in [0, 1) or an integer event count")
+                raise ValueError(
+                    f"{what}={size} must be a fraction in [0, 1) or an integer event count"
+                )
             return int(round(size * n))
         size = int(size)
         if size < 0 or size >= n:
@@ -191,10 +199,14 @@ class Population:
             return 0
         if isinstance(target, int | np.integer):
             if not 0 <= target < len(self.target_names):
-                raise ValueError(f"target index {target} out of range for targets {self.target_names}")
+                raise ValueError(
+                    f"target index {target} out of range for targets {self.target_names}"
+                )
             return int(target)
         if target not in self.target_names:
-            raise ValueError(f"unknown target {target!r}; this population has targets {self.target_names}")
+            raise ValueError(
+                f"unknown target {target!r}; this population has targets {self.target_names}"
+            )
         return self.target_names.index(target)
 
     def side_columns(self, names: Sequence[str]) -> tuple[int, ...]:
@@ -229,7 +241,12 @@ class Population:
 
     # ------------------------------------------------------------------ subsets
     def subset_indices(
-        self, instance_indices: Sequence[int] | np.ndarray, size: int, *, seed: int = 0, bootstrap: bool = False
+        self,
+        instance_indices: Sequence[int] | np.ndarray,
+        size: int,
+        *,
+        seed: int = 0,
+        bootstrap: bool = False,
     ) -> np.ndarray:
         """Event indices of the training subsets of the given instances, shape ``(n_instances, size)``.
 
@@ -245,7 +262,13 @@ class Population:
                 "train_size, bootstrap=True, or a larger population"
             )
         return np.asarray(
-            draw_subsets(jnp.asarray(self.pool_index), np.asarray(instance_indices, np.int32), size, seed, bootstrap)
+            draw_subsets(
+                jnp.asarray(self.pool_index),
+                np.asarray(instance_indices, np.int32),
+                size,
+                seed,
+                bootstrap,
+            )
         )
 
     def __repr__(self) -> str:
@@ -256,7 +279,9 @@ class Population:
         )
 
 
-def draw_subsets(pool_index: jax.Array, instances: np.ndarray, size: int, seed: int, bootstrap: bool) -> jax.Array:
+def draw_subsets(
+    pool_index: jax.Array, instances: np.ndarray, size: int, seed: int, bootstrap: bool
+) -> jax.Array:
     """Training subsets (event indices) for each instance: a pure function of (seed, instance, size)."""
     instances = jnp.asarray(instances, jnp.int32)
     out = []

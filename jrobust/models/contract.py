@@ -63,7 +63,9 @@ def make_model(config: Any, conv_impl: str | None = None) -> Model:
         state_cols = [c for c in variables if c != "params"]
         kwargs = {"train": train} if takes_train else {}
         if train and state_cols:
-            out, new_state = module.apply(variables, *call_args(x, side), mutable=state_cols, **kwargs)
+            out, new_state = module.apply(
+                variables, *call_args(x, side), mutable=state_cols, **kwargs
+            )
             return out, dict(new_state)
         out = module.apply(variables, *call_args(x, side), **kwargs)
         return out, {c: variables[c] for c in state_cols}

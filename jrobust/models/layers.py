@@ -68,7 +68,9 @@ class Conv(nn.Module):
                 x = _pad_same(x, k)
             oh, ow = x.shape[1] - k + 1, x.shape[2] - k + 1
             if oh < 1 or ow < 1:
-                raise ValueError(f"a {k}x{k} valid convolution cannot take a {x.shape[1]}x{x.shape[2]} input")
+                raise ValueError(
+                    f"a {k}x{k} valid convolution cannot take a {x.shape[1]}x{x.shape[2]} input"
+                )
             # Patches ordered (i, j) to match kernel[i, j]: one matmul over k*k*c_in.
             patches = jnp.stack(
                 [x[:, i : i + oh, j : j + ow, :] for i in range(k) for j in range(k)], axis=3
@@ -97,7 +99,9 @@ def max_pool(x: jax.Array, size: int, stride: int | None = None) -> jax.Array:
     out = None
     for i in range(size):
         for j in range(size):
-            s = x[:, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride, :]
+            s = x[
+                :, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride, :
+            ]
             out = s if out is None else jnp.maximum(out, s)
     return out
 
@@ -109,7 +113,9 @@ class PReLU(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        slope = self.param("slope", nn.initializers.constant(self.init_slope), (x.shape[-1],), jnp.float32)
+        slope = self.param(
+            "slope", nn.initializers.constant(self.init_slope), (x.shape[-1],), jnp.float32
+        )
         return jnp.where(x >= 0, x, slope * x)
 
 
@@ -129,5 +135,7 @@ def activation_layer(name: str) -> Callable[[jax.Array], jax.Array]:
     if name == "prelu":
         return PReLU()
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted([*ACTIVATIONS, 'prelu'])}")
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {sorted([*ACTIVATIONS, 'prelu'])}"
+        )
     return ACTIVATIONS[name]

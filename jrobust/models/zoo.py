@@ -78,7 +78,9 @@ class CNN:
         if len(pool) < len(self.conv):
             pool = pool + (None,) * (len(self.conv) - len(pool))
         if len(pool) != len(self.conv):
-            raise ValueError(f"pool has {len(pool)} entries for {len(self.conv)} convolutions; give one each")
+            raise ValueError(
+                f"pool has {len(pool)} entries for {len(self.conv)} convolutions; give one each"
+            )
         object.__setattr__(self, "pool", pool)
         object.__setattr__(self, "side_at", _check_side_at(self.side_at, len(self.dense)))
         if self.kernel < 1 or any(c < 1 for c in self.conv) or any(d < 1 for d in self.dense):
@@ -207,14 +209,28 @@ class _ResNetModule(nn.Module):
             for block in range(n_blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
                 residual = x
-                h = nn.Conv(width, (3, 3), stride, "SAME", use_bias=False,
-                            kernel_init=nn.initializers.he_normal())(x) if stride > 1 else \
-                    Conv(width, 3, "SAME", False, self.conv_impl)(x)
+                h = (
+                    nn.Conv(
+                        width,
+                        (3, 3),
+                        stride,
+                        "SAME",
+                        use_bias=False,
+                        kernel_init=nn.initializers.he_normal(),
+                    )(x)
+                    if stride > 1
+                    else Conv(width, 3, "SAME", False, self.conv_impl)(x)
+                )
                 h = act(self._norm(train)(h))
                 h = self._norm(train)(Conv(width, 3, "SAME", False, self.conv_impl)(h))
                 if residual.shape != h.shape:
-                    residual = nn.Conv(width, (1, 1), stride, use_bias=False,
-                                       kernel_init=nn.initializers.he_normal())(residual)
+                    residual = nn.Conv(
+                        width,
+                        (1, 1),
+                        stride,
+                        use_bias=False,
+                        kernel_init=nn.initializers.he_normal(),
+                    )(residual)
                     residual = self._norm(train)(residual)
                 x = act(h + residual)
         x = jnp.mean(x, axis=(1, 2))
