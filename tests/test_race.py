@@ -51,14 +51,11 @@ SIGMA = np.array([0.30, 0.25, 0.20, 0.05, 0.35, 0.30, 0.15, 0.22, 0.28, 0.18])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("statistic", ["mean", "std", "pd", "median", "q3+iqr"])
 def test_planted_winner_wins_under_every_rule(rule, statistic):
-    kwargs = {"value": 1.1} if rule == "threshold" else {}
-    if rule == "threshold":
-        rule_obj = jrobust.get_rule(
-            "threshold", value={"mean": 1.1, "median": 1.1, "q3+iqr": 1.25}.get(statistic, 0.1)
-        )
+    if rule == "threshold":  # a cut between the planted model's statistic and the others'
+        cut = {"mean": 1.1, "median": 1.1, "q3+iqr": 1.25}.get(statistic, 0.1)
+        rule_obj = jrobust.get_rule("threshold", value=cut)
     else:
         rule_obj = rule
-    del kwargs
     result = jrobust.race(
         10,
         evaluator=gaussian_evaluator(MU, SIGMA),
