@@ -12,7 +12,6 @@ doing n steps counts S*n. Compilation is excluded (each program is compiled and 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import jrobust  # noqa: E402
 from jrobust import zoo  # noqa: E402
+from jrobust.bench import throughput  # noqa: E402
 from jrobust.train import train_stack  # noqa: E402
 
 
@@ -47,24 +47,17 @@ def random_population(n_events: int = 40_000, seed: int = 0) -> jrobust.Populati
     )
 
 
-def time_stack(pop, stack: int, steps: int, impl: str, repeats: int = 2) -> dict:
-    """Instance-steps/s of one compiled call training ``stack`` instances for ``steps`` steps."""
-    config = zoo.paper_config(1, epochs=1, train_size=64 * steps, conv_impl=impl)
-    configs = [
-        dataclasses.replace(config, learning_rate=1e-4 * (1 + 0.01 * j)) for j in range(stack)
-    ]
-    first = train_stack(configs, np.arange(stack), pop)  # compiles
-    best = np.inf
-    for r in range(repeats):
-        out = train_stack(configs, np.arange(stack) + (r + 1) * stack, pop)
-        best = min(best, out["seconds"])
+def time_stack(stack: int, steps: int, impl: str, repeats: int = 2) -> dict:
+    """Instance-steps/s of one compiled call training ``stack`` instances for ``steps`` steps
+    (``jrobust.bench.throughput``, the same measurement as ``jrobust bench``)."""
+    row = throughput([stack], steps=steps, repeats=repeats, conv_impl=impl).iloc[0]
     return {
         "stack": stack,
         "impl": impl,
         "steps": steps,
-        "seconds": best,
-        "compile_s": first["compile_seconds"],
-        "instance_steps_per_s": stack * steps / best,
+        "seconds": float(row.seconds),
+        "compile_s": float(row.compile_seconds),
+        "instance_steps_per_s": float(row.instance_steps_per_s),
     }
 
 
@@ -103,7 +96,7 @@ def main(argv=None) -> pd.DataFrame:
         for stack in args.stacks:
             steps = int(np.clip(args.work // stack, 20, 300))
             try:
-                row = time_stack(pop, stack, steps, impl)
+                row = time_stack(stack, steps, impl)
             except Exception as err:  # noqa: BLE001 - out of memory ends the sweep for this impl
                 print(f"stack {stack} ({impl}) failed: {type(err).__name__}: {str(err)[:120]}")
                 break
