@@ -1,4 +1,4 @@
-"""Helpers shared by the calorimeter examples (energy.py and position.py)."""
+"""Helpers shared by the examples."""
 
 from __future__ import annotations
 

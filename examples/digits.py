@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import jrobust
 from jrobust import results
 from jrobust.spaces import build_space
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import plain  # noqa: E402
 
 NAME = "digits"
 
@@ -159,19 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         timing=result.timing,
         wall_seconds=time.perf_counter() - t_start,
     )
-    (out / "example.json").write_text(json.dumps(measured, indent=2, default=_plain) + "\n")
+    (out / "example.json").write_text(json.dumps(measured, indent=2, default=plain) + "\n")
     print(
         f"{NAME}: winner {result.winner_id} {win['name']!r}: error rate {win['mean']:.4f} "
         f"+- {win['std']:.4f} over {int(win['instances'])} instances; {result.n_trainings} "
         f"trainings; run folder {out} ({measured['wall_seconds']:.0f} s)"
     )
     return 0
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.integer | np.floating):
-        return v.item()
-    return str(v)
 
 
 if __name__ == "__main__":

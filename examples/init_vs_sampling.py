@@ -55,6 +55,9 @@ import jrobust
 from jrobust import results
 from jrobust.config import SCALAR_FIELDS, model_hash
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import plain  # noqa: E402
+
 NAME = "init_vs_sampling"
 VARIANTS = ("init only", "sample only", "both")
 
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         robust_variance_init_plus_sample=radditive,
         wall_seconds=time.perf_counter() - t_start,
     )
-    (out / "example.json").write_text(json.dumps(measured, indent=2, default=_plain) + "\n")
+    (out / "example.json").write_text(json.dumps(measured, indent=2, default=plain) + "\n")
     lines = [
         f"# Initialisation against sampling noise ({s['mode']} settings)",
         "",
@@ -373,12 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{NAME}: run folder {out} ({measured['wall_seconds']:.0f} s)")
     return 0
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.integer | np.floating):
-        return v.item()
-    return str(v)
 
 
 if __name__ == "__main__":

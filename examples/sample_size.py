@@ -43,6 +43,9 @@ import jrobust
 from jrobust import results
 from jrobust.spaces import build_space
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import plain  # noqa: E402
+
 NAME = "sample_size"
 LABELS = {1: "model 1 (cells only)", 2: "model 2 (+ total energy)"}
 
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         n_trainings=result.n_trainings,
         wall_seconds=time.perf_counter() - t_start,
     )
-    (out / "example.json").write_text(json.dumps(measured, indent=2, default=_plain) + "\n")
+    (out / "example.json").write_text(json.dumps(measured, indent=2, default=plain) + "\n")
     lines = [
         f"# Robustness against the training-sample size ({s['mode']} settings)",
         "",
@@ -311,12 +314,6 @@ def main(argv: list[str] | None = None) -> int:
     say(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{NAME}: run folder {out} ({measured['wall_seconds']:.0f} s)")
     return 0
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.integer | np.floating):
-        return v.item()
-    return str(v)
 
 
 if __name__ == "__main__":
