@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_races(args, s: dict[str, Any], pop, say, t_start: float, command: str) -> int:
     import jrobust
-    from jrobust import results
-    from jrobust.spaces import build_space
+    from jrobust.space import build_space
 
     say(f"data: {pop}")
     too_big = [k for k in s["subsets"] if k > pop.pool_size]
@@ -288,7 +287,7 @@ def run_races(args, s: dict[str, Any], pop, say, t_start: float, command: str) -
         }
         if s["mode"] == "smoke":
             config["jrobust"]["note"] = "a tiny local stand-in for CIFAR-10 (deleted afterwards)"
-        results.save_run(result, folder, config, info={"data": repr(pop), "command": command})
+        jrobust.save_run(result, folder, config, info={"data": repr(pop), "command": command})
         acc = 1.0 - result.losses(result.winner_id)
         accuracies[subset] = acc
         names[subset] = str(result.models.name[result.winner_id])

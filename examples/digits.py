@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jrobust
-from jrobust import results
-from jrobust.spaces import build_space
+from jrobust.space import build_space
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import plain  # noqa: E402
@@ -140,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "race": race,
         "space": tables,
     }
-    out = results.save_run(
+    out = jrobust.save_run(
         result, args.out, config, info={"data": repr(pop), "command": command.strip()}
     )
     win = table.iloc[0]

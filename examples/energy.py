@@ -46,8 +46,7 @@ import jrobust
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_of_family, describe, more_instances, plain, plot_comparison  # noqa: E402
 
-from jrobust import results
-from jrobust.spaces import build_space
+from jrobust.space import build_space
 
 NAME = "energy"
 LABELS = {False: "model 1 (cells only)", True: "model 2 (+ total energy)"}
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if tables:
         config["space"] = tables
-    results.save_run(result, out, config, info={"data": repr(pop), "command": command.strip()})
+    jrobust.save_run(result, out, config, info={"data": repr(pop), "command": command.strip()})
     lap("save")
     measured["wall_seconds"] = time.perf_counter() - t_start
     write_outputs(out, measured, table, baselines, s)

@@ -52,7 +52,6 @@ import pandas as pd
 import scipy.stats
 
 import jrobust
-from jrobust import results
 from jrobust.config import SCALAR_FIELDS, model_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -316,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
     }
-    results.save_run(result, out, conf, info={"data": repr(pop), "command": command.strip()})
+    jrobust.save_run(result, out, conf, info={"data": repr(pop), "command": command.strip()})
     plot_three(
         samples,
         out / f"{NAME}.png",

@@ -40,8 +40,7 @@ import numpy as np
 import pandas as pd
 
 import jrobust
-from jrobust import results
-from jrobust.spaces import build_space
+from jrobust.space import build_space
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import plain  # noqa: E402
@@ -276,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if s["fixed_epochs"]
         else f"fixed steps ({s['epochs']} epochs of the largest size)"
     )
-    results.save_run(
+    jrobust.save_run(
         result, out, config, sample_size=frame, info={"data": repr(pop), "command": command.strip()}
     )
     plot_stats(

@@ -7,24 +7,36 @@ left (Boldyrev, Ratnikov, Shevelev, "Approach to Finding a Robust Deep Learning 
 IEEE Access 2025).
 """
 
-from jrobust import data, parallel, rules, stats, zoo
+import sys
+
+from jrobust import data, parallel, presets, rules, stats
+from jrobust._signals import Interrupted
+from jrobust._version import __version__ as __version__
 from jrobust.config import ModelConfig, count_params
 from jrobust.data import Population
 from jrobust.parallel import make_mesh
-from jrobust.results import load_run, save_run
+from jrobust.result import SelectionResult
 from jrobust.rules import get_rule
-from jrobust.select import SelectionResult, exhaustive, race
+from jrobust.runfolder import load_run, save_run
+from jrobust.select import StopRace, exhaustive, race
+from jrobust.settings import RaceSettings
 from jrobust.space import SearchSpace, paper_space
 from jrobust.stats import get_statistic
 from jrobust.train import make_trainer, train_instances, train_stack
 
-__version__ = "0.1.0"
+# The ready model configurations are published as ``jrobust.zoo`` (``from jrobust import zoo``,
+# ``import jrobust.zoo``); the module that holds them is ``jrobust/presets.py``.
+zoo = presets
+sys.modules.setdefault(f"{__name__}.zoo", presets)
 
 __all__ = [
+    "Interrupted",
     "ModelConfig",
     "Population",
+    "RaceSettings",
     "SearchSpace",
     "SelectionResult",
+    "StopRace",
     "count_params",
     "data",
     "exhaustive",

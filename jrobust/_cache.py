@@ -1,7 +1,10 @@
-"""JAX's persistent compilation cache, on by default for races.
+"""jrobust's cache folder, and JAX's persistent compilation cache inside it.
 
-A space with many architectures compiles one program per cohort and stack size; the persistent
-cache makes a second run of the same space compile nothing.
+One folder holds everything jrobust caches: ``$JROBUST_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/jrobust``, else ``~/.cache/jrobust``. Generated calorimeter populations live
+in its ``data`` subfolder and compiled programs in ``jax``. A space with many architectures
+compiles one program per stack shape; the persistent cache makes a second run of the same space
+compile nothing.
 """
 
 from __future__ import annotations
@@ -11,23 +14,34 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["enable_compilation_cache", "default_cache_dir"]
+__all__ = ["cache_dir", "enable_compilation_cache"]
 
 _enabled: str | None = None
 
 
-def default_cache_dir() -> Path:
-    """``$JROBUST_CACHE_DIR`` or ``~/.cache/jrobust`` (``$XDG_CACHE_HOME`` respected)."""
+def cache_dir(kind: str | None = None) -> Path:
+    """jrobust's cache folder, or its subfolder ``kind`` (``"data"``, ``"jax"``).
+
+    Example:
+      >>> cache_dir("data").name
+      'data'
+    """
     env = os.environ.get("JROBUST_CACHE_DIR")
     if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jrobust"
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "jrobust"
+    return root / kind if kind else root
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
-    """Turn on JAX's persistent compilation cache in ``path`` (default: the user cache dir /jax)."""
+    """Turn on JAX's persistent compilation cache in ``path`` (default: ``cache_dir("jax")``).
+
+    A cache folder the user configured in JAX beforehand is kept.
+    """
     global _enabled
-    target = str(Path(path) if path is not None else default_cache_dir() / "jax")
+    target = str(Path(path) if path is not None else cache_dir("jax"))
     if _enabled == target:
         return target
     if _enabled is None and jax.config.jax_compilation_cache_dir:

@@ -18,8 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
+
+from jrobust import presets
+from jrobust.data.population import Population
+from jrobust.train import train_stack
 
 __all__ = ["throughput", "DEFAULT_STACKS"]
 
@@ -27,8 +32,6 @@ DEFAULT_STACKS = (1, 8, 64)
 
 
 def _population(n_train: int, n_test: int, seed: int):
-    from jrobust.data.population import Population
-
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     x = rng.gamma(0.5, 1.0, (n, 15, 15, 1)).astype(np.float32)
@@ -75,11 +78,6 @@ def throughput(
       DataFrame with ``stack``, ``instance_steps_per_s``, ``seconds`` (the timed call),
       ``steps`` (per instance), ``compile_seconds`` and ``device``.
     """
-    import jax
-
-    from jrobust import zoo
-    from jrobust.train import train_stack
-
     stacks = [int(s) for s in stack_sizes]
     if not stacks or any(s < 1 for s in stacks):
         raise ValueError(f"stack sizes must be positive integers, got {list(stack_sizes)}")
@@ -89,7 +87,7 @@ def throughput(
         )
     train_size = steps * batch_size
     population = _population(train_size, test_size, seed)
-    config = zoo.paper_config(
+    config = presets.paper_config(
         model,
         epochs=1,
         train_size=train_size,

@@ -13,7 +13,10 @@ import dataclasses
 import zlib
 from typing import Any
 
-from jrobust.models.zoo import CNN
+import flax.linen as nn
+
+from jrobust.models.architectures import CNN
+from jrobust.models.contract import make_model
 
 __all__ = [
     "ModelConfig",
@@ -188,8 +191,6 @@ class ModelConfig:
 
 
 def _is_flax_module(obj: Any) -> bool:
-    import flax.linen as nn
-
     return isinstance(obj, nn.Module)
 
 
@@ -222,7 +223,5 @@ def count_params(config: ModelConfig, input_shape: tuple[int, ...] = (15, 15, 1)
       >>> count_params(zoo.paper_config(2))
       23932
     """
-    from jrobust.models.contract import make_model
-
     model = make_model(config)
     return model.n_params(input_shape, len(config.side_features))

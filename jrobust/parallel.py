@@ -22,11 +22,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from jrobust import train
+from jrobust.models.contract import make_model
+from jrobust.models.layers import Conv, resolve_conv_impl
+from jrobust.train import EVAL_CHUNK
 
 __all__ = [
     "MODELS_AXIS",
@@ -142,8 +149,6 @@ class Placement:
         """The full result on every host (gathered across processes when there are several)."""
         if jax.process_count() == 1:
             return jax.device_get(result)
-        from jax.experimental import multihost_utils
-
         return multihost_utils.process_allgather(result, tiled=True)
 
 
@@ -165,8 +170,6 @@ def _all_processes(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if jax.process_count() == 1:
         return values[None]
-    from jax.experimental import multihost_utils
-
     return np.asarray(multihost_utils.process_allgather(values))
 
 
@@ -197,11 +200,6 @@ def _activation_bytes_per_event(config, population, conv_impl: str) -> int:
     for im2col convolutions, the patch tensor (``k * k`` times the convolution's input). Element-
     wise activations and pooling between modules are not modules; the caller's factor covers them.
     """
-    import flax.linen as nn
-
-    from jrobust.models.contract import make_model
-    from jrobust.models.layers import Conv
-
     model = make_model(config, conv_impl)
     module = model.module
     batch = 2
@@ -221,8 +219,6 @@ def _activation_bytes_per_event(config, population, conv_impl: str) -> int:
             total[0] += nbytes(out)
             mod = context.module
             if isinstance(mod, Conv) and args and getattr(mod, "strides", 1) == 1:
-                from jrobust.models.layers import resolve_conv_impl
-
                 if resolve_conv_impl(mod.impl) == "im2col":
                     total[0] += mod.kernel_size**2 * nbytes(args[0])
         return out
@@ -249,10 +245,6 @@ def instance_bytes(config, population, *, conv_impl: str | None = None) -> int:
     on CPU, paper model 1 and a small CNN) it errs on the large side by about 2-4×;
     ``max_stack`` applies a further safety fraction.
     """
-    from jrobust.models.contract import make_model
-    from jrobust.models.layers import resolve_conv_impl
-    from jrobust.train import EVAL_CHUNK
-
     impl = resolve_conv_impl(conv_impl or config.conv_impl)
     model = make_model(config, impl)
     x = jax.ShapeDtypeStruct((config.batch_size, *population.input_shape), jnp.float32)
@@ -363,8 +355,6 @@ def launch_with_retry(configs, instances, population, *, bucket, placement=None,
     any host makes every host split the same way. Returns a list of ``(lane_indices, Pending)``:
     which of the given lanes each part trained.
     """
-    from jrobust import train
-
     subsets = kwargs.pop("subsets", None)
     multiple = placement.n_devices if placement is not None else 1
 

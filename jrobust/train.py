@@ -20,9 +20,11 @@ An instance trained alone gives the same loss as inside a stack (to float32 roun
 
 from __future__ import annotations
 
-import functools
+import collections
+import dataclasses
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -34,6 +36,7 @@ import pandas as pd
 from jrobust.config import CLASSIFICATION, SCALAR_FIELDS, ModelConfig, model_hash
 from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM, Population
 from jrobust.models.contract import make_model
+from jrobust.models.layers import resolve_conv_impl
 from jrobust.optim import init_with, make_optimizer
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "launch_stack",
     "collect",
     "n_compiled",
+    "n_cached",
     "TrainResult",
     "check_compatible",
     "bucket_size_for",
@@ -196,8 +200,6 @@ def _augment(kind: str | None, key: jax.Array, x: jax.Array) -> jax.Array:
 
 # ---------------------------------------------------------------------------------- the trainer
 def _spec_of(config: ModelConfig, population: Population, conv_impl: str | None) -> _Spec:
-    from jrobust.models.layers import resolve_conv_impl
-
     return _Spec(
         static_key=config.static_key(),
         input_shape=population.input_shape,
@@ -220,146 +222,192 @@ def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str 
     ``data`` is ``population.device_arrays()``. The result is a ``TrainResult``.
     """
     spec = _spec_of(config, population, conv_impl)
-    return _cached_trainer(spec, _static_config(config), spec.conv_impl)
+    return _jitted(spec, _static_config(config), None)
 
 
 def _static_config(config: ModelConfig) -> ModelConfig:
     """The config with scalar fields reset, so cohort members share one cache entry."""
-    import dataclasses
-
     defaults = {
         f: getattr(ModelConfig, f) if hasattr(ModelConfig, f) else 0.0 for f in SCALAR_FIELDS
     }
     return dataclasses.replace(config, name=None, **{k: v for k, v in defaults.items()})
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_trainer(spec: _Spec, config: ModelConfig, conv_impl: str, placement: Any = None):
+# ---------------------------------------------------------------------------------- the cache
+#: Compiled programs (and the jitted functions they come from) kept in memory, least recently
+#: used first out. Each holds its executable and constants; a few hundred would fill a GPU host.
+CACHE_SIZE = 128
+_cache: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+_n_compiled = [0]
+
+
+def _cached(key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """``(value, built)``: the cached value for ``key``, built (and the oldest entry dropped
+    beyond ``CACHE_SIZE``) when missing."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key], False
+    value = build()
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value, True
+
+
+def _jitted(spec: _Spec, config: ModelConfig, placement: Any):
     """The jitted stack trainer; with a placement, sharded over its mesh (no communication)."""
-    fn = _stack_fn(spec, config, conv_impl)
-    return jax.jit(placement.wrap(fn) if placement is not None else fn)
+
+    def build():
+        fn = _stack_fn(spec, config, spec.conv_impl)
+        return jax.jit(placement.wrap(fn) if placement is not None else fn)
+
+    return _cached(("jit", spec, config, placement), build)[0]
+
+
+def n_compiled() -> int:
+    """How many stack programs this process has compiled (one per cohort and stack size)."""
+    return _n_compiled[0]
+
+
+def n_cached() -> int:
+    """How many jitted trainers and compiled programs the in-memory cache holds now."""
+    return len(_cache)
+
+
+class _Parts(NamedTuple):
+    """What one compiled stack trainer is made of (all static)."""
+
+    spec: _Spec
+    config: ModelConfig
+    model: Any
+    tx: optax.GradientTransformation
+    classification: bool
+    n_batches: int
+
+
+def _gather(parts: _Parts, data, idx):
+    """The inputs, targets and side features of the events ``idx`` (gathered from the pool)."""
+    spec = parts.spec
+    x = data["x"][idx]
+    y = data["y"][idx] if parts.classification else data["y"][idx, spec.target_col]
+    side = data["side"][idx][:, list(spec.side_cols)] if spec.side_cols else None
+    return x, y, side
+
+
+def _evaluate(parts: _Parts, variables, data, index):
+    """Metrics of one instance on an index set, in chunks so memory stays bounded."""
+    classification = parts.classification
+    n = index.shape[0]
+    chunk = min(EVAL_CHUNK, n)
+    n_chunks = -(-n // chunk)
+    padded = jnp.concatenate([index, jnp.zeros((n_chunks * chunk - n,), index.dtype)])
+    weights = (jnp.arange(n_chunks * chunk) < n).astype(jnp.float32)
+
+    def body(sums, args):
+        idx, w = args
+        x, y, side = _gather(parts, data, idx)
+        pred, _ = parts.model.apply(variables, x, side, train=False)
+        return jax.tree.map(jnp.add, sums, _metric_sums(pred, y, w, classification)), None
+
+    width = parts.spec.num_classes if classification else 1
+    dummy_y = jnp.zeros((1,), jnp.int32 if classification else jnp.float32)
+    zeros = _metric_sums(jnp.zeros((1, width)), dummy_y, jnp.zeros((1,)), classification)
+    zeros = jax.tree.map(jnp.zeros_like, zeros)
+    sums, _ = jax.lax.scan(
+        body, zeros, (padded.reshape(n_chunks, chunk), weights.reshape(n_chunks, chunk))
+    )
+    return _metrics_from_sums(sums, n, classification)
+
+
+def _step(parts: _Parts, data, carry, batch):
+    """One optimizer step of one instance; a stopped (inactive) instance keeps its state."""
+    params, state, opt_state, finite, active = carry
+    idx, aug_key = batch
+    x, y, side = _gather(parts, data, idx)
+    x = _augment(parts.config.augment, aug_key, x)
+
+    def loss_fn(p):
+        pred, new_state = parts.model.apply({"params": p, **state}, x, side, train=True)
+        return _train_loss(parts.config.loss, pred, y), new_state
+
+    (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, new_opt = parts.tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+    finite = finite & (jnp.isfinite(loss) | ~active)
+    return (keep(new_params, params), keep(new_state, state), keep(new_opt, opt_state), finite,
+            active), None  # fmt: skip
+
+
+def _epoch(parts: _Parts, data, subset, shuffle_key, val_index, carry, epoch_index):
+    """One pass over an instance's subset (reshuffled), then its early-stopping check."""
+    config = parts.config
+    params, state, opt_state, finite, active, best, wait, epochs_run = carry
+    ekey = jax.random.fold_in(shuffle_key, epoch_index)
+    order = subset[jax.random.permutation(ekey, config.train_size)]
+    n = parts.n_batches
+    batches = order[: n * config.batch_size].reshape(n, config.batch_size)
+    aug_keys = jax.random.split(jax.random.fold_in(ekey, 1), n)
+    (params, state, opt_state, finite, _), _ = jax.lax.scan(
+        lambda c, b: _step(parts, data, c, b),
+        (params, state, opt_state, finite, active),
+        (batches, aug_keys),
+    )
+    epochs_run = epochs_run + active.astype(jnp.int32)
+    if config.early_stopping is not None:
+        metrics = _evaluate(parts, {"params": params, **state}, data, val_index)
+        val = _as_loss(config.metric, metrics)
+        val = jnp.where(jnp.isfinite(val), val, jnp.inf)
+        improved = val < best
+        best = jnp.where(active & improved, val, best)
+        wait = jnp.where(active & ~improved, wait + 1, jnp.where(active, 0, wait))
+        active = active & (wait < config.early_stopping)
+    return (params, state, opt_state, finite, active, best, wait, epochs_run), None
+
+
+def _train_one(parts: _Parts, hyper, model_hash_, instance, subset, seed, data, test_index,
+               val_index):  # fmt: skip
+    """Train and test one instance: the function the stack trainer vmaps."""
+    config = parts.config
+    root = jax.random.key(seed)
+    init_key = jax.random.fold_in(
+        jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance
+    )
+    shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
+    x0, _, side0 = _gather(parts, data, subset[: config.batch_size])
+    variables = parts.model.init(init_key, x0, side0)
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
+    opt_state = init_with(parts.tx, params, hyper)
+    true, inf, zero = jnp.array(True), jnp.array(jnp.inf), jnp.array(0)
+    carry = (params, state, opt_state, true, true, inf, zero, zero)
+    epoch = lambda c, e: _epoch(parts, data, subset, shuffle_key, val_index, c, e)  # noqa: E731
+    (params, state, _, finite, _, _, _, epochs_run), _ = jax.lax.scan(
+        epoch, carry, jnp.arange(config.epochs)
+    )
+    metrics = _evaluate(parts, {"params": params, **state}, data, test_index)
+    loss = _as_loss(config.metric, metrics)
+    return TrainResult(loss, metrics, finite & jnp.isfinite(loss), epochs_run)
 
 
 def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
-    model = make_model(config, conv_impl)
-    classification = config.metric in CLASSIFICATION
+    """The stack trainer: ``_train_one`` vmapped over the stacked arguments."""
     n_batches = config.train_size // config.batch_size
-    total_steps = n_batches * config.epochs
     tx = make_optimizer(
         config.optimizer,
         nesterov=config.nesterov,
         schedule=config.schedule,
-        total_steps=total_steps,
+        total_steps=n_batches * config.epochs,
         warmup_fraction=config.warmup_fraction,
     )
-
-    def gather(data, idx):
-        x = data["x"][idx]
-        y = data["y"][idx] if classification else data["y"][idx, spec.target_col]
-        side = data["side"][idx][:, list(spec.side_cols)] if spec.side_cols else None
-        return x, y, side
-
-    def evaluate(variables, data, index):
-        """Metrics of one instance on an index set, in chunks so memory stays bounded."""
-        n = index.shape[0]
-        chunk = min(EVAL_CHUNK, n)
-        n_chunks = -(-n // chunk)
-        padded = jnp.concatenate([index, jnp.zeros((n_chunks * chunk - n,), index.dtype)])
-        weights = (jnp.arange(n_chunks * chunk) < n).astype(jnp.float32)
-
-        def body(sums, args):
-            idx, w = args
-            x, y, side = gather(data, idx)
-            pred, _ = model.apply(variables, x, side, train=False)
-            part = _metric_sums(pred, y, w, classification)
-            return jax.tree.map(jnp.add, sums, part), None
-
-        zeros = jax.tree.map(jnp.zeros_like, _metric_sums(*_dummy_pred(), classification))
-        sums, _ = jax.lax.scan(
-            body, zeros, (padded.reshape(n_chunks, chunk), weights.reshape(n_chunks, chunk))
-        )
-        return _metrics_from_sums(sums, n, classification)
-
-    def _dummy_pred():
-        width = spec.num_classes if classification else 1
-        y = jnp.zeros((1,), jnp.int32 if classification else jnp.float32)
-        return jnp.zeros((1, width), jnp.float32), y, jnp.zeros((1,), jnp.float32)
-
-    def train_one(hyper, model_hash_, instance, subset, seed, data, test_index, val_index):
-        root = jax.random.key(seed)
-        init_key = jax.random.fold_in(
-            jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance
-        )
-        shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
-        x0, _, side0 = gather(data, subset[: config.batch_size])
-        variables = model.init(init_key, x0, side0)
-        params = variables["params"]
-        state = {k: v for k, v in variables.items() if k != "params"}
-        opt_state = init_with(tx, params, hyper)
-
-        def step(carry, batch):
-            params, state, opt_state, finite, active = carry
-            idx, aug_key = batch
-            x, y, side = gather(data, idx)
-            x = _augment(config.augment, aug_key, x)
-
-            def loss_fn(p):
-                pred, new_state = model.apply({"params": p, **state}, x, side, train=True)
-                return _train_loss(config.loss, pred, y), new_state
-
-            (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, new_opt = tx.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
-            finite = finite & (jnp.isfinite(loss) | ~active)
-            return (
-                keep(new_params, params),
-                keep(new_state, state),
-                keep(new_opt, opt_state),
-                finite,
-                active,
-            ), None
-
-        def epoch(carry, epoch_index):
-            params, state, opt_state, finite, active, best, wait, epochs_run = carry
-            ekey = jax.random.fold_in(shuffle_key, epoch_index)
-            order = subset[jax.random.permutation(ekey, config.train_size)]
-            batches = order[: n_batches * config.batch_size].reshape(n_batches, config.batch_size)
-            aug_keys = jax.random.split(jax.random.fold_in(ekey, 1), n_batches)
-            (params, state, opt_state, finite, active_now), _ = jax.lax.scan(
-                step, (params, state, opt_state, finite, active), (batches, aug_keys)
-            )
-            epochs_run = epochs_run + active.astype(jnp.int32)
-            if config.early_stopping is not None:
-                val = _as_loss(
-                    config.metric, evaluate({"params": params, **state}, data, val_index)
-                )
-                val = jnp.where(jnp.isfinite(val), val, jnp.inf)
-                improved = val < best
-                best = jnp.where(active & improved, val, best)
-                wait = jnp.where(active & ~improved, wait + 1, jnp.where(active, 0, wait))
-                active = active & (wait < config.early_stopping)
-            return (params, state, opt_state, finite, active, best, wait, epochs_run), None
-
-        carry = (
-            params,
-            state,
-            opt_state,
-            jnp.array(True),
-            jnp.array(True),
-            jnp.array(jnp.inf),
-            jnp.array(0),
-            jnp.array(0),
-        )
-        (params, state, _, finite, _, _, _, epochs_run), _ = jax.lax.scan(
-            epoch, carry, jnp.arange(config.epochs)
-        )
-        metrics = evaluate({"params": params, **state}, data, test_index)
-        loss = _as_loss(config.metric, metrics)
-        ok = finite & jnp.isfinite(loss)
-        return TrainResult(loss, metrics, ok, epochs_run)
-
-    return jax.vmap(train_one, in_axes=(0, 0, 0, 0, None, None, None, None))
+    parts = _Parts(
+        spec, config, make_model(config, conv_impl), tx, config.metric in CLASSIFICATION, n_batches
+    )
+    train = lambda *args: _train_one(parts, *args)  # noqa: E731
+    return jax.vmap(train, in_axes=(0, 0, 0, 0, None, None, None, None))
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -432,14 +480,6 @@ class Pending(NamedTuple):
     placement: Any = None
 
 
-_COMPILED: dict[tuple, Any] = {}
-
-
-def n_compiled() -> int:
-    """How many stack programs this process has compiled (one per cohort and stack size)."""
-    return len(_COMPILED)
-
-
 def launch_stack(
     configs: Sequence[ModelConfig],
     instances: Sequence[int] | np.ndarray,
@@ -484,17 +524,19 @@ def launch_stack(
     data = population.device_arrays()
     if placement is not None:
         args, data = placement.shard(args, data)
-    idx = _split_arrays(population)
-    call_args = (*args, np.int32(seed), data, idx["test"], idx["val"])
+    test_index, val_index = population.device_splits()
+    call_args = (*args, np.int32(seed), data, test_index, val_index)
     spec = _spec_of(config, population, conv_impl)
-    key = (spec, _static_config(config), size, placement)
-    compile_seconds = 0.0
-    if key not in _COMPILED:
-        t0 = time.perf_counter()
-        trainer = _cached_trainer(spec, _static_config(config), spec.conv_impl, placement)
-        _COMPILED[key] = trainer.lower(*call_args).compile()
-        compile_seconds = time.perf_counter() - t0
-    return Pending(_COMPILED[key](*call_args), n, compile_seconds, placement)
+    static = _static_config(config)
+    t0 = time.perf_counter()
+
+    def build():
+        _n_compiled[0] += 1
+        return _jitted(spec, static, placement).lower(*call_args).compile()
+
+    program, built = _cached(("compiled", spec, static, size, placement), build)
+    compile_seconds = time.perf_counter() - t0 if built else 0.0
+    return Pending(program(*call_args), n, compile_seconds, placement)
 
 
 def collect(pending: Pending) -> dict[str, np.ndarray]:
@@ -512,15 +554,6 @@ def collect(pending: Pending) -> dict[str, np.ndarray]:
     for k, v in result.metrics.items():
         out[k] = np.asarray(v)[:n]
     return out
-
-
-def _split_arrays(population: Population) -> dict[str, jax.Array]:
-    cache = population.meta.setdefault("_split_arrays", {})
-    if not cache:
-        cache["test"] = jnp.asarray(population.test_index, jnp.int32)
-        val = population.val_index if len(population.val_index) else population.test_index[:1]
-        cache["val"] = jnp.asarray(val, jnp.int32)
-    return cache
 
 
 def train_instances(

@@ -9,6 +9,25 @@ import pytest
 
 import jrobust
 
+# A small CNN on the toy population's 6x6 images: compiles in a second, trains in milliseconds.
+SMALL_CNN = dict(
+    conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy"
+)
+
+
+def small_cnn(**kw):
+    return jrobust.zoo.cnn_config(**{**SMALL_CNN, **kw})
+
+
+def stop_after(rounds):
+    """A race ``progress`` callback that ends the race after ``rounds`` rounds (``StopRace``)."""
+
+    def progress(info):
+        if info["round"] >= rounds:
+            raise jrobust.StopRace
+
+    return progress
+
 
 def make_regression_population(n=1200, seed=0, shape=(6, 6, 1), val_size=100):
     """A small image-regression population: the target is a noisy weighted sum of the pixels."""

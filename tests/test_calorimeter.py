@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import numpy as np
 import pytest
 
+import jrobust._cache
 from jrobust.data import (
     CalorimeterConfig,
     calorimeter,
@@ -17,10 +17,15 @@ from jrobust.data import (
     simulate,
     sshape_correct,
 )
-from jrobust.data.calorimeter import DEFAULT_TAU_EDGES, fit_sshape
+from jrobust.data.calorimeter import (
+    DEFAULT_TAU_EDGES,
+    fit_sshape,
+    simulation,  # noqa: E402
+)
 
 # the package exports the function calorimeter(), which shadows the module's attribute name
-calo_mod = importlib.import_module("jrobust.data.calorimeter")
+from jrobust.data.calorimeter import cache as calo_cache  # noqa: E402
+
 SMALL = {"cache": False, "chunk_size": 1024}  # one compiled batch shape for the small tests
 
 N_PHYSICS = 50_000
@@ -175,7 +180,7 @@ def test_cell_integrals_match_float64_closed_form_and_quadrature():
     ye = np.sort(rng.normal(0, 10, (b, n, n_comp)), axis=1)
     radius, weight = rng.uniform(0.2, 8.0, (b, n_comp)), rng.uniform(0, 1, (b, n_comp))
     got = np.asarray(
-        calo_mod._cell_integrals(*(jnp.asarray(v, jnp.float32) for v in (xe, ye, radius, weight)))
+        simulation._cell_integrals(*(jnp.asarray(v, jnp.float32) for v in (xe, ye, radius, weight)))
     )
     sel = np.r_[0:32, b - 32 : b]
     g = (
@@ -264,7 +269,7 @@ def test_cache_key_covers_every_generation_parameter(tmp_path):
             max_angle=0.0, reference_depth=None, dtype=np.float32,
         )  # fmt: skip
         args.update(kw)
-        return calo_mod._cache_path(tmp_path, calo_mod._generation_params(**args))
+        return calo_cache.cache_path(tmp_path, calo_cache.generation_params(**args))
 
     base = path()
     changed = [
@@ -278,9 +283,13 @@ def test_cache_key_covers_every_generation_parameter(tmp_path):
 
 def test_default_cache_dir_honours_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("JROBUST_CACHE_DIR", str(tmp_path / "here"))
-    assert calo_mod.default_cache_dir() == tmp_path / "here"
+    assert calo_cache.default_cache_dir() == tmp_path / "here" / "data"
+    assert jrobust._cache.cache_dir("jax") == tmp_path / "here" / "jax"  # one cache folder
     monkeypatch.delenv("JROBUST_CACHE_DIR")
-    assert calo_mod.default_cache_dir().parts[-3:] == (".cache", "jrobust", "data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert calo_cache.default_cache_dir() == tmp_path / "xdg" / "jrobust" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert calo_cache.default_cache_dir().parts[-3:] == (".cache", "jrobust", "data")
 
 
 # ------------------------------------------------------------------------------------- bad input

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -15,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jrobust import __version__, results
+from jrobust import __version__, runfolder
 from jrobust.cli import UsageError, main
+from jrobust.state import RaceState
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -92,7 +92,7 @@ def test_run_end_to_end(files, reference, capsys):
     folder = reference
     for name in (
         "config.toml",
-        "checkpoint.pkl",
+        "checkpoint.npz",
         "result.json",
         "summary.md",
         "report.html",
@@ -100,7 +100,7 @@ def test_run_end_to_end(files, reference, capsys):
         "distributions.png",
     ):
         assert (folder / name).is_file(), name
-    for table in results.TABLES:
+    for table in runfolder.TABLES:
         frame = pd.read_parquet(folder / f"{table}.parquet")
         assert len(frame) > 0, table
         assert len(pd.read_csv(folder / f"{table}.csv")) == len(frame)
@@ -144,16 +144,16 @@ def test_report_command_rebuilds_the_folder(reference, capsys):
     assert "Winner" in (reference / "summary.md").read_text()
 
 
+# The command, with every checkpoint write followed by a long pause: the test kills it there.
 _SLOW_RACE = """
 import sys, time
-import jrobust, jrobust.cli
-race = jrobust.race
-def slow(*args, progress=None, **kwargs):
-    def hold(info):  # the checkpoint of the round is written: wait here to be killed
-        progress(info)
-        time.sleep(120)
-    return race(*args, progress=hold, **kwargs)
-jrobust.race = slow
+import jrobust.cli
+from jrobust.state import RaceState
+save = RaceState.save
+def save_and_hold(self, *args, **kwargs):
+    save(self, *args, **kwargs)
+    time.sleep(120)
+RaceState.save = save_and_hold
 sys.exit(jrobust.cli.main(sys.argv[1:]))
 """
 
@@ -166,7 +166,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(files, reference, capsys
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    checkpoint = folder / "checkpoint.pkl"
+    checkpoint = folder / "checkpoint.npz"
     try:
         deadline = time.monotonic() + 120
         while not checkpoint.exists():
@@ -177,8 +177,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(files, reference, capsys
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    with open(checkpoint, "rb") as fh:
-        state = pickle.load(fh)["state"]
+    state = RaceState.peek(checkpoint)
     assert state["round"] == 1 and not state["done"]
     assert not (folder / "result.json").exists()
 
@@ -224,7 +223,7 @@ def _bad_cases(files, reference):
         (["run", "--rule", "thirds"], "unknown rule 'thirds'"),
         (["run", "--data", "mnist"], "unknown data set 'mnist'"),
         (["run", "--warmup", "zero"], "expected a positive integer"),
-        (["run", "--alpha", "0.1"], "apply to the test rules"),
+        (["run", "--alpha", "0.1"], "alpha applies to the test rules"),
         (["run", "--rule", "welch", "--warmup", "1"], "too small for rule 'welch'"),
         (
             ["run", "--data", "tfds:mnist", "--data-dir", str(files / "no-such-dir")],

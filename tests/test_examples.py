@@ -119,8 +119,16 @@ def test_init_vs_sampling_example(tmp_path):
 def test_digits_example(tmp_path):
     measured = run("digits", tmp_path)
     assert_run_folder(tmp_path)
-    assert measured["n_trainings"] <= measured["exhaustive_trainings"]
-    assert 0.0 <= measured["winner_mean_error"] <= 1.0
+    ledger = pd.read_parquet(tmp_path / "ledger.parquet")
+    assert measured["n_trainings"] == len(ledger) <= measured["exhaustive_trainings"]
+    # the reported winner and its error are the ledger's: its mean over its own instances
+    winner = ledger[ledger.model_id == measured["winner_id"]]
+    assert len(winner) == measured["winner_instances"]
+    np.testing.assert_allclose(winner.loss.mean(), measured["winner_mean_error"], rtol=1e-6)
+    assert (
+        set(ledger.status) == {"ok"}
+        and measured["winner_instances"] == ledger.groupby("model_id").size().max()
+    )  # the winner is the model that lasted longest
 
 
 def test_cifar10_smoke_on_a_local_tfds_stand_in(tmp_path):
@@ -151,8 +159,11 @@ def test_cifar10_without_data_fails_fast_with_instructions(tmp_path, capsys):
 def test_every_example_has_main_smoke_and_full(name):
     module = load_example(name)
     assert callable(module.main) and module.__doc__
-    text = (EXAMPLES / f"{name}.py").read_text()
-    assert '"--smoke"' in text and '"--full"' in text
+    assert set(module.MODES) == {"smoke", "default", "full"}
+    smoke, full = module.MODES["smoke"], module.MODES["full"]
+    common = set(smoke) & set(full)
+    assert any(smoke[k] != full[k] for k in common)  # the same knobs, other values
+    assert module.parse_args(["--smoke"]).smoke and module.parse_args(["--full"]).full
     with pytest.raises(SystemExit) as exc:
         module.main(["--help"])
     assert exc.value.code == 0

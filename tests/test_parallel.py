@@ -17,7 +17,9 @@ import pytest
 
 import jrobust
 from jrobust import distributed, parallel, train
-from jrobust.select import _Engine
+from jrobust.engine import Engine
+from jrobust.settings import RaceSettings
+from jrobust.state import Work
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -130,11 +132,14 @@ def test_race_buckets_follow_the_memory_cap(toy_population, monkeypatch):
 
     monkeypatch.setattr(train, "launch_stack", spy)
     monkeypatch.setattr(parallel, "max_stack", lambda *a, cap=None, **k: min(4, cap or 4))
-    engine = _Engine(worker.small_space(), toy_population, 0, None, None, None)
-    losses, _, _, _ = engine.run(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4))
+    engine = Engine(worker.small_space(), toy_population, RaceSettings(min_bucket=1))
+    outcome = engine(Work(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)))
+    losses = outcome.losses
     assert sizes == [4, 4, 4] and np.isfinite(losses).all()
     monkeypatch.undo()
-    engine = _Engine(worker.small_space(), toy_population, 0, 3, None, None)  # the user's cap
+    engine = Engine(
+        worker.small_space(), toy_population, RaceSettings(max_bucket=3, min_bucket=1)
+    )  # the user's cap
     assert engine.cap(0, engine.configs[0]) == 3
 
 

@@ -8,21 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import small_cnn
 
 import jrobust
 from jrobust import zoo
 from jrobust.config import model_hash
 from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
 from jrobust.models.contract import make_model
-from jrobust.train import _cached_trainer, make_trainer, n_compiled, train_stack
-
-SMALL = dict(
-    conv=(4,), pool=(2,), dense=(8,), train_size=200, batch_size=20, epochs=3, target="energy"
-)
-
-
-def small_cnn(**kw):
-    return zoo.cnn_config(**{**SMALL, **kw})
+from jrobust.train import make_trainer, n_cached, n_compiled, train_stack
 
 
 def reference_train(config, population, instance, seed=0):
@@ -107,30 +100,13 @@ def test_new_hyperparameter_values_do_not_recompile(toy_population):
     first = train_stack(a, [0, 1], toy_population)
     trainer = make_trainer(a[0], toy_population)
     programs = n_compiled()
-    cached = _cached_trainer.cache_info().currsize
+    cached = n_cached()
     second = train_stack(b, [2, 3], toy_population)
     assert make_trainer(b[0], toy_population) is trainer
     assert n_compiled() == programs
-    assert _cached_trainer.cache_info().currsize == cached
+    assert n_cached() == cached
     assert second["compile_seconds"] == 0.0
     assert not np.allclose(first["loss"], second["loss"])
-
-
-PAPER_COUNTS = [
-    (zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]
-]
-PAPER_COUNTS += [(zoo.nas_config(1), 5756), (zoo.nas_config(2), 15932)]
-
-
-@pytest.mark.parametrize(
-    ("config", "count"), PAPER_COUNTS, ids=["m1", "m2", "m3", "m4", "nas1", "nas2"]
-)
-def test_zoo_parameter_counts(config, count):
-    assert jrobust.count_params(config) == count
-
-
-def test_resnet18_parameter_count():
-    assert jrobust.count_params(zoo.resnet18_config(), (32, 32, 3)) == 11_173_962
 
 
 class UserModule(nn.Module):
@@ -173,53 +149,6 @@ def test_side_features_and_early_stopping(toy_population):
     assert res["epochs"].between(1, 6).all()
 
 
-FAMILY_SCHEDULES = [(f, "constant") for f in ("sgd", "adam", "adamw", "nadam", "nadamw", "rmsprop")]
-FAMILY_SCHEDULES += [("adam", "cosine"), ("sgd", "onecycle")]
-
-
-@pytest.mark.parametrize(("family", "schedule"), FAMILY_SCHEDULES)
-def test_every_optimizer_family_and_schedule_learns(toy_population, family, schedule):
-    lr = 0.05 if family == "sgd" else 3e-3
-    extra = {"weight_decay": 1e-4} if family.endswith("w") else {}
-    cfg = small_cnn(
-        optimizer=family, learning_rate=lr, schedule=schedule, epochs=10, train_size=400, **extra
-    )
-    frozen = dataclasses.replace(cfg, learning_rate=1e-12)
-    res = train_stack([cfg, cfg, frozen, frozen], [0, 1, 0, 1], toy_population)
-    assert res["ok"].all()
-    assert res["loss"][:2].mean() < 0.5 * res["loss"][2:].mean()
-
-
-def test_l2_is_coupled_and_weight_decay_decoupled(toy_population):
-    base = small_cnn(optimizer="adamw", learning_rate=1e-2)
-    l2 = jrobust.train_instances(dataclasses.replace(base, l2=0.1), toy_population, [0])[
-        "loss"
-    ].iloc[0]
-    wd = jrobust.train_instances(dataclasses.replace(base, weight_decay=0.1), toy_population, [0])[
-        "loss"
-    ].iloc[0]
-    none = jrobust.train_instances(base, toy_population, [0])["loss"].iloc[0]
-    assert len({round(l2, 7), round(wd, 7), round(none, 7)}) == 3
-
-
-def test_onecycle_schedule_shape():
-    from jrobust.optim import schedule_shape
-
-    f = schedule_shape("onecycle", 100, 0.3)
-    values = np.array([float(f(i)) for i in range(100)])
-    assert values.argmax() == 30 and abs(values.max() - 1.0) < 1e-6
-    assert values[0] == pytest.approx(1 / 25) and values[-1] < 0.01
-
-
-def test_conv_forms_agree():
-    arch = zoo.CNN()
-    x = jax.random.normal(jax.random.key(1), (3, 15, 15, 1))
-    p = arch.build("xla").init(jax.random.key(0), x)
-    a = arch.build("xla").apply(p, x)
-    b = arch.build("im2col").apply(p, x)
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
 def test_classification_with_mlp():
     from sklearn.datasets import load_digits
 
@@ -255,26 +184,10 @@ BAD = [
 
 @pytest.mark.parametrize(("kw", "err", "msg"), BAD)
 def test_bad_inputs_raise_before_compiling(toy_population, kw, err, msg):
-    before = _cached_trainer.cache_info().currsize
+    before = n_cached()
     with pytest.raises(err, match=msg):
         jrobust.train_instances(small_cnn(**kw), toy_population, [0])
-    assert _cached_trainer.cache_info().currsize == before
-
-
-@pytest.mark.parametrize(
-    ("kw", "msg"),
-    [
-        (dict(optimizer="adamax"), "unknown optimizer"),
-        (dict(metric="r2"), "unknown metric"),
-        (dict(learning_rate=0.0), "learning_rate must be positive"),
-        (dict(learning_rate=-1e-3), "learning_rate must be positive"),
-        (dict(optimizer="adam", weight_decay=0.1), "use optimizer='adamw'"),
-        (dict(batch_size=0), "batch_size must be a positive integer"),
-    ],
-)
-def test_bad_config_fields(kw, msg):
-    with pytest.raises(ValueError, match=msg):
-        small_cnn(**kw)
+    assert n_cached() == before
 
 
 def test_empty_instances_and_nan_data(toy_population):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Population", "draw_subsets"]
+__all__ = ["Population", "draw_subsets", "pool_size"]
 
 # Key streams, separated by fold_in so that data, init and shuffling never share randomness.
 SPLIT_STREAM = 0
@@ -160,6 +161,7 @@ class Population:
         set_("val_index", np.sort(order[n_test : n_test + n_val]))
         set_("pool_index", np.sort(order[n_test + n_val :]))
         set_("_device", None)
+        set_("_splits", None)
 
     @staticmethod
     def _split_count(size: int | float, n: int, what: str) -> int:
@@ -227,10 +229,17 @@ class Population:
             object.__setattr__(self, "_device", arrays)
         return self._device
 
+    def device_splits(self) -> tuple[jax.Array, jax.Array]:
+        """The test and validation event indices on the device, placed once (``int32``; an empty
+        validation split is stood in for by one test event, never used)."""
+        if self._splits is None:
+            val = self.val_index if len(self.val_index) else self.test_index[:1]
+            splits = (jnp.asarray(self.test_index, jnp.int32), jnp.asarray(val, jnp.int32))
+            object.__setattr__(self, "_splits", splits)
+        return self._splits
+
     def fingerprint(self) -> str:
         """A short hash of the data and splits, used to check that a checkpoint matches its data."""
-        import hashlib
-
         h = hashlib.sha1()
         for a in (self.x, self.y, self.side, self.test_index, self.val_index):
             if a is not None:
@@ -277,6 +286,18 @@ class Population:
             f"targets={self.target_names}, side={self.side_names}, pool={self.pool_size}, "
             f"val={len(self.val_index)}, test={len(self.test_index)})"
         )
+
+
+def pool_size(n_events: int, test_size: int | float, val_size: int | float) -> int:
+    """The training pool a population of ``n_events`` with these splits has (without building it).
+
+    Example:
+      >>> pool_size(10_000, 0.2, 0.1)
+      7000
+    """
+    n_test = Population._split_count(test_size, n_events, "test_size")
+    n_val = Population._split_count(val_size, n_events, "val_size")
+    return n_events - n_test - n_val
 
 
 def draw_subsets(

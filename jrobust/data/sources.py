@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from jrobust.data.calorimeter import calorimeter
 from jrobust.data.population import Population
 
 __all__ = ["digits", "from_arrays", "from_dataframe", "from_npz", "load", "tfds", "tfds_data_dir"]
@@ -543,8 +544,6 @@ def load(spec: str, **kwargs: Any) -> Population:
     s = spec.strip()
     low = s.lower()
     if low in ("calo-a", "calo-b", "calorimeter-a", "calorimeter-b", "calo", "calorimeter"):
-        from jrobust.data.calorimeter import calorimeter
-
         ds = low.rsplit("-", 1)[1].upper() if "-" in low else "A"
         return calorimeter(dataset=ds, **kwargs)
     if low == "digits":

@@ -1,7 +1,20 @@
-"""Models: the pure init/apply contract, vmap-friendly layers and the zoo architectures."""
+"""Models: the pure init/apply contract, vmap-friendly layers and the architectures.
 
+Public names live here once: ``jrobust.models.CNN`` (not the modules that define them).
+"""
+
+from jrobust.models.architectures import CNN, MLP, Architecture, ResNet18
 from jrobust.models.contract import Model, make_model
 from jrobust.models.layers import Conv, PReLU, max_pool
-from jrobust.models.zoo import CNN, MLP, ResNet18
 
-__all__ = ["Model", "make_model", "Conv", "PReLU", "max_pool", "CNN", "MLP", "ResNet18"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "Architecture",
+    "Conv",
+    "Model",
+    "PReLU",
+    "ResNet18",
+    "make_model",
+    "max_pool",
+]

@@ -1,6 +1,8 @@
-"""Ready model configurations: the paper's models, the NAS winners, and the zoo families.
+"""Ready model configurations: the paper's models, the NAS winners, and the architecture families.
 
-Published settings (Boldyrev, Ratnikov, Shevelev, IEEE Access 2025; see ``PAPER.md``):
+Published as ``jrobust.zoo`` (``from jrobust import zoo; zoo.paper_config(1)``). Settings of
+Boldyrev, Ratnikov, Shevelev, "Approach to Finding a Robust Deep Learning Model", IEEE Access
+2025 (arXiv:2505.17254), the table of selected models (see ``docs/paper.md``):
 
 | model | optimizer | lr | batch | regularisation | side features |
 |---|---|---|---|---|---|
@@ -13,6 +15,7 @@ Published settings (Boldyrev, Ratnikov, Shevelev, IEEE Access 2025; see ``PAPER.
 
 Epochs (50 energy, 100 position) and the 32k training-sample size are the paper's; the helpers
 take ``**overrides`` so a quick run can use fewer (``paper_config(1, epochs=5, train_size=2000)``).
+The architectures themselves are ``jrobust.models.CNN``, ``MLP`` and ``ResNet18``.
 """
 
 from __future__ import annotations
@@ -20,26 +23,32 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jrobust.config import ModelConfig, count_params
-from jrobust.models.zoo import CNN, MLP, ResNet18
+from jrobust._deprecated import moved_names
+from jrobust.config import ModelConfig
+from jrobust.models import architectures as _arch
 
 __all__ = [
-    "CNN",
-    "MLP",
-    "ResNet18",
-    "paper_config",
-    "nas_config",
+    "PAPER_PARAM_COUNTS",
     "cnn_config",
     "mlp_config",
+    "nas_config",
+    "paper_config",
     "resnet18_config",
-    "count_params",
-    "PAPER_PARAM_COUNTS",
 ]
+
+# Reachable here before 0.2; their one public path is jrobust.models / jrobust.count_params.
+__getattr__ = moved_names(
+    "jrobust.zoo",
+    {"CNN": "jrobust.models", "MLP": "jrobust.models", "ResNet18": "jrobust.models",
+     "count_params": "jrobust"},
+)  # fmt: skip
 
 PAPER_PARAM_COUNTS = {1: 23_923, 2: 23_932, 3: 23_644, 4: 23_662, "nas1": 5_756, "nas2": 15_932}
 
-_ENERGY = CNN(conv=(32, 64), pool=(2, (2, 1)), dense=(9,), activation="relu", side_at=0)
-_POSITION = CNN(conv=(32, 64), pool=(2, "global"), dense=(64, 9), activation="prelu", side_at=1)
+_ENERGY = _arch.CNN(conv=(32, 64), pool=(2, (2, 1)), dense=(9,), activation="relu", side_at=0)
+_POSITION = _arch.CNN(
+    conv=(32, 64), pool=(2, "global"), dense=(64, 9), activation="prelu", side_at=1
+)
 
 _PAPER: dict[int, dict[str, Any]] = {
     1: dict(
@@ -92,12 +101,12 @@ _PAPER: dict[int, dict[str, Any]] = {
 
 _NAS: dict[int, dict[str, Any]] = {
     1: dict(
-        architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(32, 9), side_at=1),
+        architecture=_arch.CNN(conv=(32, 16), pool=(None, "global"), dense=(32, 9), side_at=1),
         learning_rate=1e-3,
         weight_decay=1e-3,
     ),
     2: dict(
-        architecture=CNN(conv=(32, 16), pool=(None, "global"), dense=(128, 64, 9), side_at=2),
+        architecture=_arch.CNN(conv=(32, 16), pool=(None, "global"), dense=(128, 64, 9), side_at=2),
         learning_rate=1e-2,
         weight_decay=1e-2,
     ),
@@ -147,23 +156,24 @@ def cnn_config(**kwargs: Any) -> ModelConfig:
     ``ModelConfig`` fields in one call.
 
     Example:
+      >>> from jrobust import count_params
       >>> count_params(cnn_config(conv=(16,), pool=(2,), dense=(8,)))
       4769
     """
-    arch, rest = _split(CNN, kwargs)
+    arch, rest = _split(_arch.CNN, kwargs)
     return ModelConfig(architecture=arch, **rest)
 
 
 def mlp_config(**kwargs: Any) -> ModelConfig:
     """An MLP model: ``MLP`` fields (hidden, activation, side_at, outputs) plus ModelConfig fields."""
-    arch, rest = _split(MLP, kwargs)
+    arch, rest = _split(_arch.MLP, kwargs)
     return ModelConfig(architecture=arch, **rest)
 
 
 def resnet18_config(**kwargs: Any) -> ModelConfig:
     """The CIFAR ResNet-18 with the CHEP-talk training setup (SGD + Nesterov momentum 0.9,
     one-cycle schedule, flips and crops, cross-entropy, accuracy as the metric)."""
-    arch, rest = _split(ResNet18, kwargs)
+    arch, rest = _split(_arch.ResNet18, kwargs)
     base = dict(
         optimizer="sgd",
         momentum=0.9,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import stop_after
 
 import jrobust
 from jrobust import zoo
@@ -179,9 +180,9 @@ def test_same_seed_same_ledger_and_resume(tmp_path):
         rule="halving",
         warmup=3,
         checkpoint_dir=ckpt,
-        _stop_after_rounds=2,
+        progress=stop_after(2),
     )
-    assert len(part.history) == 2 and (ckpt / "checkpoint.pkl").exists()
+    assert len(part.history) == 2 and (ckpt / "checkpoint.npz").exists() and not part.finished
     calls = []
     resumed = jrobust.race(
         10,
@@ -212,70 +213,28 @@ def test_same_seed_same_ledger_and_resume(tmp_path):
         ),
         (dict(rule="nope"), "unknown rule"),
         (dict(statistic="nope"), "nope"),
-        (dict(rule="halving", alpha=0.05), "alpha/patience apply to test rules"),
+        (dict(rule="halving", alpha=0.05), "alpha applies to the test rules"),
+        (
+            dict(budget=11, warmup=3),
+            r"budget=11 trainings cannot cover the warm-up round \(4 models",
+        ),
     ],
 )
 def test_bad_race_arguments_fail_before_training(kwargs, message):
+    """Bad settings raise before the evaluator is called (with the JAX trainer: before
+    anything compiles)."""
     calls = []
     with pytest.raises(ValueError, match=message):
         jrobust.race(4, evaluator=gaussian_evaluator(MU[:4], SIGMA[:4], calls), **kwargs)
     assert calls == []
 
 
-def test_bad_spaces():
-    with pytest.raises(ValueError, match="empty"):
-        jrobust.race([], evaluator=lambda m, i: m * 1.0)
-    with pytest.raises(ValueError, match="unknown search-space field 'colour'"):
-        jrobust.SearchSpace(zoo.paper_config(1), colour=["red"])
-    with pytest.raises(ValueError, match="choices for 'learning_rate' are empty"):
-        jrobust.SearchSpace(zoo.paper_config(1), learning_rate=[])
-    with pytest.raises(ValueError, match="invalid model"):
-        jrobust.SearchSpace(zoo.paper_config(1), optimizer=["adam", "bogus"])
-    with pytest.raises(ValueError, match="use optimizer='adamw'"):  # conflicting fields
-        jrobust.SearchSpace(zoo.paper_config(1), optimizer=["adam"], weight_decay=[0.1])
-
-
-def test_search_space_product_conditions_and_cohorts():
-    base = zoo.paper_config(1)
-    space = jrobust.SearchSpace(
-        base,
-        optimizer=["sgd", "nadam"],
-        momentum=[0.0, 0.9],
-        learning_rate=[1e-4, 1e-3],
-        dense=[(9,), (16, 9)],
-        when={"momentum": lambda c: c.optimizer == "sgd"},
-    )
-    # sgd: 2 momenta x 2 lr x 2 dense = 8; nadam: 1 x 2 x 2 = 4
-    assert len(space) == 12
-    frame = space.to_frame()
-    assert list(frame.model_id) == list(range(12)) and frame.name.is_unique
-    # cohorts: optimizer x dense (momentum and lr are scalars)
-    assert space.n_cohorts == 4
-    assert (
-        jrobust.SearchSpace(
-            base,
-            optimizer=["sgd", "nadam"],
-            momentum=[0.0, 0.9],
-            learning_rate=[1e-4, 1e-3],
-            dense=[(9,), (16, 9)],
-            when={"momentum": lambda c: c.optimizer == "sgd"},
-        ).names()
-        == space.names()
-    )
-    combined = space + jrobust.SearchSpace(zoo.paper_config(2))
-    assert len(combined) == 13
-
-
-def test_paper_space_spans_6912_models_under_30k_parameters():
-    space = jrobust.paper_space("energy")
-    assert len(space) == 6912 == 2**8 * 3**3
-    assert space.n_cohorts == 768
-    archs = {(m.architecture, m.side_features): m for m in space}
-    counts = [jrobust.count_params(m) for m in archs.values()]
-    assert max(counts) <= 30_000 and len(archs) == 64
-    assert all(
-        len(m.architecture.conv) <= 2 and len(m.architecture.dense) + 1 <= 4 for m in archs.values()
-    )
+def test_a_race_without_data_says_what_it_needs(toy_population):
+    space = jrobust.SearchSpace(jrobust.zoo.mlp_config(hidden=(4,), train_size=100, batch_size=20))
+    with pytest.raises(TypeError, match="race\\(\\) trains the models on a population: pass one"):
+        jrobust.race(space)
+    with pytest.raises(TypeError, match="unknown race setting.*'warmpu'"):
+        jrobust.race(space, toy_population, warmpu=3)
 
 
 def test_end_to_end_race_with_the_jax_trainer(toy_population):

@@ -1,0 +1,136 @@
+"""The pieces every ``jrobust`` subcommand's options are made of: the parser class, option
+types that check their values, and the exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from jrobust.settings import parse_rule
+from jrobust.stats import get_statistic
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "DATA_HELP",
+    "DEBUG",
+    "DEFAULT_DATA",
+    "DEFAULT_EVENTS",
+    "Help",
+    "Parser",
+    "UsageError",
+    "data_spec",
+    "fraction",
+    "instances_per_round",
+    "nonnegative_int",
+    "positive_int",
+    "rule_spec",
+    "stack_sizes",
+    "statistic",
+]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+#: The command's data defaults: the synthetic calorimeter, data set A, 10,000 events.
+DEFAULT_DATA = "calo-a"
+DEFAULT_EVENTS = 10_000
+DATA_HELP = "calo-a | calo-b | digits | tfds:NAME | npz:PATH"
+
+#: ``--debug`` on every subcommand (it may also come before the subcommand).
+DEBUG: dict[str, Any] = dict(
+    action="store_true",
+    default=argparse.SUPPRESS,
+    help="show tracebacks instead of one-line errors",
+)
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+class Help(argparse.HelpFormatter):
+    """Wraps one-paragraph texts; keeps texts with line breaks (the examples) as written."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _checked(convert, ok, what: str):
+    """An argparse type: ``convert(text)`` that must satisfy ``ok``, else says it expected ``what``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+fraction = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+
+
+def statistic(text: str) -> str:
+    try:
+        return get_statistic(text.strip()).name
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def rule_spec(text: str) -> str:
+    try:
+        parse_rule(text)
+    except (ValueError, TypeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def instances_per_round(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}"
+        ) from None
+
+
+_DATA_RE = re.compile(r"^(calo-a|calo-b|digits|tfds:.+|npz:.+|.+\.npz)$", re.IGNORECASE)
+
+
+def data_spec(text: str) -> str:
+    text = text.strip()
+    if not _DATA_RE.match(text):
+        raise argparse.ArgumentTypeError(f"unknown data set {text!r}; use {DATA_HELP}")
+    low = text.lower()
+    return low if low in ("calo-a", "calo-b", "digits") else text
+
+
+def stack_sizes(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected stack sizes like 1,8,64, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive stack sizes like 1,8,64, got {text!r}")
+    return values

@@ -1,0 +1,377 @@
+"""``jrobust run``: race the models of a search space and save a run folder (the main job).
+
+Everything is checked before a run folder is created or data is generated: the options, the
+space file, the race settings against each other and against the space (a budget that cannot
+cover the warm-up round, a rule that needs a longer warm-up), the devices, and an existing
+``--out`` folder. Ctrl-C (or SIGTERM) stops the race after the current stack: the checkpoint of
+the last complete round stays, the folder is consistent, and the exit status is 130 (143);
+``jrobust run --resume DIR`` continues it to the result an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from jrobust import _signals, distributed
+from jrobust.cli import settings as cli_settings
+from jrobust.cli.console import Output, RaceProgress, final_line, json_summary, print_table
+from jrobust.cli.options import (
+    DATA_HELP,
+    DEBUG,
+    DEFAULT_EVENTS,
+    EXIT_OK,
+    Help,
+    UsageError,
+    data_spec,
+    fraction,
+    instances_per_round,
+    nonnegative_int,
+    positive_int,
+    rule_spec,
+    statistic,
+)
+from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
+from jrobust.select import race
+from jrobust.space import SpaceError, load_space_file, parse_space_text
+from jrobust.state import CheckpointMismatch, refuse_legacy
+
+__all__ = ["add_parser", "command"]
+
+EPILOG = """\
+examples:
+  jrobust run
+      16 models around the paper's energy models 1 and 2 on 10,000 synthetic calorimeter
+      events (data set A), halving after 3 warm-up instances, at most 10 instances per model
+  jrobust run --data calo-b --statistic std --rank-by mean --rule welch --alpha 0.05
+  jrobust run --space examples/space.toml --seed 1 --out runs/seed1 --csv
+  jrobust run --data digits --max-instances 20
+  jrobust run --data npz:mydata.npz --target energy --epochs 10
+  jrobust run --resume runs/seed1              continue a stopped run (same result as uninterrupted)
+  jrobust run --space runs/seed1/config.toml   rerun a run from its resolved configuration
+
+run folder (runs/<time>-<data> unless --out): config.toml, checkpoint.npz, result.json,
+ledger/history/path/models.parquet, summary.md, report.html, path.png, distributions.png.
+A checkpoint is written after every round. Running again with the same --out and the same
+settings continues that run; an --out folder holding a different run is an error.
+Options given on the command line override the [race] and [data] tables of --space; the defaults
+are those of jrobust.RaceSettings (the built-in space races at most 10 instances per model).
+Ctrl-C stops after the current stack with exit status 130; --resume continues.
+"""
+
+# Options that define the race; --resume takes them all from the folder.
+_DEFINING = (
+    "space", "data", "events", "data_dir", "target", "epochs", "train_size",
+    *cli_settings.RACE_OPTIONS,
+)  # fmt: skip
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    run = sub.add_parser(
+        "run",
+        help="race the models of a search space (the main job)",
+        formatter_class=Help,
+        description="Race the models of a search space on a data set and save a run folder.",
+        epilog=EPILOG,
+    )
+    _what_to_race(run.add_argument_group("what to race"))
+    _the_race(run.add_argument_group("the race (defaults: jrobust.RaceSettings)"))
+    _where_and_how(run.add_argument_group("where and how"))
+    distributed.add_cli_arguments(run)
+    run.set_defaults(func=command)
+    return run
+
+
+def _what_to_race(g) -> None:
+    g.add_argument(
+        "--space",
+        metavar="FILE.toml",
+        help="search space file (default: the built-in space; see examples/space.toml)",
+    )
+    g.add_argument(
+        "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
+    )
+    g.add_argument(
+        "--events",
+        type=positive_int,
+        metavar="N",
+        help=f"calorimeter events to generate (default: {DEFAULT_EVENTS})",
+    )
+    g.add_argument(
+        "--data-dir", metavar="DIR", help="folder of prepared TFDS data sets (tfds:NAME)"
+    )
+    g.add_argument(
+        "--target",
+        metavar="NAME",
+        help="target column, e.g. energy, x, y (the built-in space uses the paper's "
+        "position models 3 and 4 for x and y)",
+    )
+    g.add_argument("--epochs", type=positive_int, metavar="N", help="set the epochs of every model")
+    g.add_argument(
+        "--train-size",
+        type=positive_int,
+        metavar="N",
+        help="set the training-sample size of every model",
+    )
+
+
+def _the_race(g) -> None:
+    g.add_argument(
+        "--statistic",
+        type=statistic,
+        metavar="NAME",
+        help="eliminates: mean, median, std, min, max, q1, q3, q3+iqr, iqr, pd, q<P> "
+        "(default: std)",
+    )
+    g.add_argument(
+        "--rank-by",
+        type=statistic,
+        metavar="NAME",
+        help="ranks the survivors (default: --statistic)",
+    )
+    g.add_argument(
+        "--rule",
+        type=rule_spec,
+        metavar="NAME",
+        help="halving, quantile[:KEEP], threshold:VALUE, welch, mannwhitney, ks, "
+        "bartlett, levene, fligner (default: halving)",
+    )
+    g.add_argument(
+        "--warmup",
+        type=positive_int,
+        metavar="K",
+        help="instances per model before eliminating (default: 3)",
+    )
+    g.add_argument(
+        "--alpha",
+        type=fraction,
+        metavar="A",
+        help="significance level of a test rule (default: 0.05)",
+    )
+    g.add_argument(
+        "--patience",
+        type=positive_int,
+        metavar="P",
+        help="test rules: stop after P rounds that eliminate nothing",
+    )
+    g.add_argument(
+        "--max-instances",
+        type=positive_int,
+        metavar="N",
+        help="instances per model at most (default: 50; the built-in space: 10)",
+    )
+    g.add_argument(
+        "--instances-per-round",
+        type=instances_per_round,
+        metavar="N|auto",
+        help="new instances per survivor per round (default: auto, keeps the stacks full)",
+    )
+    g.add_argument("--budget", type=positive_int, metavar="N", help="trainings in all at most")
+    g.add_argument(
+        "--winners", type=positive_int, metavar="N", help="stop when N models are left (default: 1)"
+    )
+    g.add_argument("--seed", type=nonnegative_int, metavar="S", help="root seed (default: 0)")
+
+
+def _where_and_how(g) -> None:
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>-<data>)")
+    g.add_argument(
+        "--resume", metavar="DIR", help="continue the run in DIR with its own configuration"
+    )
+    g.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="shard over the first N devices (default: all)",
+    )
+    g.add_argument(
+        "--max-bucket", type=positive_int, metavar="N", help="at most N instances per compiled call"
+    )
+    g.add_argument("--csv", action="store_true", help="also write the tables as CSV")
+    out = g.add_mutually_exclusive_group()
+    out.add_argument("-q", "--quiet", action="store_true", help="print the final line only")
+    out.add_argument("--json", action="store_true", help="print a JSON summary only")
+    out.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="one line per round and the winners table, also when output is not a terminal",
+    )
+    g.add_argument("--debug", **DEBUG)
+
+
+# ------------------------------------------------------------------------------ the steps
+def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
+    """The run folder (if known) and the space file's tables, [race] and [data] (or the
+    folder's own configuration with --resume)."""
+    if not args.resume:
+        if not args.space:
+            return (Path(args.out) if args.out else None), None, {}, {}
+        try:
+            parsed = load_space_file(args.space)
+        except (SpaceError, FileNotFoundError) as err:
+            raise UsageError(str(err)) from None
+        return (
+            (Path(args.out) if args.out else None),
+            parsed["space"],
+            parsed["race"],
+            parsed["data"],
+        )
+    given = [f"--{k.replace('_', '-')}" for k in _DEFINING if getattr(args, k, None) is not None]
+    if given:
+        raise UsageError(
+            f"--resume takes every setting from {args.resume}/{CONFIG_FILE}; drop {', '.join(given)}"
+        )
+    if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise UsageError("--resume DIR continues the run in DIR; drop --out")
+    folder = Path(args.resume)
+    if not folder.is_dir():
+        raise UsageError(f"--resume {folder}: no such folder")
+    try:
+        refuse_legacy(folder)
+        saved = cli_settings.read_config(folder)
+    except (ValueError, CheckpointMismatch) as err:
+        raise UsageError(str(err)) from None
+    if saved is None:
+        raise UsageError(
+            f"--resume {folder}: no {CONFIG_FILE} there, so no jrobust run to continue"
+        )
+    cli_settings.check_version(saved, folder)
+    try:
+        text = (folder / CONFIG_FILE).read_text(encoding="utf-8")
+        parsed = parse_space_text(text, str(folder / CONFIG_FILE))
+    except (SpaceError, OSError, UnicodeDecodeError) as err:
+        raise UsageError(str(err)) from None
+    return folder, parsed["space"], parsed["race"], parsed["data"]
+
+
+def _check_devices(devices: int | None) -> None:
+    if devices is not None and devices > jax.device_count():
+        raise UsageError(
+            f"--devices {devices}, but this machine has {jax.device_count()} device(s) "
+            f"({jax.default_backend()}); use --devices {jax.device_count()} or fewer"
+        )
+
+
+def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # 1. everything that needs no data: options, the space file, the race and data settings
+    folder, file_tables, file_race, file_data = _sources(args)
+    settings = cli_settings.race_settings(args, file_race, builtin=not file_tables)
+    data = cli_settings.data_settings(args, file_data)
+    if folder is not None and not args.resume:  # fail early, before generating data
+        early = cli_settings.resolved_config(data, settings, [])
+        cli_settings.check_folder(folder, early, parts=("jrobust", "data", "race"))
+    # 2. the multi-host runtime starts before JAX does anything; then the devices are known
+    distributed.initialize_from_args(args)
+    main_process = distributed.is_main_process()
+    _check_devices(args.devices)
+    out = Output(args, main_process)
+    # 3. the space (the built-in one depends on what the data is), the budget, the folder
+    facts, pop = cli_settings.data_facts(data)
+    tables = cli_settings.space_tables(file_tables, facts, args.target)
+    overrides = {"epochs": args.epochs, "train_size": args.train_size}
+    if args.target is not None and (file_tables or not facts.name.lower().startswith("calo")):
+        overrides["target"] = args.target  # the built-in calorimeter space already chose its models
+    space, tables = cli_settings.build_checked_space(tables, overrides)
+    cli_settings.check_budget(settings, len(space))
+    config = cli_settings.resolved_config(data, settings, tables)
+    folder = folder or cli_settings.new_folder(data["source"])
+    resuming = bool(args.resume) or cli_settings.check_folder(folder, config)
+    # 4. the data, and whether every model fits it; only then the folder is written
+    if pop is None:
+        with out.status(f"loading data {data['source']} ..."):
+            pop = cli_settings.load_population(data)
+    if args.target is not None and not pop.is_classification:
+        try:
+            pop.target_column(args.target)
+        except ValueError as err:
+            raise UsageError(f"--target: {err}") from None
+    cli_settings.check_space_fits(space, pop)
+    _signals.check()
+    if main_process:
+        header = (
+            "jrobust run configuration (resolved). Rerun: jrobust run --space THIS_FILE; "
+            f"continue: jrobust run --resume {folder}"
+        )
+        write_config(folder, config, header=header)
+    return _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
+
+
+def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
+    main_process = out.main
+    done = cli_settings.checkpoint_facts(folder) if resuming else {}
+    resumed_from = int(done.get("round", 0))
+    out.info(
+        f"[bold]jrobust run[/bold]: {len(space)} models in {space.n_cohorts} cohorts "
+        f"on {_describe(pop)}"
+    )
+    described = settings.describe()
+    out.info(
+        f"rule {described['rule']} on {described['statistic']}, warm-up {settings.warmup}, at most "
+        f"{settings.max_instances} instances, seed {settings.seed}; run folder {folder}"
+        + (f"; resuming after round {resumed_from}" if resumed_from else "")
+    )
+    t0 = time.perf_counter()
+    progress = RaceProgress(
+        out,
+        len(space),
+        settings.to_table(),
+        start_round=resumed_from,
+        start_trainings=int(done.get("n_trainings", 0)),
+    )
+    try:
+        with progress:
+            result = race(
+                space, pop, settings, devices=args.devices, checkpoint_dir=folder, progress=progress
+            )
+    except _signals.Interrupted as err:
+        err.folder = folder  # for the one-line message: how to continue
+        raise
+    except CheckpointMismatch as err:
+        raise UsageError(str(err)) from None
+    wall = time.perf_counter() - t0
+    if not main_process:
+        return EXIT_OK
+    info = {
+        "data": _describe(pop),
+        "command": "jrobust " + " ".join(argv),
+        "finished": True,
+        "session_seconds": wall,
+    }
+    with out.status("writing the run folder ..."):
+        save_run(result, folder, config, csv=args.csv, info=info)
+    table = summary_table(result, top=6)
+    if out.mode == "json":
+        out.json(json_summary(result, table, folder, wall))
+    else:
+        if out.chatty:
+            print_table(out, table, result.settings["statistic"], result)
+        out.final(final_line(result, table, folder, wall))
+    if result.all_failed:
+        raise _AllFailed(
+            f"every instance of every model failed (non-finite losses), so the race has no "
+            f"winner; see {folder / 'summary.md'} and check the learning rates and the data"
+        )
+    return EXIT_OK
+
+
+class _AllFailed(RuntimeError):
+    """A race whose every instance failed: a failure while running (exit status 1)."""
+
+
+def _describe(pop) -> str:
+    kind = (
+        f"{pop.num_classes} classes"
+        if pop.is_classification
+        else f"targets {', '.join(pop.target_names)}"
+    )
+    shape = "x".join(str(s) for s in pop.input_shape)
+    return (
+        f"{pop.name}: {pop.n_events} events, inputs {shape}, {kind}, "
+        f"pool {pop.pool_size}, test {len(pop.test_index)}"
+    )

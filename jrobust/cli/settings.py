@@ -1,0 +1,342 @@
+"""From the command line, a space file and a run folder to checked settings, before any training.
+
+Precedence: command-line options over the space file's ``[race]``/``[data]`` tables over the
+defaults (``jrobust.RaceSettings`` for the race; ``DEFAULT_DATA``/``DEFAULT_EVENTS`` for the
+data). Every problem is a ``UsageError`` (one line, exit status 2) raised before a run folder is
+created or any data is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jrobust._version import __version__
+from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
+from jrobust.data import load
+from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
+from jrobust.data.population import Population, pool_size
+from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
+from jrobust.settings import EXECUTION_FIELDS, RaceSettings
+from jrobust.space import (
+    BUILTIN_RACE,
+    SpaceError,
+    build_space,
+    default_spec,
+    to_toml,
+    with_overrides,
+)
+from jrobust.space.product import SearchSpace
+from jrobust.state import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    CheckpointMismatch,
+    RaceState,
+    refuse_legacy,
+)
+from jrobust.train import check_compatible
+
+__all__ = [
+    "DataFacts",
+    "RACE_OPTIONS",
+    "build_checked_space",
+    "check_budget",
+    "check_folder",
+    "check_space_fits",
+    "check_version",
+    "checkpoint_facts",
+    "data_facts",
+    "data_settings",
+    "load_population",
+    "new_folder",
+    "race_settings",
+    "resolved_config",
+    "space_tables",
+]
+
+#: Command-line options and the race setting each sets.
+RACE_OPTIONS = {
+    "statistic": "statistic",
+    "rank_by": "rank_by",
+    "rule": "rule",
+    "warmup": "warmup",
+    "alpha": "alpha",
+    "patience": "patience",
+    "max_instances": "max_instances",
+    "instances_per_round": "instances_per_round",
+    "budget": "budget",
+    "winners": "n_winners",
+    "seed": "seed",
+    "max_bucket": "max_bucket",
+}
+
+
+def race_settings(
+    args: argparse.Namespace, file_race: Mapping[str, Any], builtin: bool = False
+) -> RaceSettings:
+    """The race settings: command line over the space file's ``[race]`` over the defaults (and,
+    for the built-in space, over its own ``BUILTIN_RACE`` table)."""
+    table = {**(BUILTIN_RACE if builtin else {}), **dict(file_race)}
+    try:
+        settings = RaceSettings.from_table(table)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"[race]: {err}") from None
+    given = {
+        setting: getattr(args, option)
+        for option, setting in RACE_OPTIONS.items()
+        if getattr(args, option, None) is not None
+    }
+    try:
+        return settings.replace(**given).resolved()
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+
+
+def data_settings(args: argparse.Namespace, file_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data settings: ``source``, ``events`` (calorimeter), ``data_dir`` (TFDS), checked."""
+    source = args.data or file_data.get("source") or DEFAULT_DATA
+    try:
+        source = data_spec(str(source))
+    except argparse.ArgumentTypeError as err:
+        raise UsageError(f"data: {err}") from None
+    data: dict[str, Any] = {"source": source}
+    events = args.events if args.events is not None else file_data.get("events")
+    data_dir = args.data_dir if args.data_dir is not None else file_data.get("data_dir")
+    if source.startswith("calo"):
+        events = DEFAULT_EVENTS if events is None else events
+        if isinstance(events, bool) or not isinstance(events, int) or events < 100:
+            raise UsageError(f"events must be an integer of at least 100, got {events!r}")
+        data["events"] = int(events)
+    elif events is not None:
+        raise UsageError(f"--events applies to the calorimeter (calo-a, calo-b), not to {source!r}")
+    if data_dir is not None:
+        if not source.lower().startswith("tfds:"):
+            raise UsageError(f"--data-dir applies to TFDS data (tfds:NAME), not to {source!r}")
+        if not Path(data_dir).expanduser().is_dir():
+            raise UsageError(
+                f"data folder {data_dir} does not exist "
+                "(--data-dir: the folder of prepared TFDS data sets)"
+            )
+        data["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    if source.lower().startswith("npz:") or source.lower().endswith(".npz"):
+        path = Path(source[4:] if source.lower().startswith("npz:") else source).expanduser()
+        if not path.is_file():
+            raise UsageError(f"no such .npz file: {path}")
+        data["source"] = f"npz:{path.resolve()}"  # the run folder must not depend on the cwd
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What the built-in space and the parameter counts need to know of the data."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    is_classification: bool
+    num_classes: int | None
+    pool_size: int
+
+    @classmethod
+    def of(cls, pop: Population) -> DataFacts:
+        return cls(pop.name, pop.input_shape, pop.is_classification, pop.num_classes, pop.pool_size)
+
+
+def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
+    """The facts of the data, and the population when it had to be loaded to know them (a
+    calorimeter is described without generating it; other sources are read)."""
+    if data["source"].startswith("calo"):
+        name = "calo-" + data["source"][-1].upper()
+        pool = pool_size(int(data.get("events", DEFAULT_EVENTS)), TEST_SIZE, VAL_SIZE)
+        return DataFacts(name, (15, 15, 1), False, None, pool), None
+    pop = load_population(data)
+    return DataFacts.of(pop), pop
+
+
+def load_population(data: Mapping[str, Any]) -> Population:
+    kwargs: dict[str, Any] = {}
+    if "events" in data:
+        kwargs["n_events"] = int(data["events"])
+    if "data_dir" in data:
+        kwargs["data_dir"] = data["data_dir"]
+    try:
+        return load(data["source"], **kwargs)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise UsageError(
+            f"cannot load data {data['source']!r}: {str(message).splitlines()[0]}"
+        ) from None
+
+
+def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
+    """The space file's tables, or the built-in space for this data."""
+    if file_tables:
+        return file_tables
+    return default_spec(
+        classification=facts.is_classification,
+        input_shape=facts.input_shape,
+        num_classes=facts.num_classes,
+        target=target,
+        calorimeter=facts.name.lower().startswith("calo"),
+        pool_size=facts.pool_size,
+    )
+
+
+def build_checked_space(
+    tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
+) -> tuple[SearchSpace, list[dict[str, Any]]]:
+    """The space of ``tables`` with ``overrides`` fixed on every model."""
+    tables = with_overrides(tables, **overrides)
+    try:
+        space = build_space(tables)
+    except SpaceError as err:
+        raise UsageError(f"space: {err}") from None
+    return space, tables
+
+
+def check_space_fits(space: SearchSpace, pop: Population) -> None:
+    """Every cohort of the space can train on the population (else a ``UsageError``)."""
+    seen: set = set()
+    names = space.names()
+    for i, config in enumerate(space):
+        key = config.static_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_compatible(config, pop)
+        except (ValueError, TypeError) as err:
+            raise UsageError(f"model {i} ({names[i]}) does not fit the data: {err}") from None
+
+
+def check_budget(settings: RaceSettings, n_models: int) -> None:
+    needed = n_models * int(settings.warmup)
+    if settings.budget is not None and settings.budget < needed:
+        raise UsageError(
+            f"--budget {settings.budget} cannot cover the warm-up round ({n_models} models x "
+            f"{settings.warmup} instances = {needed} trainings), so nothing would be trained; "
+            f"raise --budget to at least {needed} or lower --warmup"
+        )
+
+
+# ------------------------------------------------------------------------------ run folders
+def resolved_config(
+    data: Mapping[str, Any], race: RaceSettings, tables: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What ``config.toml`` holds: enough to rerun the race (``--space``) or resume it."""
+    return {
+        "jrobust": {"version": __version__},
+        "data": dict(data),
+        "race": race.to_table(execution=False),
+        "space": list(tables),
+    }
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    doc = tomllib.loads(to_toml(config))
+    race = doc.get("race", {})
+    for key in EXECUTION_FIELDS:
+        race.pop(key, None)
+    if race:
+        try:  # compare resolved values, so an explicit default equals an omitted one
+            doc["race"] = RaceSettings.from_table(race).resolved().to_table(execution=False)
+        except (ValueError, TypeError):
+            pass
+    return doc
+
+
+def check_folder(
+    folder: Path, config: Mapping[str, Any], parts: Sequence[str] | None = None
+) -> bool:
+    """Whether ``folder`` already holds this run (to be continued); a ``UsageError`` if it holds
+    another run or something else.
+
+    ``parts``: compare only these tables of the configuration (an early check, before the data
+    is loaded and the space resolved).
+    """
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file, not a folder")
+    if not folder.exists() or not any(folder.iterdir()):
+        return False
+    if not is_run_folder(folder):
+        raise UsageError(
+            f"--out {folder} exists and holds something else than a jrobust run; "
+            "choose a new folder"
+        )
+    try:
+        refuse_legacy(folder)
+        old = read_config(folder)
+    except (ValueError, CheckpointMismatch) as err:
+        raise UsageError(str(err)) from None
+    if old is None:
+        raise UsageError(
+            f"--out {folder} holds a jrobust run without its config.toml; choose a new folder"
+        )
+    old, new = _comparable(old), _comparable(config)
+    if parts is not None:
+        old = {k: v for k, v in old.items() if k in parts}
+        new = {k: v for k, v in new.items() if k in parts}
+    diff = _differences(old, new)
+    if diff:
+        shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
+        raise UsageError(
+            f"--out {folder} holds a different run (it differs in {shown}); choose another --out, "
+            f"or continue that run with: jrobust run --resume {folder}"
+        )
+    return True
+
+
+def check_version(config: Mapping[str, Any], folder: Path) -> None:
+    made = config.get("jrobust", {}).get("version")
+    if made is not None and made != __version__:
+        raise UsageError(
+            f"the run in {folder} was made by jrobust {made}, this is {__version__}; a checkpoint "
+            f"does not carry over between versions: start a new run with "
+            f"jrobust run --space {folder / CONFIG_FILE}"
+        )
+
+
+def checkpoint_facts(folder: Path) -> dict[str, Any]:
+    """Round and trainings of a folder's checkpoint (empty when there is none or it is unreadable:
+    the race itself then reports the problem)."""
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return RaceState.peek(path)
+    except CheckpointError:
+        return {}
+
+
+def _slug(source: str) -> str:
+    low = source.lower()
+    if low.startswith("npz:") or low.endswith(".npz"):
+        low = "npz-" + Path(source[4:] if low.startswith("npz:") else source).stem
+    return re.sub(r"[^a-z0-9]+", "-", low).strip("-") or "data"
+
+
+def new_folder(source: str) -> Path:
+    """``runs/<time>-<data>`` (with a suffix when it exists)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{stamp}-{_slug(source)}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder

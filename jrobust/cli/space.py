@@ -1,0 +1,83 @@
+"""``jrobust space``: list the models of a search space, their cohorts and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import pandas as pd
+
+from jrobust.cli import settings as cli_settings
+from jrobust.cli.options import DATA_HELP, DEBUG, DEFAULT_DATA, EXIT_OK, Help, UsageError, data_spec
+from jrobust.config import count_params
+from jrobust.space import SpaceError, build_space, load_space_file
+
+__all__ = ["add_parser", "command"]
+
+EPILOG = """\
+examples:
+  jrobust space                        the built-in space of 'jrobust run'
+  jrobust space examples/space.toml
+  jrobust space --data digits          the built-in space for the digits data
+"""
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    space = sub.add_parser(
+        "space",
+        help="list the models of a search space (trains nothing)",
+        formatter_class=Help,
+        epilog=EPILOG,
+        description="Expand a search space and list its models, cohorts and parameter counts.",
+    )
+    space.add_argument(
+        "file", nargs="?", metavar="FILE.toml", help="space file (default: the built-in space)"
+    )
+    space.add_argument(
+        "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
+    )
+    space.add_argument("--target", metavar="NAME", help="target column")
+    space.add_argument("--json", action="store_true", help="print JSON records")
+    space.add_argument("--debug", **DEBUG)
+    space.set_defaults(func=command)
+    return space
+
+
+def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    tables, file_data = None, {}
+    if args.file:
+        try:
+            parsed = load_space_file(args.file)
+        except (SpaceError, FileNotFoundError) as err:
+            raise UsageError(str(err)) from None
+        tables, file_data = parsed["space"], parsed["data"]
+    source = args.data or file_data.get("source") or DEFAULT_DATA
+    data = cli_settings.data_settings(
+        argparse.Namespace(data=source, events=None, data_dir=file_data.get("data_dir")), {}
+    )
+    facts, _ = cli_settings.data_facts(data)
+    tables = cli_settings.space_tables(tables, facts, args.target)
+    target = args.target if args.file or not data["source"].startswith("calo") else None
+    try:
+        space = build_space(tables, target=target)
+    except SpaceError as err:
+        raise UsageError(f"space: {err}") from None
+    frame = space.to_frame()
+    counts: dict[tuple, int | None] = {}
+    params = []
+    for config in space:
+        key = config.static_key()
+        if key not in counts:
+            try:
+                counts[key] = count_params(config, tuple(facts.input_shape))
+            except (ValueError, TypeError):  # a model that does not fit this shape
+                counts[key] = None
+        params.append(counts[key])
+    frame["params"] = pd.array(params, dtype="Int64")
+    if args.json:
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        shape = "x".join(map(str, facts.input_shape))
+        print(f"{len(space)} models in {space.n_cohorts} cohorts (parameters for inputs {shape})")
+        print(frame.to_string(index=False))
+    return EXIT_OK

@@ -1,0 +1,134 @@
+"""``SelectionResult``: what a race returns (its tables, its winners and a per-model summary).
+
+A run folder (``jrobust.runfolder``) is this object on disk; ``jrobust.load_run`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jrobust.config import ModelConfig
+from jrobust.stats import get_statistic
+
+__all__ = ["SelectionResult", "loss_table", "USABLE_STATUSES"]
+
+#: Ledger statuses whose losses are finite: a model with none of them has only failures.
+USABLE_STATUSES = ("ok", "diverged")
+
+
+def loss_table(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ledger as a ``(models, instances)`` table: ``(losses, mask, model_ids)``.
+
+    Row ``j`` is model ``model_ids[j]``; ``mask`` marks the trained cells.
+    """
+    ids = np.sort(ledger.model_id.unique()) if len(ledger) else np.zeros(0, int)
+    width = int(ledger.instance.max()) + 1 if len(ledger) else 1
+    table = np.full((len(ids), width), np.nan)
+    mask = np.zeros((len(ids), width), bool)
+    if len(ledger):
+        row = np.searchsorted(ids, ledger.model_id.to_numpy())
+        table[row, ledger.instance.to_numpy()] = ledger.loss.to_numpy()
+        mask[row, ledger.instance.to_numpy()] = True
+    return table, mask, ids
+
+
+@dataclasses.dataclass
+class SelectionResult:
+    """The outcome of a race.
+
+    Attributes:
+      winner: the winning ModelConfig (``None`` when the space is a bare model count).
+      winner_id: its model id; winners: the ids of the ``n_winners`` best survivors, best first.
+      ledger: one row per trained instance: ``model_id``, ``instance``, ``loss`` (+inf for a
+        failed instance), ``status`` (``ok``, ``diverged`` or ``failed``), ``round``,
+        ``seconds`` (wall time share of its stack) and the test metrics.
+      history: one row per round: ``round``, ``instances_per_model``, ``survivors`` (before the
+        rule), ``trained``, ``eliminated`` (ids), ``remaining``, ``seconds``,
+        ``compile_seconds``, ``instance_steps``.
+      path: one row per (round, model alive in it): ``statistic`` and ``rank`` values,
+        ``instances``, ``alive`` after the rule (the paper's "model path" figures).
+      models: the space as a DataFrame; n_trainings: instances trained in all.
+      timing: compile, training and total seconds, cohorts and compiled programs, the stop
+        reason, and ``finished`` (False for a race stopped before its end).
+      settings: the resolved race settings (``RaceSettings.describe()``).
+    """
+
+    winner: ModelConfig | None
+    winner_id: int
+    winners: list[int]
+    ledger: pd.DataFrame
+    history: pd.DataFrame
+    path: pd.DataFrame
+    models: pd.DataFrame
+    n_trainings: int
+    timing: dict[str, Any]
+    settings: dict[str, Any]
+    configs: list[ModelConfig] | None = None
+
+    @property
+    def finished(self) -> bool:
+        """False when the race was stopped (interrupted, killed) before its end."""
+        return bool(self.timing.get("finished", True))
+
+    @property
+    def all_failed(self) -> bool:
+        """True when no instance gave a finite loss: the winner then means nothing."""
+        return bool(len(self.ledger)) and not self.ledger.status.isin(USABLE_STATUSES).any()
+
+    def losses(self, model_id: int) -> np.ndarray:
+        """The instance losses of one model, in instance order."""
+        rows = self.ledger[self.ledger.model_id == model_id].sort_values("instance")
+        return rows["loss"].to_numpy()
+
+    def summary(self, top: int | None = 10, alive_only: bool = False) -> pd.DataFrame:
+        """Per-model statistics (mean, std, median, PD, min, max, instances), best first.
+
+        The winners come first (in their order), then the models alive at the end, then those
+        that lasted longest, each group by ``rank_by``.
+        """
+        led = self.ledger.copy()
+        led["loss"] = np.where(np.isfinite(led["loss"]), led["loss"], np.inf)
+        g = led.groupby("model_id")["loss"]
+        frame = pd.DataFrame(
+            {
+                "instances": g.size(),
+                "failed": led.assign(f=led.status == "failed").groupby("model_id")["f"].sum(),
+                "mean": g.mean(),
+                "std": g.std(ddof=1).fillna(0.0),
+                "median": g.median(),
+                "pd": g.quantile(0.9) - g.quantile(0.1),
+                "min": g.min(),
+                "max": g.max(),
+            }
+        )
+        stat = get_statistic(self.settings["statistic"])
+        rank = get_statistic(self.settings.get("rank_by") or self.settings["statistic"])
+        table, mask, ids = loss_table(self.ledger)
+        frame.loc[ids, "statistic"] = stat(table, mask)
+        frame.loc[ids, "rank_value"] = rank(table, mask)
+        last = self.path[self.path["round"] == self.path["round"].max()] if len(self.path) else None
+        final = set(last[last.alive].model_id) if last is not None else set()
+        frame["alive"] = frame.index.isin(final)
+        frame = frame.join(self.models.set_index("model_id")[["name"]])
+        rest = frame.sort_values(
+            ["alive", "instances", "rank_value"], ascending=[False, False, True]
+        ).index
+        order = [*self.winners, *[i for i in rest if i not in self.winners]]
+        frame = frame.loc[[i for i in order if i in frame.index]]
+        if alive_only:
+            frame = frame[frame.alive]
+        frame.insert(0, "model_id", frame.index)
+        frame = frame.reset_index(drop=True)
+        return frame.head(top) if top else frame
+
+    def __repr__(self) -> str:
+        name = self.models.set_index("model_id").name.get(self.winner_id, "")
+        return (
+            f"SelectionResult(winner_id={self.winner_id}, name={name!r}, "
+            f"n_trainings={self.n_trainings}, rounds={len(self.history)}, "
+            f"models={len(self.models)})"
+        )

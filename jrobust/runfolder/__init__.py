@@ -1,0 +1,41 @@
+"""Run folders: a race saved as tables, figures, a summary and an HTML report.
+
+- ``layout``: the files of a folder (see its docstring) and how each is written;
+- ``files``: ``save_run`` and ``load_run``;
+- ``summary``: the best models as a table and ``summary.md``;
+- ``report``: the figures and the self-contained ``report.html``.
+"""
+
+from jrobust.runfolder.files import RunFolderError, load_run, save_run
+from jrobust.runfolder.layout import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    FIGURES,
+    RESULT_FILE,
+    TABLES,
+    is_run_folder,
+    read_config,
+    write_config,
+    write_table,
+)
+from jrobust.runfolder.report import write_figures, write_report
+from jrobust.runfolder.summary import summary_table, write_summary
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "FIGURES",
+    "RESULT_FILE",
+    "TABLES",
+    "RunFolderError",
+    "is_run_folder",
+    "load_run",
+    "read_config",
+    "save_run",
+    "summary_table",
+    "write_config",
+    "write_figures",
+    "write_report",
+    "write_summary",
+    "write_table",
+]

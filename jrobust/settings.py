@@ -1,0 +1,337 @@
+"""``RaceSettings``: every setting of a race, its defaults, its validation and its TOML form.
+
+One frozen dataclass is the single place where a race setting is named, defaulted and checked:
+``jrobust.race(space, pop, settings=...)`` and ``race(space, pop, warmup=5, ...)`` take it, the
+``[race]`` table of space files and run folders (``config.toml``) is its TOML form, and the
+``jrobust run`` options override it field by field.
+
+Settings come in two kinds. The *race* fields decide what is computed (which instances are
+trained and which models leave): a checkpoint resumes only when they are equal. The *execution*
+fields (``EXECUTION_FIELDS``) decide only how it is computed (stack sizes, the convolution form,
+the compilation cache) and may change between a run and its resumption.
+
+Example:
+  >>> s = RaceSettings(rule="welch", alpha=0.1)
+  >>> s.warmup, s.resolved(evaluator=True).warmup
+  (None, 3)
+  >>> RaceSettings.from_table(s.to_table()) == s
+  True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from jrobust.rules import RULES, TESTS, Quantile, Rule, Threshold, TwoSampleTest, get_rule
+from jrobust.stats import Statistic, get_statistic
+
+__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP"]
+
+#: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
+DEFAULT_WARMUP = 3
+
+#: Settings that change how a race is computed, never its ledger.
+EXECUTION_FIELDS = ("max_bucket", "min_bucket", "conv_impl", "compilation_cache")
+
+StatisticLike = str | Statistic | Callable[[np.ndarray], float]
+RuleLike = str | Rule | Callable[..., np.ndarray]
+
+_CONV_IMPLS = (None, "auto", "im2col", "xla")
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
+    """``value`` if it is an integer >= ``minimum`` (or ``None`` when ``optional``), else a
+    ``ValueError`` naming the setting.
+
+    Example:
+      >>> positive_int("warmup", 3)
+      3
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def parse_rule(spec: RuleLike, **options: Any) -> Rule:
+    """A ``Rule`` from a name, ``"name:value"`` (``quantile:0.25`` keeps a quarter,
+    ``threshold:0.03`` keeps statistics <= 0.03), a ``Rule`` or a callable.
+
+    ``options`` (``alpha``, ``patience``) apply to the test rules only.
+
+    Example:
+      >>> parse_rule("quantile:0.25")
+      Quantile(keep=0.25)
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if not isinstance(spec, str):
+        if options:
+            if isinstance(spec, Rule):
+                raise ValueError(
+                    f"{sorted(options)} cannot be applied to an already built rule {spec!r}; "
+                    "pass them to its constructor or give the rule by name"
+                )
+            raise ValueError(f"{sorted(options)} cannot be applied to a rule given as a function")
+        return get_rule(spec)
+    name, _, value = spec.strip().partition(":")
+    name = name.strip().lower()
+    if name not in RULES:
+        raise ValueError(
+            f"unknown rule {spec!r}; use one of {', '.join(RULES)} (quantile:KEEP, threshold:VALUE)"
+        )
+    kwargs: dict[str, Any] = {}
+    if value:
+        if name not in ("quantile", "threshold"):
+            raise ValueError(
+                f"rule {name!r} takes no value ({spec!r}); only quantile:KEEP and threshold:VALUE do"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"rule {spec!r}: {value!r} is not a number") from None
+        kwargs["keep" if name == "quantile" else "value"] = number
+    elif name == "threshold":
+        raise ValueError("rule 'threshold' needs its value: threshold:VALUE, e.g. threshold:0.03")
+    if options and name not in TESTS:
+        verb = "apply" if len(options) > 1 else "applies"
+        raise ValueError(
+            f"{' and '.join(sorted(options))} {verb} to the test rules ({', '.join(TESTS)}), "
+            f"not to rule {name!r}"
+        )
+    return get_rule(name, **kwargs, **options)
+
+
+def _rule_spec(rule: Rule) -> str:
+    """The TOML text of a built rule (its name, with the value of quantile/threshold)."""
+    if isinstance(rule, Quantile):
+        return f"quantile:{rule.keep:g}"
+    if isinstance(rule, Threshold):
+        return f"threshold:{rule.value:g}"
+    if type(rule).__module__ == "jrobust.rules" and rule.name in RULES:
+        return rule.name
+    raise TypeError(
+        f"the rule {rule!r} has no TOML form; give rule by name (e.g. 'halving', 'welch') to save "
+        "the settings in a space file or run folder"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RaceSettings:
+    """Every setting of a race. Defaults are documented here and nowhere else.
+
+    Race fields (a resumed race must have the same):
+      statistic: eliminates: ``"mean"``, ``"median"``, ``"std"``, ``"min"``, ``"max"``,
+        ``"q1"``, ``"q3"``, ``"q3+iqr"``, ``"iqr"``, ``"pd"``, ``"q<p>"``, a ``Statistic`` or
+        ``f(losses_1d) -> float``. Default ``"std"``.
+      rank_by: ranks (the best model, the winners); ``None``: ``statistic``.
+      rule: ``"halving"`` (default), ``"quantile[:KEEP]"``, ``"threshold:VALUE"``, a test
+        (``"welch"``, ``"mannwhitney"``, ``"ks"``, ``"bartlett"``, ``"levene"``,
+        ``"fligner"``), a ``Rule`` or ``f(losses, mask, alive, round) -> alive``.
+      warmup: instances per model before anything is eliminated; ``None``: 3, or the rule's
+        minimum when that is larger.
+      alpha, patience: significance level (default 0.05) and patience stop (off) of a test rule.
+      seed: the root seed of data subsets, initialisations and shuffling. Default 0.
+      max_instances: the most instances one model gets. Default 50 (the paper's).
+      instances_per_round: new instances per survivor per round after the warm-up: a positive
+        integer, or ``"auto"`` (as many as keep the stacks as wide as the warm-up round);
+        ``None``: ``"auto"`` with the JAX trainer, 1 (the paper's) with an evaluator.
+      budget: the most trainings in all (``None``: no limit); it must at least cover the
+        warm-up round.
+      n_winners: stop when this many models are left. Default 1.
+
+    Execution fields (may change on resume):
+      max_bucket: at most this many instances per compiled call (``None``: sized from memory).
+      min_bucket: the smallest stack compiled (default 8): few survivors reuse one program.
+      conv_impl: ``"im2col"``, ``"xla"`` or ``None``/``"auto"`` (the backend's faster form).
+      compilation_cache: JAX's persistent compilation cache: ``True`` (default, in
+        ``jrobust._cache.cache_dir("jax")``), a folder, or ``False``.
+    """
+
+    statistic: StatisticLike = "std"
+    rank_by: StatisticLike | None = None
+    rule: RuleLike = "halving"
+    warmup: int | None = None
+    alpha: float | None = None
+    patience: int | None = None
+    seed: int = 0
+    max_instances: int = 50
+    instances_per_round: int | str | None = None
+    budget: int | None = None
+    n_winners: int = 1
+    max_bucket: int | None = None
+    min_bucket: int = 8
+    conv_impl: str | None = None
+    compilation_cache: bool | str = True
+
+    def __post_init__(self) -> None:
+        get_statistic(self.statistic)
+        if self.rank_by is not None:
+            get_statistic(self.rank_by)
+        if self.alpha is not None and not (
+            isinstance(self.alpha, int | float)
+            and not isinstance(self.alpha, bool)
+            and 0 < self.alpha < 1
+        ):
+            raise ValueError(f"alpha must be a number in (0, 1), got {self.alpha!r}")
+        positive_int("patience", self.patience, optional=True)
+        rule = self.make_rule()
+        positive_int("warmup", self.warmup, optional=True)
+        if self.warmup is not None and self.warmup < rule.min_warmup:
+            raise ValueError(
+                f"warmup={self.warmup} is too small for rule {rule.name!r}: it needs at least "
+                f"{rule.min_warmup} instances per model; use warmup >= {rule.min_warmup}"
+            )
+        positive_int("seed", self.seed, minimum=0)
+        positive_int("max_instances", self.max_instances)
+        if self.max_instances < self.warmup_for(rule):
+            raise ValueError(
+                f"max_instances={self.max_instances} is smaller than warmup="
+                f"{self.warmup_for(rule)}; raise max_instances or lower warmup"
+            )
+        ipr = self.instances_per_round
+        if ipr is not None and ipr != "auto":
+            try:
+                positive_int("instances_per_round", ipr)
+            except ValueError:
+                raise ValueError(
+                    f"instances_per_round must be a positive integer or 'auto', got {ipr!r}"
+                ) from None
+        positive_int("budget", self.budget, optional=True)
+        positive_int("n_winners", self.n_winners)
+        positive_int("max_bucket", self.max_bucket, optional=True)
+        positive_int("min_bucket", self.min_bucket)
+        if self.conv_impl not in _CONV_IMPLS:
+            raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
+        if not isinstance(self.compilation_cache, bool | str):
+            raise ValueError(
+                f"compilation_cache must be True, False or a folder, got {self.compilation_cache!r}"
+            )
+
+    # ------------------------------------------------------------------ derived
+    def make_rule(self) -> Rule:
+        """The elimination rule, with ``alpha``/``patience`` applied."""
+        return parse_rule(self.rule, alpha=self.alpha, patience=self.patience)
+
+    def warmup_for(self, rule: Rule | None = None) -> int:
+        """The warm-up: ``warmup``, or the default (3, or the rule's minimum if larger)."""
+        if self.warmup is not None:
+            return int(self.warmup)
+        return max(DEFAULT_WARMUP, (rule or self.make_rule()).min_warmup)
+
+    def resolved(self, *, evaluator: bool = False) -> RaceSettings:
+        """The settings with every ``None`` that has a default filled in (warm-up,
+        instances per round: ``"auto"`` with the JAX trainer, 1 with an ``evaluator``)."""
+        ipr = self.instances_per_round
+        if ipr is None:
+            ipr = 1 if evaluator else "auto"
+        return dataclasses.replace(self, warmup=self.warmup_for(), instances_per_round=ipr)
+
+    def replace(self, **changes: Any) -> RaceSettings:
+        """A copy with some fields changed (validated again)."""
+        _check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def of(
+        cls, settings: RaceSettings | Mapping[str, Any] | None, **overrides: Any
+    ) -> RaceSettings:
+        """``settings`` (a ``RaceSettings``, a mapping of its fields, or ``None`` for the
+        defaults) with ``overrides`` applied."""
+        if settings is None:
+            base = cls()
+        elif isinstance(settings, RaceSettings):
+            base = settings
+        elif isinstance(settings, Mapping):
+            _check_names(settings)
+            base = cls(**settings)
+        else:
+            raise TypeError(
+                f"settings must be a RaceSettings or a mapping of its fields, got "
+                f"{type(settings).__name__}"
+            )
+        return base.replace(**overrides) if overrides else base
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain values (statistics and rules by name): a result's ``settings``."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("statistic", "rank_by") and value is not None:
+                value = get_statistic(value).name
+            elif f.name == "rule":
+                value = self.make_rule().name
+            out[f.name] = value
+        if out["rank_by"] is None:
+            out["rank_by"] = out["statistic"]
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must agree on: every race field, rules in full (``repr``)."""
+        described = self.describe()
+        out = {k: v for k, v in described.items() if k not in EXECUTION_FIELDS}
+        out["rule"] = repr(self.make_rule())
+        return out
+
+    # ------------------------------------------------------------------ TOML
+    def to_table(self, *, execution: bool = True) -> dict[str, Any]:
+        """The ``[race]`` table: every field that is not ``None`` (TOML has no null).
+
+        Raises:
+          TypeError: when a statistic or rule is a Python object without a name to write.
+        """
+        table: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if not execution and f.name in EXECUTION_FIELDS:
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name in ("statistic", "rank_by") and not isinstance(value, str):
+                raise TypeError(
+                    f"{f.name} {value!r} has no TOML form; give it by name (e.g. 'std') to save "
+                    "the settings in a space file or run folder"
+                )
+            if f.name == "rule" and not isinstance(value, str):
+                spec = _rule_spec(get_rule(value))
+                if isinstance(value, TwoSampleTest):
+                    table.update(alpha=value.alpha)
+                    if value.patience is not None:
+                        table["patience"] = value.patience
+                value = spec
+            table[f.name] = value.item() if hasattr(value, "item") else value
+        return table
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> RaceSettings:
+        """Settings from a ``[race]`` table (``"none"`` stands for ``None``); unknown keys and bad
+        values raise ``ValueError`` naming the key."""
+        _check_names(table)
+        values = {
+            k: (None if isinstance(v, str) and v.lower() == "none" else v) for k, v in table.items()
+        }
+        for key in ("alpha",):
+            if isinstance(values.get(key), int) and not isinstance(values[key], bool):
+                values[key] = float(values[key])
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls, *, execution: bool = True) -> tuple[str, ...]:
+        return tuple(
+            f.name for f in dataclasses.fields(cls) if execution or f.name not in EXECUTION_FIELDS
+        )
+
+
+def _check_names(names: Mapping[str, Any] | Any) -> None:
+    known = RaceSettings.field_names()
+    unknown = [k for k in names if k not in known]
+    if unknown:
+        raise TypeError(
+            f"unknown race setting(s) {', '.join(map(repr, unknown))}; the race settings are "
+            f"{', '.join(known)}"
+        )

@@ -1,0 +1,39 @@
+"""Search spaces: the product space, space files (TOML) and ready spaces.
+
+- ``SearchSpace`` (``product``): the product of choices around a base model, cohorts, names.
+- space files (``files``): ``build_space`` from ``[base]``/``[choices]``/``[when]`` tables,
+  ``load_space_file``, ``to_toml``.
+- ready spaces (``builtin``): ``paper_space`` and the built-in space of ``jrobust run``.
+"""
+
+from jrobust.space.builtin import BUILTIN_RACE, default_spec, paper_space
+from jrobust.space.files import (
+    DATA_KEYS,
+    RACE_KEYS,
+    ZOO_MODELS,
+    SpaceError,
+    build_model,
+    build_space,
+    load_space_file,
+    parse_space_text,
+    to_toml,
+    with_overrides,
+)
+from jrobust.space.product import SearchSpace
+
+__all__ = [
+    "BUILTIN_RACE",
+    "DATA_KEYS",
+    "RACE_KEYS",
+    "ZOO_MODELS",
+    "SearchSpace",
+    "SpaceError",
+    "build_model",
+    "build_space",
+    "default_spec",
+    "load_space_file",
+    "paper_space",
+    "parse_space_text",
+    "to_toml",
+    "with_overrides",
+]
