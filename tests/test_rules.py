@@ -25,6 +25,7 @@ from jrobust.rules import (
 from jrobust.stats import (
     CORRECTIONS,
     PAIRED_TESTS,
+    SPREAD_TESTS,
     TESTS,
     adjust_pvalues,
     friedman,
@@ -456,6 +457,21 @@ def test_rule_decisions_follow_the_statistics(name, correction):
     out = rule.select(losses, mask, alive, warmup + 1, warmup, "mean")
     np.testing.assert_array_equal(out, expected_keep(name, correction, losses, mask, alive))
     assert out[0] and not out[9]
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", TEST_RULES)
+def test_degenerate_tables_remove_nothing_or_the_sure_losers(name):
+    rule = get_rule(name, correction="holm")
+    warmup = rule.min_warmup
+    alive = np.ones(4, bool)
+    for table in (np.ones((4, 8)), np.full((4, 8), np.nan), np.tile(np.arange(8.0), (4, 1))):
+        for statistic in ("mean", "std", "median"):
+            out = rule.select(table, full(table), alive, warmup + 1, warmup, statistic, "mean")
+            assert out.all(), (table, statistic)
+    shifted = np.arange(4.0)[:, None] + np.zeros((4, 8))  # constant rows 0 < 1 < 2 < 3
+    out = rule.select(shifted, full(shifted), alive, warmup + 1, warmup, "mean")
+    assert out.tolist() == ([True] * 4 if name in SPREAD_TESTS else [True, False, False, False])
 
 
 def planted_pvalue_table(pvalues, n=10):
