@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from jrobust.rules import RULES, TESTS, Quantile, Rule, Threshold, TwoSampleTest, get_rule
+from jrobust.rules import (
+    RULES,
+    TEST_RULES,
+    Quantile,
+    Rule,
+    SignificanceRule,
+    Threshold,
+    get_rule,
+)
 from jrobust.stats import Statistic, get_statistic
 
 __all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP"]
@@ -63,7 +71,7 @@ def parse_rule(spec: RuleLike, **options: Any) -> Rule:
     """A ``Rule`` from a name, ``"name:value"`` (``quantile:0.25`` keeps a quarter,
     ``threshold:0.03`` keeps statistics <= 0.03), a ``Rule`` or a callable.
 
-    ``options`` (``alpha``, ``patience``) apply to the test rules only.
+    ``options`` (``alpha``, ``patience``, ``correction``) apply to the test rules only.
 
     Example:
       >>> parse_rule("quantile:0.25")
@@ -98,23 +106,32 @@ def parse_rule(spec: RuleLike, **options: Any) -> Rule:
         kwargs["keep" if name == "quantile" else "value"] = number
     elif name == "threshold":
         raise ValueError("rule 'threshold' needs its value: threshold:VALUE, e.g. threshold:0.03")
-    if options and name not in TESTS:
+    if options and name not in TEST_RULES:
         verb = "apply" if len(options) > 1 else "applies"
         raise ValueError(
-            f"{' and '.join(sorted(options))} {verb} to the test rules ({', '.join(TESTS)}), "
-            f"not to rule {name!r}"
+            f"{' and '.join(sorted(options))} {verb} to the test rules "
+            f"({', '.join(TEST_RULES)}), not to rule {name!r}"
         )
     return get_rule(name, **kwargs, **options)
 
 
-def _rule_spec(rule: Rule) -> str:
-    """The TOML text of a built rule (its name, with the value of quantile/threshold)."""
+_TEST_OPTIONS = ("alpha", "patience", "correction")
+
+
+def _rule_table(rule: Rule) -> dict[str, Any]:
+    """The ``[race]`` entries of a built rule: its name (with the value of quantile/threshold)
+    and, for a test rule, its options; a rule those cannot rebuild has no TOML form."""
     if isinstance(rule, Quantile):
-        return f"quantile:{rule.keep:g}"
+        return {"rule": f"quantile:{rule.keep:g}"}
     if isinstance(rule, Threshold):
-        return f"threshold:{rule.value:g}"
-    if type(rule).__module__ == "jrobust.rules" and rule.name in RULES:
-        return rule.name
+        return {"rule": f"threshold:{rule.value:g}"}
+    if isinstance(rule, SignificanceRule) and rule.name in TEST_RULES:
+        options = {k: getattr(rule, k) for k in _TEST_OPTIONS if getattr(rule, k) is not None}
+        if get_rule(rule.name, **options) == rule:
+            return {"rule": rule.name, **options}
+    elif type(rule).__module__ == "jrobust.rules" and rule.name in RULES:
+        if get_rule(rule.name) == rule:
+            return {"rule": rule.name}
     raise TypeError(
         f"the rule {rule!r} has no TOML form; give rule by name (e.g. 'halving', 'welch') to save "
         "the settings in a space file or run folder"
@@ -136,6 +153,8 @@ class RaceSettings:
       warmup: instances per model before anything is eliminated; ``None``: 3, or the rule's
         minimum when that is larger.
       alpha, patience: significance level (default 0.05) and patience stop (off) of a test rule.
+      correction: a test rule's multiple-comparison correction over the comparisons of a round
+        with the best model: ``None`` (default: each at ``alpha``), ``"holm"``, ``"bonferroni"``.
       seed: the root seed of data subsets, initialisations and shuffling. Default 0.
       max_instances: the most instances one model gets. Default 50 (the paper's).
       instances_per_round: new instances per survivor per round after the warm-up: a positive
@@ -159,6 +178,7 @@ class RaceSettings:
     warmup: int | None = None
     alpha: float | None = None
     patience: int | None = None
+    correction: str | None = None
     seed: int = 0
     max_instances: int = 50
     instances_per_round: int | str | None = None
@@ -215,8 +235,10 @@ class RaceSettings:
 
     # ------------------------------------------------------------------ derived
     def make_rule(self) -> Rule:
-        """The elimination rule, with ``alpha``/``patience`` applied."""
-        return parse_rule(self.rule, alpha=self.alpha, patience=self.patience)
+        """The elimination rule, with ``alpha``/``patience``/``correction`` applied."""
+        return parse_rule(
+            self.rule, alpha=self.alpha, patience=self.patience, correction=self.correction
+        )
 
     def warmup_for(self, rule: Rule | None = None) -> int:
         """The warm-up: ``warmup``, or the default (3, or the rule's minimum if larger)."""
@@ -298,12 +320,8 @@ class RaceSettings:
                     "the settings in a space file or run folder"
                 )
             if f.name == "rule" and not isinstance(value, str):
-                spec = _rule_spec(get_rule(value))
-                if isinstance(value, TwoSampleTest):
-                    table.update(alpha=value.alpha)
-                    if value.patience is not None:
-                        table["patience"] = value.patience
-                value = spec
+                table.update(_rule_table(get_rule(value)))
+                continue
             table[f.name] = value.item() if hasattr(value, "item") else value
         return table
 

@@ -138,8 +138,9 @@ def _the_race(g) -> None:
         "--rule",
         type=rule_spec,
         metavar="NAME",
-        help="halving, quantile[:KEEP], threshold:VALUE, welch, mannwhitney, ks, "
-        "bartlett, levene, fligner (default: halving)",
+        help="halving, quantile[:KEEP], threshold:VALUE; unpaired tests: welch, mannwhitney, ks, "
+        "bartlett, levene, fligner; paired: wilcoxon, ttest_paired, friedman, bootstrap "
+        "(default: halving)",
     )
     g.add_argument(
         "--warmup",
@@ -152,6 +153,11 @@ def _the_race(g) -> None:
         type=fraction,
         metavar="A",
         help="significance level of a test rule (default: 0.05)",
+    )
+    g.add_argument(
+        "--correction",
+        choices=("holm", "bonferroni"),
+        help="test rules: correct for the comparisons of a round with the best model",
     )
     g.add_argument(
         "--patience",

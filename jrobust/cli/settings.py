@@ -68,6 +68,7 @@ RACE_OPTIONS = {
     "warmup": "warmup",
     "alpha": "alpha",
     "patience": "patience",
+    "correction": "correction",
     "max_instances": "max_instances",
     "instances_per_round": "instances_per_round",
     "budget": "budget",
