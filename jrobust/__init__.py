@@ -9,7 +9,14 @@ IEEE Access 2025).
 
 import sys
 
-from jrobust import data, parallel, presets, rules, stats
+from jrobust import (
+    _startup,  # noqa: F401, I001 - first: Ctrl-C while the command starts
+    data,
+    parallel,
+    presets,
+    rules,
+    stats,
+)
 from jrobust._signals import Interrupted
 from jrobust._version import __version__ as __version__
 from jrobust.config import ModelConfig, count_params

@@ -15,6 +15,8 @@ from typing import IO
 
 __all__ = ["write_atomic", "write_text_atomic"]
 
+_sync = os.fsync  # one name the fault tests can make fail like a full disk
+
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write ``path`` through ``write(file)`` atomically; returns the path."""
@@ -26,7 +28,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            _sync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

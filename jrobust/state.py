@@ -351,6 +351,7 @@ class RaceState:
           CheckpointError: the file is not a readable checkpoint.
         """
         path = Path(path)
+        _check_zip(path)
         try:
             with np.load(path, allow_pickle=False) as f:
                 meta = json.loads(bytes(f["meta"]).decode())
@@ -376,6 +377,7 @@ class RaceState:
     @staticmethod
     def peek(path: str | os.PathLike) -> dict[str, Any]:
         """The JSON facts of a checkpoint (round, trainings, done, ...) without its tables."""
+        _check_zip(Path(path))
         try:
             with np.load(Path(path), allow_pickle=False) as f:
                 return json.loads(bytes(f["meta"]).decode())
@@ -393,6 +395,20 @@ _META_FIELDS = (
     "done",
     "stop_reason",
 )
+
+
+def _check_zip(path: Path) -> None:
+    """A checkpoint is a zip archive (``.npz``); anything else is named for what it is."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {err}") from None
+    if magic != b"PK\x03\x04":
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged (it is not an .npz archive; was it overwritten?): "
+            "delete it to start the race afresh"
+        )
 
 
 def _check_meta(meta: dict, path: Path, fingerprint: str | None) -> None:

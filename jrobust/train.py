@@ -411,6 +411,24 @@ def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
 
 
 # ---------------------------------------------------------------------------------- driving
+def check_instances(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Instance indices as a 1-D ``int32`` array; anything but non-negative integers is an error
+    (``0.5`` is not silently instance 0)."""
+    arr = np.asarray(values)
+    if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(
+            f"instance indices must be non-negative integers, got {arr.reshape(-1)[:5].tolist()} "
+            f"(dtype {arr.dtype}); pass e.g. range(8)"
+        )
+    arr = arr.astype(np.int64).reshape(-1)
+    bad = (arr < 0) | (arr > np.iinfo(np.int32).max)
+    if bad.any():
+        raise ValueError(
+            f"instance indices must be non-negative integers below 2**31, got {arr[bad][:5].tolist()}"
+        )
+    return arr.astype(np.int32)
+
+
 def bucket_size_for(n: int, multiple: int = 1, cap: int | None = None) -> int:
     """The stack size used for ``n`` instances: the next power of two (times ``multiple``), capped.
 
@@ -500,13 +518,11 @@ def launch_stack(
         raise ValueError(
             "train_stack takes models of one cohort (equal static fields); group them first"
         )
-    instances = np.asarray(instances, np.int32)
+    instances = check_instances(instances)
     if instances.shape != (n,):
         raise ValueError(
             f"got {instances.shape[0]} instance indices for {n} configs; give one per config"
         )
-    if np.any(instances < 0):
-        raise ValueError("instance indices must be non-negative")
     config = configs[0]
     if subsets is None:
         subsets = population.subset_indices(
@@ -588,7 +604,7 @@ def train_instances(
       >>> jrobust.train_instances(cfg, pop, [0, 1])["loss"].shape  # doctest: +SKIP
       (2,)
     """
-    instances = np.asarray(instance_indices, dtype=np.int64).reshape(-1)
+    instances = check_instances(instance_indices)
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
     check_compatible(config, population)

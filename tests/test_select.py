@@ -62,7 +62,7 @@ def test_planted_winner_wins_under_every_rule(rule, statistic):
         evaluator=gaussian_evaluator(MU, SIGMA),
         statistic=statistic,
         rule=rule_obj,
-        warmup=4,
+        warmup=max(4, jrobust.get_rule(rule_obj).min_warmup),
         max_instances=30,
     )
     assert result.winner_id == PLANTED

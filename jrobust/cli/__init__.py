@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jrobust._signals import Interrupted
+from jrobust._signals import Interrupted, deferred_signals
 from jrobust._version import __version__
 from jrobust.cli import bench, report, run, space
 from jrobust.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Help, Parser, UsageError
@@ -94,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return EXIT_USAGE
-        return args.func(args, argv)
+        if args.command != "run":
+            return args.func(args, argv)
+        with deferred_signals():  # Ctrl-C becomes a flag the run checks at safe points
+            return args.func(args, argv)
     except Interrupted as err:
         folder = getattr(err, "folder", None)
         then = f"; continue with: jrobust run --resume {folder}" if folder else ""

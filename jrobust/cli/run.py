@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if pop is None:
         with out.status(f"loading data {data['source']} ..."):
             pop = cli_settings.load_population(data)
+    _signals.check()
     if args.target is not None and not pop.is_classification:
         try:
             pop.target_column(args.target)
@@ -331,7 +333,9 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         start_trainings=int(done.get("n_trainings", 0)),
     )
     try:
-        with progress:
+        with progress, warnings.catch_warnings():
+            # the command reports a race whose every instance failed itself, in one line
+            warnings.filterwarnings("ignore", "every instance of every model failed")
             result = race(
                 space, pop, settings, devices=args.devices, checkpoint_dir=folder, progress=progress
             )
@@ -351,6 +355,11 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
     }
     with out.status("writing the run folder ..."):
         save_run(result, folder, config, csv=args.csv, info=info)
+    try:
+        _signals.check()  # the folder is complete; a Ctrl-C that came meanwhile still counts
+    except _signals.Interrupted as err:
+        err.folder = folder
+        raise
     table = summary_table(result, top=6)
     if out.mode == "json":
         out.json(json_summary(result, table, folder, wall))

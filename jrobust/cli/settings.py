@@ -238,6 +238,9 @@ def resolved_config(
     }
 
 
+_STALE = re.compile(r"\.tmp\d+$")
+
+
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(old) | set(new)):
@@ -273,8 +276,8 @@ def check_folder(
     """
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file, not a folder")
-    if not folder.exists() or not any(folder.iterdir()):
-        return False
+    if not folder.exists() or not [p for p in folder.iterdir() if not _STALE.search(p.name)]:
+        return False  # empty, or holding only what a killed atomic write left
     if not is_run_folder(folder):
         raise UsageError(
             f"--out {folder} exists and holds something else than a jrobust run; "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -234,22 +235,35 @@ def from_npz(
         raise FileNotFoundError(
             f"no such .npz file: {p}; save one with np.savez(path, x=..., y=...)"
         )
-    try:
-        f = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if not magic.startswith(b"PK\x03\x04"):
+        what = "a single .npy array" if magic == b"\x93NUMPY" else "not a zip archive"
         raise ValueError(
-            f"{p} is not a readable .npz file ({err}); write it with np.savez"
+            f"{p} is not an .npz file ({what}); write x and y with np.savez(path, x=..., y=...)"
+        )
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            keys = set(f.files)
+            if not {"x", "y"} <= keys:
+                raise KeyError(f"{p} must hold arrays 'x' and 'y'; it holds {sorted(keys)}")
+            x, y = f["x"], f["y"]
+            side = f["side"] if "side" in keys else None
+            tn = [str(v) for v in f["target_names"]] if "target_names" in keys else None
+            sn = [str(v) for v in f["side_names"]] if "side_names" in keys else None
+            if num_classes is None and "num_classes" in keys:
+                num_classes = int(f["num_classes"])
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{p} is a damaged .npz file ({err}); write it again with np.savez"
         ) from None
-    with f:
-        keys = set(f.files)
-        if not {"x", "y"} <= keys:
-            raise KeyError(f"{p} must hold arrays 'x' and 'y'; it holds {sorted(keys)}")
-        x, y = f["x"], f["y"]
-        side = f["side"] if "side" in keys else None
-        tn = [str(v) for v in f["target_names"]] if "target_names" in keys else None
-        sn = [str(v) for v in f["side_names"]] if "side_names" in keys else None
-        if num_classes is None and "num_classes" in keys:
-            num_classes = int(f["num_classes"])
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise
+        raise ValueError(
+            f"{p} holds object (pickled) arrays, which jrobust never loads (unpickling can run "
+            "code); save plain numeric arrays with np.savez"
+        ) from None
     return from_arrays(
         x, y, side, target_names=tn, side_names=sn, num_classes=num_classes,
         test_size=test_size, val_size=val_size, seed=seed, name=p.stem,

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrobust import _signals
+
 __all__ = [
     "DATASETS",
     "DEFAULT_TAU_EDGES",
@@ -556,6 +558,7 @@ def _run_chunks(fn, n: int, chunk: int, seed_or_key, **arrays) -> tuple[np.ndarr
         pending.append((start, res))
         if len(pending) > 2 * len(devices):
             collect(*pending.pop(0))
+            _signals.check()  # a deferred Ctrl-C stops a long generation between chunks
     for p in pending:
         collect(*p)
     return tuple(out)
