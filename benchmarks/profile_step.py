@@ -92,7 +92,9 @@ def conv_im2col_flat(x, kernel):
     (k*k*C, F) dot per lane (same kernel order: (i, j, c))."""
     k, _, c, f = kernel.shape
     n, oh, ow = x.shape[0], x.shape[1] - k + 1, x.shape[2] - k + 1
-    patches = jnp.concatenate([x[:, i : i + oh, j : j + ow, :] for i in range(k) for j in range(k)], -1)
+    patches = jnp.concatenate(
+        [x[:, i : i + oh, j : j + ow, :] for i in range(k) for j in range(k)], -1
+    )
     y = jnp.dot(patches.reshape(n * oh * ow, k * k * c), kernel.reshape(k * k * c, f))
     return y.reshape(n, oh, ow, f)
 
@@ -111,13 +113,17 @@ def conv_shifted(x, kernel):
 
 def conv_xla(x, kernel):
     """``lax.conv_general_dilated`` (vmapped over a stack it becomes a grouped convolution)."""
-    return lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return lax.conv_general_dilated(
+        x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
 
 
 def conv_patches(x, kernel):
     """``lax.conv_general_dilated_patches`` then one dot (its patch order is (c, i, j))."""
     k, _, c, f = kernel.shape
-    p = lax.conv_general_dilated_patches(x, (k, k), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    p = lax.conv_general_dilated_patches(
+        x, (k, k), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     n, oh, ow, _ = p.shape
     w = kernel.transpose(2, 0, 1, 3).reshape(c * k * k, f)
     return jnp.dot(p.reshape(n * oh * ow, c * k * k), w).reshape(n, oh, ow, f)
@@ -142,14 +148,18 @@ def pool_slices(x, size, stride):
     out = None
     for i in range(size):
         for j in range(size):
-            s = x[:, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride, :]
+            s = x[
+                :, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride, :
+            ]
             out = s if out is None else jnp.maximum(out, s)
     return out
 
 
 def pool_reduce_window(x, size, stride):
     """``lax.reduce_window`` (its gradient is select-and-scatter)."""
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID")
+    return lax.reduce_window(
+        x, -jnp.inf, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID"
+    )
 
 
 def pool_reshape(x, size, stride):
@@ -205,7 +215,11 @@ def _pool_mask_bwd(size, stride, res, g):
         for (i, j), p in zip(views, parts, strict=True):
             hi_h = h - (i + (oh - 1) * stride + 1)
             hi_w = w - (j + (ow - 1) * stride + 1)
-            p = lax.pad(p, jnp.float32(0), ((0, 0, 0), (i, hi_h, stride - 1), (j, hi_w, stride - 1), (0, 0, 0)))
+            p = lax.pad(
+                p,
+                jnp.float32(0),
+                ((0, 0, 0), (i, hi_h, stride - 1), (j, hi_w, stride - 1), (0, 0, 0)),
+            )
             dx = p if dx is None else dx + p
     return (dx,)
 
@@ -236,7 +250,11 @@ def _pool_mask_pad_bwd(size, stride, res, g):
             p = jnp.where(first, g, 0.0)
             hi_h = h - (i + (oh - 1) * stride + 1)
             hi_w = w - (j + (ow - 1) * stride + 1)
-            p = lax.pad(p, jnp.float32(0), ((0, 0, 0), (i, hi_h, stride - 1), (j, hi_w, stride - 1), (0, 0, 0)))
+            p = lax.pad(
+                p,
+                jnp.float32(0),
+                ((0, 0, 0), (i, hi_h, stride - 1), (j, hi_w, stride - 1), (0, 0, 0)),
+            )
             dx = p if dx is None else dx + p
     return (dx,)
 
@@ -346,7 +364,9 @@ def fused_nadam_tree():
     def update(grads, state, params, hyper):
         count, mu, nu = state
         count_inc = count + 1
-        out = jax.tree.map(lambda g, p, m, v: _nadam_leaf(g, p, m, v, count_inc, hyper), grads, params, mu, nu)
+        out = jax.tree.map(
+            lambda g, p, m, v: _nadam_leaf(g, p, m, v, count_inc, hyper), grads, params, mu, nu
+        )
         istuple = lambda t: isinstance(t, tuple)
         new_p = jax.tree.map(lambda t: t[0], out, is_leaf=istuple)
         new_mu = jax.tree.map(lambda t: t[1], out, is_leaf=istuple)
@@ -367,10 +387,27 @@ class Variant:
     stack: "vmap" (today) or "map<s>" (lax.map over sub-stacks of s lanes, vmap inside).
     """
 
-    def __init__(self, name, model="flax", conv="im2col", pool="slices", pool1=None, opt="optax",
-                 keep=True, gather="scan", stack="vmap", conv_impl="im2col"):
+    def __init__(
+        self,
+        name,
+        model="flax",
+        conv="im2col",
+        pool="slices",
+        pool1=None,
+        opt="optax",
+        keep=True,
+        gather="scan",
+        stack="vmap",
+        conv_impl="im2col",
+    ):
         self.name, self.model, self.conv, self.pool, self.pool1 = name, model, conv, pool, pool1
-        self.opt, self.keep, self.gather, self.stack, self.conv_impl = opt, keep, gather, stack, conv_impl
+        self.opt, self.keep, self.gather, self.stack, self.conv_impl = (
+            opt,
+            keep,
+            gather,
+            stack,
+            conv_impl,
+        )
 
     def fwd(self):
         if self.model == "flax":
@@ -469,8 +506,13 @@ def interleaved(cands: dict[str, Callable[[], float]], repeats: int) -> dict[str
             times[k].append(f())
             cpu[k].append(time.process_time() - c0)
     return {
-        k: {"median": statistics.median(v), "best": min(v), "spread": max(v) / min(v), "all": v,
-            "cpu": statistics.median(cpu[k])}
+        k: {
+            "median": statistics.median(v),
+            "best": min(v),
+            "spread": max(v) / min(v),
+            "all": v,
+            "cpu": statistics.median(cpu[k]),
+        }
         for k, v in times.items()
     }
 
@@ -509,7 +551,7 @@ def torch_runner(steps: int, threads: int = 2):
         for s in range(5):  # warm-up, not timed
             idx = perm[s]
             opt.zero_grad(set_to_none=True)
-                # same loss as jrobust's relative_mse
+            # same loss as jrobust's relative_mse
             loss = (((model(x[idx])[:, 0] - y[idx]) / y[idx]) ** 2).mean()
             loss.backward()
             opt.step()
@@ -538,10 +580,19 @@ class TorchProcess:
     parent waits idle meanwhile, so the two processes never share the cores)."""
 
     def __init__(self, steps: int, threads: int = 2):
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", "torch", "--torch-steps", str(steps),
-               "--stacks", str(threads)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            "torch",
+            "--torch-steps",
+            str(steps),
+            "--stacks",
+            str(threads),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         self()  # warm-up
 
     def __call__(self) -> float:
@@ -574,7 +625,11 @@ def _hlo_index(hlo_text: str) -> dict[str, dict]:
         s = line.strip()
         if not s:
             continue
-        if (s.startswith("%") or s.startswith("ENTRY")) and s.endswith("{") and "=" not in s.split("(")[0]:
+        if (
+            (s.startswith("%") or s.startswith("ENTRY"))
+            and s.endswith("{")
+            and "=" not in s.split("(")[0]
+        ):
             current = s.split()[1 if s.startswith("ENTRY") else 0].lstrip("%")
             comps[current] = []
             continue
@@ -592,7 +647,11 @@ def _hlo_index(hlo_text: str) -> dict[str, dict]:
         head = rhs.split("(", 1)[0]  # "f32[64,9]{1,0} fusion"
         parts = head.rsplit(" ", 1)
         shape, op = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-        calls = rhs.split("calls=", 1)[1].split(",", 1)[0].strip().lstrip("%") if "calls=" in rhs else None
+        calls = (
+            rhs.split("calls=", 1)[1].split(",", 1)[0].strip().lstrip("%")
+            if "calls=" in rhs
+            else None
+        )
         kind = rhs.split("kind=", 1)[1].split(",", 1)[0] if "kind=" in rhs else ""
         instr[name] = {"shape": shape, "op": op, "op_names": op_names, "calls": calls, "kind": kind}
         if current is not None:
@@ -636,17 +695,36 @@ def _param_shaped(shape: str) -> bool:
         dims = tuple(int(d) for d in shape.split("[", 1)[1].split("]", 1)[0].split(",") if d)
     except (IndexError, ValueError):
         return False
-    for want in ((3, 3, 1, 32), (3, 3, 32, 64), (576, 9), (9, 1), (9,), (288, 64), (9, 32), (23923,)):
-        if dims[-len(want):] == want:
+    for want in (
+        (3, 3, 1, 32),
+        (3, 3, 32, 64),
+        (576, 9),
+        (9, 1),
+        (9,),
+        (288, 64),
+        (9, 32),
+        (23923,),
+    ):
+        if dims[-len(want) :] == want:
             return True
     return False
 
 
 PIECES = (
-    ("conv1", "conv1"), ("Conv_0", "conv1"), ("conv2", "conv2"), ("Conv_1", "conv2"),
-    ("pool1", "pooling"), ("pool2", "pooling"), ("dense", "dense head"), ("Dense", "dense head"),
-    ("_CNNModule", "pooling + relu (flax)"), ("/opt", "optimizer"), ("scale_by", "optimizer"),
-    ("/keep", "where(active) bookkeeping"), ("/gather", "mini-batch gather"), ("/loss", "loss"),
+    ("conv1", "conv1"),
+    ("Conv_0", "conv1"),
+    ("conv2", "conv2"),
+    ("Conv_1", "conv2"),
+    ("pool1", "pooling"),
+    ("pool2", "pooling"),
+    ("dense", "dense head"),
+    ("Dense", "dense head"),
+    ("_CNNModule", "pooling + relu (flax)"),
+    ("/opt", "optimizer"),
+    ("scale_by", "optimizer"),
+    ("/keep", "where(active) bookkeeping"),
+    ("/gather", "mini-batch gather"),
+    ("/loss", "loss"),
     ("/eval", "evaluation"),
 )
 
@@ -703,11 +781,18 @@ def thunk_profile(fn, args, hlo_text: str, n_calls: int = 1) -> list[dict]:
         info = index[name]
         if info["op"] == "while":
             continue  # a loop's duration contains its body's thunks
-        rows.append({
-            "thunk": name, "us": us, "count": cnt[name], "op": info["op"], "shape": info["shape"],
-            "kind": info.get("kind", ""), "inner": dict(info.get("inner_ops", {})),
-            "piece": classify(info["op_names"], info["op"], info["shape"]),
-        })
+        rows.append(
+            {
+                "thunk": name,
+                "us": us,
+                "count": cnt[name],
+                "op": info["op"],
+                "shape": info["shape"],
+                "kind": info.get("kind", ""),
+                "inner": dict(info.get("inner_ops", {})),
+                "piece": classify(info["op_names"], info["op"], info["shape"]),
+            }
+        )
     rows.sort(key=lambda r: -r["us"])
     return rows
 
@@ -735,9 +820,27 @@ def variant_set(quick: bool) -> list[Variant]:
         Variant("flat+mask, lax.map s=2", stack="map2", **best),
         Variant("flat+mask, lax.map s=4", stack="map4", **best),
         Variant("flat+mask, lax.map s=8", stack="map8", **best),
-        Variant("BEST: flat+mask, flat NAdam, no where, map s=1", opt="flat", keep=False, stack="map1", **best),
-        Variant("BEST: flat+mask, flat NAdam, no where, map s=2", opt="flat", keep=False, stack="map2", **best),
-        Variant("BEST: flat+mask, flat NAdam, no where, map s=4", opt="flat", keep=False, stack="map4", **best),
+        Variant(
+            "BEST: flat+mask, flat NAdam, no where, map s=1",
+            opt="flat",
+            keep=False,
+            stack="map1",
+            **best,
+        ),
+        Variant(
+            "BEST: flat+mask, flat NAdam, no where, map s=2",
+            opt="flat",
+            keep=False,
+            stack="map2",
+            **best,
+        ),
+        Variant(
+            "BEST: flat+mask, flat NAdam, no where, map s=4",
+            opt="flat",
+            keep=False,
+            stack="map4",
+            **best,
+        ),
     ]
     if quick == "final":
         keep = {0, 9, 14, 15, 18, 19}
@@ -760,12 +863,18 @@ def run_variants(stacks, work, repeats, quick, torch_steps) -> list[dict]:
     x, y = make_data()
     torch_runs = {}
     if have_torch():
-        torch_runs = {"PyTorch one at a time, 2 threads": TorchProcess(torch_steps, 2),
-                      "PyTorch one at a time, 1 thread": TorchProcess(torch_steps, 1)}
+        torch_runs = {
+            "PyTorch one at a time, 2 threads": TorchProcess(torch_steps, 2),
+            "PyTorch one at a time, 1 thread": TorchProcess(torch_steps, 1),
+        }
     rows = []
     for stack in stacks:
         steps = steps_for(stack, work)
-        P, H, idx = stacked_params(stack), stacked_hyper(stack), batch_indices(stack, steps, x.shape[0])
+        P, H, idx = (
+            stacked_params(stack),
+            stacked_hyper(stack),
+            batch_indices(stack, steps, x.shape[0]),
+        )
         cands, compile_s, names = {}, {}, []
         for v in variant_set(quick):
             if not usable(v, stack):
@@ -787,13 +896,20 @@ def run_variants(stacks, work, repeats, quick, torch_steps) -> list[dict]:
         for k, r in res.items():
             n = torch_steps if k.startswith("PyTorch") else stack * steps
             per = (r["best"] if k.startswith("PyTorch") else r["median"]) / n
-            rows.append({
-                "stack": stack, "variant": k, "steps": steps if n != torch_steps else torch_steps,
-                "inst_steps_s": 1 / per, "best_inst_steps_s": n / r["best"], "spread": r["spread"],
-                "cpu_ms_per_step": 1e3 * r["cpu"] / n, "vs_today": t_today / per,
-                "vs_torch": (t_torch / per) if t_torch else float("nan"),
-                "compile_s": compile_s.get(k, float("nan")),
-            })
+            rows.append(
+                {
+                    "stack": stack,
+                    "variant": k,
+                    "steps": steps if n != torch_steps else torch_steps,
+                    "inst_steps_s": 1 / per,
+                    "best_inst_steps_s": n / r["best"],
+                    "spread": r["spread"],
+                    "cpu_ms_per_step": 1e3 * r["cpu"] / n,
+                    "vs_today": t_today / per,
+                    "vs_torch": (t_torch / per) if t_torch else float("nan"),
+                    "compile_s": compile_s.get(k, float("nan")),
+                }
+            )
         print(f"  stack {stack}: done ({len(cands)} candidates x {repeats} repeats)", flush=True)
     for t in torch_runs.values():
         t.close()
@@ -804,9 +920,11 @@ def print_variant_table(rows) -> None:
     stacks = sorted({r["stack"] for r in rows})
     names = list(dict.fromkeys(r["variant"] for r in rows))
     by = {(r["variant"], r["stack"]): r for r in rows}
-    say("Instance-steps/s (median of the interleaved repeats; PyTorch: its best repeat) and, in "
+    say(
+        "Instance-steps/s (median of the interleaved repeats; PyTorch: its best repeat) and, in "
         "brackets, the ratio to today's code / to PyTorch one-at-a-time (2 threads, best repeat) "
-        "measured in the same interleaved pool:")
+        "measured in the same interleaved pool:"
+    )
     say()
     say("| variant | " + " | ".join(f"stack {s}" for s in stacks) + " |")
     say("|---|" + "---:|" * len(stacks))
@@ -814,11 +932,18 @@ def print_variant_table(rows) -> None:
         cells = []
         for s in stacks:
             r = by.get((n, s))
-            cells.append("" if r is None else f"{r['inst_steps_s']:.0f} ({r['vs_today']:.2f}x / {r['vs_torch']:.2f}x)")
+            cells.append(
+                ""
+                if r is None
+                else f"{r['inst_steps_s']:.0f} ({r['vs_today']:.2f}x / {r['vs_torch']:.2f}x)"
+            )
         say(f"| {n} | " + " | ".join(cells) + " |")
     say()
-    say("Best repeat (instance-steps/s); noise: max/min wall time over the repeats of each candidate; CPU ms of the process per "
-        "instance-step (all threads; less sensitive to other users of the cores); compile seconds:")
+    say(
+        "Best repeat (instance-steps/s); noise: max/min wall time over the repeats of each "
+        "candidate; CPU ms of the process per instance-step (all threads; less sensitive to "
+        "other users of the cores); compile seconds:"
+    )
     say()
     say("| variant | " + " | ".join(f"stack {s}" for s in stacks) + " |")
     say("|---|" + "---:|" * len(stacks))
@@ -826,7 +951,14 @@ def print_variant_table(rows) -> None:
         cells = []
         for s in stacks:
             r = by.get((n, s))
-            cells.append("" if r is None else f"best {r['best_inst_steps_s']:.0f}, x{r['spread']:.2f}, {r['cpu_ms_per_step']:.1f} ms cpu, {r['compile_s']:.1f} s")
+            cells.append(
+                ""
+                if r is None
+                else (
+                    f"best {r['best_inst_steps_s']:.0f}, x{r['spread']:.2f}, "
+                    f"{r['cpu_ms_per_step']:.1f} ms cpu, {r['compile_s']:.1f} s"
+                )
+            )
         say(f"| {n} | " + " | ".join(cells) + " |")
     say()
 
@@ -846,21 +978,29 @@ def check_numerics(quick: bool, tol: float = 1e-5) -> list[dict]:
     the parameter change of one step (optimizer forms) and losses / parameters after 8 steps."""
     x, y = make_data(2048)
     stack, steps = 4, 8
-    P, H, idx = stacked_params(stack, seed=5), stacked_hyper(stack), batch_indices(stack, steps, 2048, seed=7)
+    P, H, idx = (
+        stacked_params(stack, seed=5),
+        stacked_hyper(stack),
+        batch_indices(stack, steps, 2048, seed=7),
+    )
     ref_v = variant_set(quick)[0]
     ref_p, ref_l = ref_v.build(steps)(P, H, idx, x, y)
     ref_p1, _ = ref_v.build(1)(P, H, idx[:, :1], x, y)
-    d_ref = jax.tree.map(jnp.subtract, ref_p1, P)
     xb, yb = x[idx[0, 0]], y[idx[0, 0]]
     p0 = jax.tree.map(lambda a: a[0], P)
     g_ref = jax.value_and_grad(lambda p: rel_mse(flax_forward()(p, xb), yb))(p0)
     rows = []
     for v in variant_set(quick)[1:]:
-        if quick and not (v.name.startswith("BEST") or v.name.startswith("pool: custom") or v.name.startswith("conv: im2col flat")):
+        if quick and not (
+            v.name.startswith("BEST")
+            or v.name.startswith("pool: custom")
+            or v.name.startswith("conv: im2col flat")
+        ):
             continue
         if not usable(v, stack):
             continue
-        g = jax.value_and_grad(lambda p: rel_mse(v.fwd()(p, xb), yb))(p0)
+        fwd = v.fwd()
+        g = jax.value_and_grad(lambda p, fwd=fwd: rel_mse(fwd(p, xb), yb))(p0)
         p1, _ = v.build(1)(P, H, idx[:, :1], x, y)
         pn, ln = v.build(steps)(P, H, idx, x, y)
         r = {
@@ -873,19 +1013,25 @@ def check_numerics(quick: bool, tol: float = 1e-5) -> list[dict]:
         }
         r["ok"] = all(r[k] <= tol for k in ("loss", "grad", "params_1", "losses_8", "params_8"))
         rows.append(r)
-    say(f"Numerical equality against today's formulation (stack {stack}, relative: max |a-b| / max |b| "
-        f"per leaf; tolerance {tol:g}):")
+    say(
+        f"Numerical equality against today's formulation (stack {stack}, relative: max |a-b| / max |b| "
+        f"per leaf; tolerance {tol:g}):"
+    )
     say()
     say("| variant | loss | gradient | params, 1 step | losses, 8 steps | params, 8 steps | ok |")
     say("|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        say(f"| {r['variant']} | {r['loss']:.1e} | {r['grad']:.1e} | {r['params_1']:.1e} | "
-            f"{r['losses_8']:.1e} | {r['params_8']:.1e} | {'yes' if r['ok'] else 'NO'} |")
+        say(
+            f"| {r['variant']} | {r['loss']:.1e} | {r['grad']:.1e} | {r['params_1']:.1e} | "
+            f"{r['losses_8']:.1e} | {r['params_8']:.1e} | {'yes' if r['ok'] else 'NO'} |"
+        )
     say()
     opt = check_optimizers(P, H)
-    say("Optimizer forms alone, fed the same gradients (5 NAdam steps with L2, random O(1) gradients): "
+    say(
+        "Optimizer forms alone, fed the same gradients (5 NAdam steps with L2, random O(1) gradients): "
         "max relative difference of the parameters against today's optax chain: "
-        + ", ".join(f"{k}: {v}" for k, v in opt.items()))
+        + ", ".join(f"{k}: {v}" for k, v in opt.items())
+    )
     say()
     return rows
 
@@ -930,14 +1076,29 @@ def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1,
 
     train_size = train_size or steps * BATCH
     pop = _population(train_size, test_size, 0)
-    cfg = zoo.paper_config(1, epochs=epochs, train_size=train_size, batch_size=BATCH,
-                           side_features=(), target=None, name=None)
+    cfg = zoo.paper_config(
+        1,
+        epochs=epochs,
+        train_size=train_size,
+        batch_size=BATCH,
+        side_features=(),
+        target=None,
+        name=None,
+    )
     subsets = pop.subset_indices(np.arange(stack), train_size, seed=0, bootstrap=False)
     hyper = {f: np.full(stack, getattr(cfg, f), np.float32) for f in SCALAR_FIELDS}
     hashes = np.full(stack, model_hash(cfg), np.int32)
     idx = _split_arrays(pop)
-    args = (hyper, hashes, np.arange(stack, dtype=np.int32), np.asarray(subsets, np.int32),
-            np.int32(0), pop.device_arrays(), idx["test"], idx["val"])
+    args = (
+        hyper,
+        hashes,
+        np.arange(stack, dtype=np.int32),
+        np.asarray(subsets, np.int32),
+        np.int32(0),
+        pop.device_arrays(),
+        idx["test"],
+        idx["val"],
+    )
     spec = _spec_of(cfg, pop, None)
     fn = _cached_trainer(spec, _static_config(cfg), spec.conv_impl)
     t0 = time.perf_counter()
@@ -966,14 +1127,23 @@ def run_profile(stacks, steps_by_stack) -> dict:
             t0 = time.perf_counter()
             jax.block_until_ready(compiled(*args))
             wall.append(time.perf_counter() - t0)
-        out[stack] = {"per_step": per_step, "once_us": once, "steps": steps, "top": thunks,
-                      "wall_step_ms": 1e3 * min(wall) / steps}
-    say("Breakdown of one step of jrobust's compiled stack trainer (paper model 1, batch 64, "
+        out[stack] = {
+            "per_step": per_step,
+            "once_us": once,
+            "steps": steps,
+            "top": thunks,
+            "wall_step_ms": 1e3 * min(wall) / steps,
+        }
+    say(
+        "Breakdown of one step of jrobust's compiled stack trainer (paper model 1, batch 64, "
         "NAdam), from the XLA:CPU thunk trace (`jax.profiler`), thunks grouped by their JAX op "
-        "names / dot shapes; ms per stacked step (all lanes) and % of the step's thunk time:")
+        "names / dot shapes; ms per stacked step (all lanes) and % of the step's thunk time:"
+    )
     say()
-    pieces = sorted({k for v in out.values() for k in v["per_step"]},
-                    key=lambda k: -max(v["per_step"].get(k, 0) for v in out.values()))
+    pieces = sorted(
+        {k for v in out.values() for k in v["per_step"]},
+        key=lambda k: -max(v["per_step"].get(k, 0) for v in out.values()),
+    )
     say("| piece | " + " | ".join(f"stack {s}: ms/step | %" for s in out) + " |")
     say("|---|" + "---:|---:|" * len(out))
     for k in pieces:
@@ -987,10 +1157,16 @@ def run_profile(stacks, steps_by_stack) -> dict:
     for v in out.values():
         cells.append(f"**{sum(v['per_step'].values()) / 1e3:.2f}** | 100")
     say("| **sum of thunks per step** | " + " | ".join(cells) + " |")
-    say("| wall time per step (whole call / steps, incl. init + test evaluation) | "
-        + " | ".join(f"{v['wall_step_ms']:.2f} | " for v in out.values()) + " |")
-    say("| once per training: init, shuffle, evaluation on 256 test events (ms) | "
-        + " | ".join(f"{v['once_us'] / 1e3:.2f} | " for v in out.values()) + " |")
+    say(
+        "| wall time per step (whole call / steps, incl. init + test evaluation) | "
+        + " | ".join(f"{v['wall_step_ms']:.2f} | " for v in out.values())
+        + " |"
+    )
+    say(
+        "| once per training: init, shuffle, evaluation on 256 test events (ms) | "
+        + " | ".join(f"{v['once_us'] / 1e3:.2f} | " for v in out.values())
+        + " |"
+    )
     say()
     for stack, v in out.items():
         say(f"Heaviest HLO thunks per step, stack {stack}:")
@@ -1013,13 +1189,17 @@ def run_profile_variant(v: Variant, stack: int, steps: int) -> None:
     for r in rows:
         by[r["piece"]] += r["us"] / (2 * steps)
     tot = sum(by.values())
-    say(f"Thunk time per step of `{v.name}` at stack {stack}: {tot / 1e3:.2f} ms — "
-        + ", ".join(f"{k} {u / 1e3:.2f}" for k, u in by.most_common(8)))
+    say(
+        f"Thunk time per step of `{v.name}` at stack {stack}: {tot / 1e3:.2f} ms — "
+        + ", ".join(f"{k} {u / 1e3:.2f}" for k, u in by.most_common(8))
+    )
     say()
     say("| ms/step | thunk | HLO op | shape | piece |")
     say("|---:|---|---|---|---|")
     for r in rows[:6]:
-        say(f"| {r['us'] / 2 / steps / 1e3:.3f} | {r['thunk']} | {r['op']} | `{r['shape']}` | {r['piece']} |")
+        say(
+            f"| {r['us'] / 2 / steps / 1e3:.3f} | {r['thunk']} | {r['op']} | `{r['shape']}` | {r['piece']} |"
+        )
     say()
 
 
@@ -1057,11 +1237,23 @@ def run_pieces(stacks, repeats) -> None:
             for label, inp, k in (("conv1", xb, k1), ("conv2", x2, k2)):
                 fwd = jax.jit(jax.vmap(CONVS[cname]))
                 cands[f"{label} fwd, {cname}"] = _bench_call(fwd, (inp, k), n)
-                vjp = jax.jit(jax.vmap(lambda a, w, c=cname: jax.grad(lambda a, w: jnp.sum(CONVS[c](a, w) ** 2), (0, 1))(a, w)))
+                vjp = jax.jit(
+                    jax.vmap(
+                        lambda a, w, c=cname: jax.grad(
+                            lambda a, w: jnp.sum(CONVS[c](a, w) ** 2), (0, 1)
+                        )(a, w)
+                    )
+                )
                 cands[f"{label} fwd+bwd, {cname}"] = _bench_call(vjp, (inp, k), n)
         for pname in ("slices", "reduce_window", "reshape", "mask"):
             for label, inp, size, stride in (("pool1 2x2/2", h1, 2, 2), ("pool2 2x2/1", h2, 2, 1)):
-                g = jax.jit(jax.vmap(jax.grad(lambda a, p=pname, s=size, t=stride: jnp.sum(POOLS[p](a, s, t) ** 2))))
+                g = jax.jit(
+                    jax.vmap(
+                        jax.grad(
+                            lambda a, p=pname, s=size, t=stride: jnp.sum(POOLS[p](a, s, t) ** 2)
+                        )
+                    )
+                )
                 cands[f"{label} fwd+bwd, {pname}"] = _bench_call(g, (inp,), n)
 
         def head(p, f):
@@ -1069,9 +1261,13 @@ def run_pieces(stacks, repeats) -> None:
             return jnp.sum(h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"])
 
         cands["dense head fwd+bwd"] = _bench_call(jax.jit(jax.vmap(jax.grad(head))), (P, feat), n)
-        cands["gather a mini-batch by index"] = _bench_call(jax.jit(lambda i: (x[i], y[i])), (idx,), n)
-        for oname, (init, update) in (("optax inject_hyperparams chain (today)", optax_nadam()),
-                                      ("fused NAdam, pytree", fused_nadam_tree())):
+        cands["gather a mini-batch by index"] = _bench_call(
+            jax.jit(lambda i: (x[i], y[i])), (idx,), n
+        )
+        for oname, (init, update) in (
+            ("optax inject_hyperparams chain (today)", optax_nadam()),
+            ("fused NAdam, pytree", fused_nadam_tree()),
+        ):
             st = jax.vmap(init)(P, H)
             upd = jax.jit(jax.vmap(update))
             cands[f"optimizer: {oname}"] = _bench_call(upd, (P, st, P, H), n)
@@ -1079,23 +1275,34 @@ def run_pieces(stacks, repeats) -> None:
 
         vec = jax.vmap(lambda p: ravel_pytree(p)[0])(P)
         flat_upd = jax.jit(jax.vmap(lambda g, p, m, v, h: _nadam_leaf(g, p, m, v, jnp.int32(1), h)))
-        cands["optimizer: fused NAdam, one raveled vector"] = _bench_call(flat_upd, (vec, vec, vec, vec, H), n)
+        cands["optimizer: fused NAdam, one raveled vector"] = _bench_call(
+            flat_upd, (vec, vec, vec, vec, H), n
+        )
         st = jax.vmap(optax_nadam()[0])(P, H)
-        keep = jax.jit(jax.vmap(lambda a, b, act: jax.tree.map(lambda u, v: jnp.where(act, u, v), a, b)))
+        keep = jax.jit(
+            jax.vmap(lambda a, b, act: jax.tree.map(lambda u, v: jnp.where(act, u, v), a, b))
+        )
         cands["where(active, new, old) on params + optax state"] = _bench_call(
-            keep, ((P, st), (P, st), jnp.ones((stack,), bool)), n)
+            keep, ((P, st), (P, st), jnp.ones((stack,), bool)), n
+        )
         for label, fn in eval_forms().items():
             f = jax.jit(jax.vmap(fn, in_axes=(0, None, None, None)))
-            cands[label] = _bench_call(f, (P, x, y, jnp.arange(2000, dtype=jnp.int32)), max(1, n // 8))
+            cands[label] = _bench_call(
+                f, (P, x, y, jnp.arange(2000, dtype=jnp.int32)), max(1, n // 8)
+            )
         results[stack] = interleaved(cands, repeats)
-    say("Isolated pieces (jitted, vmapped over the stack; ms per call for the whole stack, median of "
-        "interleaved repeats; a call of a small piece includes ~0.02-0.05 ms of dispatch):")
+    say(
+        "Isolated pieces (jitted, vmapped over the stack; ms per call for the whole stack, median of "
+        "interleaved repeats; a call of a small piece includes ~0.02-0.05 ms of dispatch):"
+    )
     say()
     names = list(next(iter(results.values())))
     say("| piece | " + " | ".join(f"stack {s} (ms)" for s in results) + " |")
     say("|---|" + "---:|" * len(results))
     for k in names:
-        say(f"| {k} | " + " | ".join(f"{1e3 * r[k]['median']:.3f}" for r in results.values()) + " |")
+        say(
+            f"| {k} | " + " | ".join(f"{1e3 * r[k]['median']:.3f}" for r in results.values()) + " |"
+        )
     say()
 
 
@@ -1151,10 +1358,14 @@ def run_eval_share(stacks, repeats) -> None:
         res = interleaved({"2000": timed(big, *a_big), "64": timed(small, *a_small)}, repeats)
         t_big, t_small = res["2000"]["median"], res["64"]["median"]
         rows.append((stack, t_big, t_small, (t_big - t_small) / t_big))
-    say("Evaluation in a race-like training with jrobust's trainer today (2000 events x 3 epochs = "
-        "93 steps, then the test split): seconds per stack call, 2000 vs 64 test events:")
+    say(
+        "Evaluation in a race-like training with jrobust's trainer today (2000 events x 3 epochs = "
+        "93 steps, then the test split): seconds per stack call, 2000 vs 64 test events:"
+    )
     say()
-    say("| stack | 93 steps + test on 2000 (s) | 93 steps + test on 64 (s) | share of the 2000-event test |")
+    say(
+        "| stack | 93 steps + test on 2000 (s) | 93 steps + test on 64 (s) | share of the 2000-event test |"
+    )
     say("|---:|---:|---:|---:|")
     for stack, a, b, share in rows:
         say(f"| {stack} | {a:.3f} | {b:.3f} | {100 * max(share, 0):.0f} % |")
@@ -1172,8 +1383,11 @@ def child_env(stack: int, work: int, repeats: int, mode: str) -> dict:
     x, y = make_data()
     steps = steps_for(stack, work)
     P, H, idx = stacked_params(stack), stacked_hyper(stack), batch_indices(stack, steps, x.shape[0])
-    forms = {"today": Variant("today"), "best map1": Variant("best", stack="map1", **BEST),
-             "best vmap": Variant("best vmap", **BEST)}
+    forms = {
+        "today": Variant("today"),
+        "best map1": Variant("best", stack="map1", **BEST),
+        "best vmap": Variant("best vmap", **BEST),
+    }
     cands, comp = {}, {}
     for k, v in forms.items():
         t0 = time.perf_counter()
@@ -1185,10 +1399,19 @@ def child_env(stack: int, work: int, repeats: int, mode: str) -> dict:
         from jax.sharding import PartitionSpec as PS
 
         mesh = jax.make_mesh((2,), ("s",))
-        for k, sub in (("best map1, shard_map over 2 devices", "map1"), ("best vmap, shard_map over 2 devices", "vmap")):
+        for k, sub in (
+            ("best map1, shard_map over 2 devices", "map1"),
+            ("best vmap, shard_map over 2 devices", "vmap"),
+        ):
             inner = Variant(k, stack=sub, **BEST).build(steps, jit=False)
-            f = jax.jit(jax.shard_map(inner, mesh=mesh, in_specs=(PS("s"), PS("s"), PS("s"), PS(), PS()),
-                                      out_specs=PS("s")))
+            f = jax.jit(
+                jax.shard_map(
+                    inner,
+                    mesh=mesh,
+                    in_specs=(PS("s"), PS("s"), PS("s"), PS(), PS()),
+                    out_specs=PS("s"),
+                )
+            )
             shard = lambda t: jax.device_put(t, NamedSharding(mesh, PS("s")))
             args = (shard(P), shard(H), shard(idx), x, y)
             t0 = time.perf_counter()
@@ -1198,18 +1421,43 @@ def child_env(stack: int, work: int, repeats: int, mode: str) -> dict:
     for c in cands.values():
         c()
     res = interleaved(cands, repeats)
-    return {k: {"inst_steps_s": stack * steps / r["median"], "best": stack * steps / r["best"],
-                "spread": r["spread"], "compile_s": comp[k]} for k, r in res.items()}
+    return {
+        k: {
+            "inst_steps_s": stack * steps / r["median"],
+            "best": stack * steps / r["best"],
+            "spread": r["spread"],
+            "compile_s": comp[k],
+        }
+        for k, r in res.items()
+    }
 
 
-def _spawn(flags: str, stack: int, work: int, repeats: int, mode: str = "env", cpus: str | None = None):
+def _spawn(
+    flags: str, stack: int, work: int, repeats: int, mode: str = "env", cpus: str | None = None
+):
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..") + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, "--stacks", str(stack),
-           "--work", str(work), "--repeats", str(repeats)]
+    env["PYTHONPATH"] = (
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+        + os.pathsep
+        + env.get("PYTHONPATH", "")
+    )
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        mode,
+        "--stacks",
+        str(stack),
+        "--work",
+        str(work),
+        "--repeats",
+        str(repeats),
+    ]
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
 
 
 def _result(proc) -> dict:
@@ -1239,22 +1487,41 @@ def run_env(stack: int, work: int, repeats: int, rounds: int, quick: bool) -> No
         for label, flags in settings:
             results[label].append(_result(_spawn(flags, stack, work, repeats)))
         results["2 host devices (shard_map)"].append(
-            _result(_spawn("--xla_force_host_platform_device_count=2", stack, work, repeats, "shard")))
+            _result(
+                _spawn("--xla_force_host_platform_device_count=2", stack, work, repeats, "shard")
+            )
+        )
         if stack % 2 == 0 and shutil_which("taskset"):
             half = stack // 2
-            procs = [_spawn("--xla_cpu_multi_thread_eigen=false", half, work // 2, repeats, cpus=str(c)) for c in (0, 1)]
+            procs = [
+                _spawn("--xla_cpu_multi_thread_eigen=false", half, work // 2, repeats, cpus=str(c))
+                for c in (0, 1)
+            ]
             parts = [_result(p) for p in procs]
             if all(parts):
                 results["2 processes pinned to 1 core each (taskset), half the stack each"].append(
-                    {k: {"inst_steps_s": sum(p[k]["inst_steps_s"] for p in parts),
-                         "best": sum(p[k]["best"] for p in parts),
-                         "spread": max(p[k]["spread"] for p in parts),
-                         "compile_s": max(p[k]["compile_s"] for p in parts)} for k in parts[0]})
-    say(f"XLA settings and device layouts at stack {stack} (each a separate process; processes run "
-        f"round-robin {rounds}x, the round with the best median counts; instance-steps/s, compile s):")
+                    {
+                        k: {
+                            "inst_steps_s": sum(p[k]["inst_steps_s"] for p in parts),
+                            "best": sum(p[k]["best"] for p in parts),
+                            "spread": max(p[k]["spread"] for p in parts),
+                            "compile_s": max(p[k]["compile_s"] for p in parts),
+                        }
+                        for k in parts[0]
+                    }
+                )
+    say(
+        f"XLA settings and device layouts at stack {stack} (each a separate process; processes run "
+        f"round-robin {rounds}x, the round with the best median counts; instance-steps/s, compile s):"
+    )
     say()
-    forms = ["today", "best map1", "best vmap", "best map1, shard_map over 2 devices",
-             "best vmap, shard_map over 2 devices"]
+    forms = [
+        "today",
+        "best map1",
+        "best vmap",
+        "best map1, shard_map over 2 devices",
+        "best vmap, shard_map over 2 devices",
+    ]
     say("| setting | " + " | ".join(forms) + " |")
     say("|---|" + "---:|" * len(forms))
     for label, rs in results.items():
@@ -1282,10 +1549,18 @@ def shutil_which(name):
 
 # ===================================================================================== main
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="fewer stacks, variants and repeats (~3 min)")
-    p.add_argument("--sections", nargs="+", default=None,
-                   choices=["profile", "pieces", "variants", "eval", "env", "check", "best"])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="fewer stacks, variants and repeats (~3 min)"
+    )
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        default=None,
+        choices=["profile", "pieces", "variants", "eval", "env", "check", "best"],
+    )
     p.add_argument("--stacks", type=int, nargs="+", default=None)
     p.add_argument("--work", type=int, default=None, help="instance-steps per timed call")
     p.add_argument("--repeats", type=int, default=None)
@@ -1303,8 +1578,11 @@ def main(argv=None) -> None:
         return
     quick = a.quick
     if a.sections is None:
-        a.sections = (["check", "profile", "variants"] if quick
-                      else ["check", "profile", "pieces", "variants", "eval", "env"])
+        a.sections = (
+            ["check", "profile", "variants"]
+            if quick
+            else ["check", "profile", "pieces", "variants", "eval", "env"]
+        )
     stacks = a.stacks or ([1, 8] if quick else [1, 4, 8, 16, 32, 64])
     work = a.work or (32 if quick else 64)
     repeats = a.repeats or (3 if quick else 5)
@@ -1314,26 +1592,36 @@ def main(argv=None) -> None:
     if have_torch():
         import torch
 
-        torch_v = f", torch {torch.__version__} ({torch.get_num_threads()} threads by default, 2 used)"
-    say(f"# Profile of one stacked training step, paper model 1 (jax {jax.__version__}, "
-        f"{dev.platform}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}{torch_v})")
+        torch_v = (
+            f", torch {torch.__version__} ({torch.get_num_threads()} threads by default, 2 used)"
+        )
+    say(
+        f"# Profile of one stacked training step, paper model 1 (jax {jax.__version__}, "
+        f"{dev.platform}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}{torch_v})"
+    )
     say()
-    say(f"Date {time.strftime('%Y-%m-%d %H:%M')}; load average before: "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    say(
+        f"Date {time.strftime('%Y-%m-%d %H:%M')}; load average before: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    )
     say()
     if "check" in a.sections:
         check_numerics(quick)
     if "profile" in a.sections:
         run_profile([1, 16] if not quick else [1], lambda s: max(3, 24 // s))
         if not quick:
-            for v in (Variant("flat conv + slice pool", model="plain", conv="im2col_flat"),
-                      Variant("flat conv + mask pool", model="plain", conv="im2col_flat", pool="mask")):
+            for v in (
+                Variant("flat conv + slice pool", model="plain", conv="im2col_flat"),
+                Variant("flat conv + mask pool", model="plain", conv="im2col_flat", pool="mask"),
+            ):
                 for s in (1, 16):
                     run_profile_variant(v, s, max(3, 24 // s))
     if "pieces" in a.sections:
         run_pieces([1, 16] if not quick else [1], 3 if quick else 5)
     if "variants" in a.sections or "best" in a.sections:  # "best": today, the winners, PyTorch
-        rows = run_variants(stacks, work, repeats, "final" if "best" in a.sections else quick, a.torch_steps)
+        rows = run_variants(
+            stacks, work, repeats, "final" if "best" in a.sections else quick, a.torch_steps
+        )
         print_variant_table(rows)
         if a.markdown:
             with open(os.path.splitext(a.markdown)[0] + "_variants.json", "w") as f:
@@ -1342,8 +1630,10 @@ def main(argv=None) -> None:
         run_eval_share([1, 16] if not quick else [8], 3)
     if "env" in a.sections:
         run_env(a.env_stack, work, 3 if quick else 5, 1 if quick else 2, quick)
-    say(f"Total {time.perf_counter() - t_start:.0f} s; load average after: "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    say(
+        f"Total {time.perf_counter() - t_start:.0f} s; load average after: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write("\n".join(OUT) + "\n")

@@ -1,22 +1,28 @@
 """Evaluators: what turns a round's work list into losses.
 
-``Engine`` trains a work list with the vectorised JAX trainer: the instances of each cohort are
-packed into buckets (stacks of a few fixed sizes) that one compiled, vmapped call trains each,
-sharded over the devices when there are several; every stack is dispatched before the first is
-fetched. ``call_evaluator`` wraps a user's Python evaluator (``f(model_ids, instances) ->
-losses``), so the race is model-agnostic.
+``Engine`` trains a work list with the vectorised JAX trainer. The models are grouped into
+*programs* once (``jrobust.programs``: cohorts, merged where the padded work pays), each program
+is built once (``jrobust.train.Program``) and trains its share of a round in stacks of ONE size,
+chosen at its first use (one instance of each of its models, at least ``min_bucket``, at most
+what the device memory holds): every program compiles once per race. All stacks of a round are
+dispatched before the first is fetched, and while one program's stacks train, the next
+program's executable compiles on a background thread. ``call_evaluator`` wraps a user's Python
+evaluator (``f(model_ids, instances) -> losses``), so the race is model-agnostic.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
 from jrobust import _signals, parallel, train
-from jrobust.config import ModelConfig
+from jrobust.config import ModelConfig, model_hash
 from jrobust.data.population import Population
+from jrobust.programs import plan_programs
 from jrobust.settings import RaceSettings
 from jrobust.state import Outcome, Work
 
@@ -42,12 +48,13 @@ def call_evaluator(
 
 
 class Engine:
-    """Trains work lists with the JAX trainer: per cohort, bucketed, dispatched before fetching.
+    """Trains work lists with the JAX trainer: per program, one stack size, dispatched before
+    fetching, the next program compiled while the current one trains.
 
     Args:
       configs: the models of the race (model id = index).
       population: the data.
-      settings: the race settings (seed, bucket sizes, convolution form).
+      settings: the race settings (seed, bucket sizes, convolution form, merge policy, stack mode).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
     """
 
@@ -62,79 +69,150 @@ class Engine:
         self.population = population
         self.seed = int(settings.seed)
         self.conv_impl = settings.conv_impl
+        self.stack_mode = settings.stack_mode
         self.max_bucket = settings.max_bucket
         self.min_bucket = int(settings.min_bucket)
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
-        self._caps: dict[int, int] = {}  # per cohort: the largest stack per call
-        keys: dict[tuple, int] = {}
-        self.cohort = np.asarray([keys.setdefault(c.static_key(), len(keys)) for c in configs])
-        self.n_cohorts = len(keys)
-        self.programs: set = set()
+        self.plans = plan_programs(
+            configs, population.input_shape, merge=settings.merge, waste=settings.waste
+        )
+        self.program_of = np.empty(len(configs), np.int64)
+        for p, plan in enumerate(self.plans):
+            self.program_of[list(plan.model_ids)] = p
+        self.n_cohorts = len({c.static_key() for c in configs})
+        self._programs: dict[int, train.Program] = {}
+        self._size: dict[int, int] = {}  # per program: its one stack size
+        self._compile: dict[int, float] = {}  # per program: seconds spent compiling
+        self._sizes: dict[int, set] = {}  # per program: the stack sizes it compiled
+        self._lanes: dict[int, int] = {}  # per program: lanes trained (real ones)
         self._subsets: dict[tuple, dict[int, np.ndarray]] = {}
+        self._hashes = np.asarray([model_hash(c) for c in configs], np.int32)
+        self._background = concurrent.futures.ThreadPoolExecutor(1, "jrobust-compile")
+        self._compiling: dict[int, concurrent.futures.Future] = {}
 
-    @property
-    def n_programs(self) -> int:
-        return len(self.programs)
+    # ------------------------------------------------------------------ programs
+    def program(self, p: int) -> train.Program:
+        if p not in self._programs:
+            self._programs[p] = train.program_for(
+                self.plans[p].variants, self.population, self.conv_impl, self.stack_mode
+            )
+        return self._programs[p]
 
-    def timing(self) -> dict[str, int]:
-        return {"n_cohorts": self.n_cohorts, "n_programs": self.n_programs}
+    def size(self, p: int) -> int:
+        """The program's one stack size: one instance of each of its models (at least
+        ``min_bucket``), a power of two times the device count, within the device memory."""
+        if p not in self._size:
+            cap = parallel.max_stack(
+                self.program(p), self.population, self.placement, cap=self.max_bucket
+            )
+            n = max(len(self.plans[p].model_ids), self.min_bucket)
+            self._size[p] = train.bucket_size_for(n, self.multiple, cap)
+        return self._size[p]
 
-    def cap(self, cohort: int, config: ModelConfig) -> int:
-        """The largest stack of a cohort per compiled call: sized from free device memory and
-        the model's footprint, at most ``max_bucket``; decided once per cohort (and on every host
-        alike), lowered when a stack still runs out of memory."""
-        if cohort not in self._caps:
-            self._caps[cohort] = parallel.max_stack(
-                config, self.population, self.placement, cap=self.max_bucket,
-                conv_impl=self.conv_impl,
-            )  # fmt: skip
-        return self._caps[cohort]
-
-    def subsets(self, config: ModelConfig, instances: np.ndarray) -> np.ndarray:
-        """Training subsets of the instances, drawn once per (size, bootstrap) and instance."""
-        cache = self._subsets.setdefault((config.train_size, config.bootstrap), {})
+    def subsets(self, program: train.Program, instances: np.ndarray) -> np.ndarray:
+        """Training subsets of the program's largest size, drawn once per instance (a smaller
+        subset is a prefix of a larger one)."""
+        key = (program.train_size, program.config.bootstrap)
+        cache = self._subsets.setdefault(key, {})
         missing = sorted({int(i) for i in instances} - set(cache))
         if missing:
             padded = missing + [missing[-1]] * (train.bucket_size_for(len(missing)) - len(missing))
             rows = self.population.subset_indices(
-                padded, config.train_size, seed=self.seed, bootstrap=config.bootstrap
+                padded, program.train_size, seed=self.seed, bootstrap=program.config.bootstrap
             )
             cache.update({i: rows[j] for j, i in enumerate(missing)})
         return np.stack([cache[int(i)] for i in instances])
 
+    def _prefetch(self, p: int) -> None:
+        """Compile program ``p``'s stack on the background thread (if it is not compiled)."""
+        program, size = self.program(p), self.size(p)
+        key = ("compiled", program.key, size, self.placement)
+        if p in self._compiling or key in train._cache:
+            return
+        args = _abstract_args(program, self.population, size, self.placement)
+        self._compiling[p] = self._background.submit(program.compiled, size, self.placement, args)
+
+    def _wait_compiled(self, p: int) -> tuple[float, float]:
+        """``(compile seconds, seconds waited)`` of program ``p``'s background compilation."""
+        future = self._compiling.pop(p, None)
+        if future is None:
+            return 0.0, 0.0
+        t0 = time.perf_counter()
+        seconds = future.result()[1]
+        self._compile[p] = self._compile.get(p, 0.0) + seconds
+        self._sizes.setdefault(p, set()).add(self.size(p))
+        return seconds, time.perf_counter() - t0
+
+    def timing(self) -> dict:
+        """Programs, their padded work and their compile seconds, for ``result.timing``."""
+        programs = []
+        for p, plan in enumerate(self.plans):
+            if p not in self._sizes:
+                continue
+            programs.append(
+                dict(
+                    program=p,
+                    models=len(plan.model_ids),
+                    variants=len(plan.variants),
+                    merged=plan.merged,
+                    waste=round(float(plan.waste), 4),
+                    stack_sizes=sorted(self._sizes[p]),
+                    lanes_trained=self._lanes.get(p, 0),
+                    compile_seconds=self._compile.get(p, 0.0),
+                )
+            )
+        return {
+            "n_cohorts": self.n_cohorts,
+            "n_programs": len(programs),
+            "n_planned_programs": len(self.plans),
+            "n_compiled": sum(len(x["stack_sizes"]) for x in programs),
+            "programs": programs,
+        }
+
+    # ------------------------------------------------------------------ a round
     def __call__(self, work: Work) -> Outcome:
         """Train a work list; between stacks, a pending Ctrl-C stops it (``_signals.check``)."""
         models, instances = work
         t0 = time.perf_counter()
-        pending, compile_s, steps = [], 0.0, 0
-        for c in np.unique(self.cohort[models]):
-            sel = np.flatnonzero(self.cohort[models] == c)
-            config = self.configs[models[sel[0]]]
+        pending, compile_s, blocked, steps = [], 0.0, 0.0, 0
+        order = list(np.unique(self.program_of[models]))
+        for k, p in enumerate(order):
+            sel = np.flatnonzero(self.program_of[models] == p)
+            program = self.program(p)
+            seconds, waited = self._wait_compiled(p)
+            compile_s, blocked = compile_s + seconds, blocked + waited
+            if k + 1 < len(order):
+                self._prefetch(order[k + 1])
             start = 0
             while start < len(sel):
                 _signals.check()
-                cap = self.cap(int(c), config)  # a multiple of the device count
-                chunk = sel[start : start + cap]
+                size = self.size(p)  # lowered after a stack ran out of memory
+                chunk = sel[start : start + size]
                 start += len(chunk)
-                bucket = train.bucket_size_for(max(len(chunk), self.min_bucket), self.multiple, cap)
                 parts = parallel.launch_with_retry(
                     [self.configs[m] for m in models[chunk]],
                     instances[chunk],
                     self.population,
                     seed=self.seed,
-                    subsets=self.subsets(config, instances[chunk]),
-                    bucket=bucket,
-                    conv_impl=self.conv_impl,
+                    subsets=self.subsets(program, instances[chunk]),
+                    bucket=size,
                     placement=self.placement,
+                    program=program,
                 )
                 for part_index, part in parts:
                     pending.append((chunk[part_index], part))
                     compile_s += part.compile_seconds
-                    self.programs.add((int(c), len(part.result.loss)))
-                if len(parts) > 1:  # split after running out of memory: remember the size that fit
-                    self._caps[int(c)] = max(len(part.result.loss) for _, part in parts)
-                steps += len(chunk) * config.epochs * (config.train_size // config.batch_size)
+                    blocked += part.compile_seconds
+                    self._compile[p] = self._compile.get(p, 0.0) + part.compile_seconds
+                    self._sizes.setdefault(p, set()).add(len(part.result.loss))
+                if len(parts) > 1:  # split after running out of memory: keep the size that fit
+                    self._size[p] = max(len(part.result.loss) for _, part in parts)
+                self._lanes[p] = self._lanes.get(p, 0) + len(chunk)
+            steps += sum(
+                self.configs[m].epochs * (self.configs[m].train_size // self.configs[m].batch_size)
+                for m in models[sel]
+            )
         losses = np.empty(len(models))
         ok = np.zeros(len(models), bool)
         metrics: dict[str, np.ndarray] = {}
@@ -144,5 +222,24 @@ class Engine:
             losses[idx] = out.pop("loss")
             for k, v in out.items():
                 metrics.setdefault(k, np.zeros(len(models), np.float64))[idx] = v
-        seconds = time.perf_counter() - t0 - compile_s
+        # compilation on the background thread overlapped training: only the waiting counts
+        seconds = time.perf_counter() - t0 - blocked
         return Outcome(losses, metrics, ok, seconds, compile_s, steps)
+
+
+def _abstract_args(program: train.Program, population: Population, size: int, placement):
+    """Shape-only arguments of a stack of ``size`` lanes, to compile it ahead of its data."""
+    config = program.config
+    lanes = program.lanes([config] * size)
+    struct = lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype)  # noqa: E731
+    args = (
+        {k: struct(v) for k, v in lanes.items()},
+        jax.ShapeDtypeStruct((size,), np.int32),
+        jax.ShapeDtypeStruct((size,), np.int32),
+        jax.ShapeDtypeStruct((size, program.train_size), np.int32),
+    )
+    data = population.device_arrays()
+    if placement is not None:
+        args, data = placement.shard_abstract(args, data)
+    test_index, val_index = population.device_splits()
+    return (*args, np.int32(0), data, test_index, val_index)

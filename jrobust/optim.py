@@ -110,7 +110,8 @@ def init_with(tx: optax.GradientTransformation, params, hyper: dict) -> optax.Op
     state = tx.init(params)
     hp = dict(state.hyperparams)
     for k, v in hyper.items():
-        hp[k] = jnp.asarray(v, jnp.asarray(hp[k]).dtype)
+        if k in hp:  # a lane's other values (its variant, step counts) are not the optimizer's
+            hp[k] = jnp.asarray(v, jnp.asarray(hp[k]).dtype)
     return state._replace(hyperparams=hp)
 
 

@@ -31,7 +31,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jrobust import train
-from jrobust.models.contract import make_model
 from jrobust.models.layers import Conv, resolve_conv_impl
 from jrobust.train import EVAL_CHUNK
 
@@ -118,9 +117,16 @@ class Placement:
         self._state["last_shardings"] = jax.tree.map(lambda a: a.sharding, args)
         return args, self.replicate_population(data)
 
+    def shard_abstract(self, args, data):
+        """Like ``shard`` for shapes only (``jax.ShapeDtypeStruct``): to compile ahead of data."""
+        sharding = NamedSharding(self.mesh, P(MODELS_AXIS))
+        args = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), args
+        )
+        return args, self.replicate_population(data)
+
     def replicate_population(self, data):
-        """``data`` replicated on every device of the mesh, cached: the population is placed once.
-        """
+        """``data`` replicated on every device of the mesh, cached: the population is placed once."""
         cache = self._state.setdefault("population", {})
         hit = cache.get(id(data))
         if hit is not None and hit[0] is data:
@@ -193,49 +199,70 @@ def _module_takes_train(module) -> bool:
         return False
 
 
-def _activation_bytes_per_event(config, population, conv_impl: str) -> int:
+def _leaf_bytes(tree) -> int:
+    return sum(
+        int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize
+        for a in jax.tree.leaves(tree)
+        if hasattr(a, "shape") and hasattr(a, "dtype")
+    )
+
+
+def _activation_bytes_per_event(program, population) -> int:
     """Bytes of the activations of one event in one training forward pass (estimated).
 
-    Every submodule's outputs are recorded under ``jax.eval_shape`` (nothing is computed), plus,
-    for im2col convolutions, the patch tensor (``k * k`` times the convolution's input). Element-
-    wise activations and pooling between modules are not modules; the caller's factor covers them.
+    A plain program's submodule outputs are recorded under ``jax.eval_shape`` (nothing is
+    computed), plus, for im2col convolutions, the patch tensor (``k * k`` times the
+    convolution's input); element-wise activations and pooling between modules are not modules,
+    the caller's factor covers them. A merged program's forward pass is a pure function: every
+    intermediate value of its jaxpr is counted.
     """
-    model = make_model(config, conv_impl)
-    module = model.module
     batch = 2
     x = jax.ShapeDtypeStruct((batch, *population.input_shape), jnp.float32)
-    side = jax.ShapeDtypeStruct((batch, len(config.side_features)), jnp.float32)
+    if program.merged:
+        model = program.model
+        side = jax.ShapeDtypeStruct((batch, model.n_side), jnp.float32)
+        params = {p: jax.ShapeDtypeStruct(s, jnp.float32) for p, s in model.shapes.items()}
+        jaxpr = jax.make_jaxpr(lambda p, a, s: model.apply(p, a, s, 0))(params, x, side)
+        total = sum(_leaf_bytes([v.aval for v in eqn.outvars]) for eqn in jaxpr.jaxpr.eqns)
+        return max(1, -(-total // batch))
+    model = program.model
+    module = model.module
+    side = jax.ShapeDtypeStruct((batch, len(program.config.side_features)), jnp.float32)
     call = (x, side) if model.uses_side else (x,)
     kwargs = {"train": True} if _module_takes_train(module) else {}
     total = [0]
 
-    def nbytes(tree) -> int:
-        return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize
-                   for a in jax.tree.leaves(tree) if hasattr(a, "shape") and hasattr(a, "dtype"))
-
     def interceptor(next_fun, args, kw, context):
         out = next_fun(*args, **kw)
         if context.method_name == "__call__" and context.module is not module:
-            total[0] += nbytes(out)
+            total[0] += _leaf_bytes(out)
             mod = context.module
             if isinstance(mod, Conv) and args and getattr(mod, "strides", 1) == 1:
                 if resolve_conv_impl(mod.impl) == "im2col":
-                    total[0] += mod.kernel_size**2 * nbytes(args[0])
+                    total[0] += mod.kernel_size**2 * _leaf_bytes(args[0])
         return out
 
     def run(variables, *inputs):
         with nn.intercept_methods(interceptor):
             return module.apply(variables, *inputs, mutable=True, **kwargs)
 
-    variables = jax.eval_shape(lambda *a: model.init(jax.random.key(0), *a), x,
-                               side if model.uses_side else None)
+    variables = jax.eval_shape(
+        lambda *a: model.init(jax.random.key(0), *a), x, side if model.uses_side else None
+    )
     out = jax.eval_shape(run, variables, *call)
-    total[0] += nbytes(out[0]) + nbytes(x)
+    total[0] += _leaf_bytes(out[0]) + _leaf_bytes(x)
     return max(1, -(-total[0] // batch))
 
 
+def _program(config_or_program, population, conv_impl):
+    if isinstance(config_or_program, train.Program):
+        return config_or_program
+    return train.program_for([config_or_program], population, conv_impl)
+
+
 def instance_bytes(config, population, *, conv_impl: str | None = None) -> int:
-    """Estimated device bytes one instance of ``config`` needs while its stack trains.
+    """Estimated device bytes one instance of ``config`` (a ``ModelConfig`` or a
+    ``jrobust.train.Program``) needs while its stack trains.
 
     Parameters, their gradients, the update, the kept previous values and the optimizer's
     moments (about ``(4 + slots) ×`` the parameter bytes), the activations of one training
@@ -245,26 +272,30 @@ def instance_bytes(config, population, *, conv_impl: str | None = None) -> int:
     on CPU, paper model 1 and a small CNN) it errs on the large side by about 2-4×;
     ``max_stack`` applies a further safety fraction.
     """
-    impl = resolve_conv_impl(conv_impl or config.conv_impl)
-    model = make_model(config, impl)
-    x = jax.ShapeDtypeStruct((config.batch_size, *population.input_shape), jnp.float32)
-    side = jax.ShapeDtypeStruct((config.batch_size, len(config.side_features)), jnp.float32)
-    variables = jax.eval_shape(
-        lambda a, s: model.init(jax.random.key(0), a, s if model.uses_side else None), x, side)
-    leaf_bytes = lambda tree: sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize
-                                  for a in jax.tree.leaves(tree))
-    params = leaf_bytes(variables.get("params", {}))
-    state = leaf_bytes({k: v for k, v in variables.items() if k != "params"})
+    program = _program(config, population, conv_impl)
+    config = program.config
+    if program.merged:
+        params = 4 * sum(int(np.prod(s)) for s in program.model.shapes.values())
+        state = 0
+    else:
+        model = program.model
+        x = jax.ShapeDtypeStruct((config.batch_size, *population.input_shape), jnp.float32)
+        side = jax.ShapeDtypeStruct((config.batch_size, len(config.side_features)), jnp.float32)
+        variables = jax.eval_shape(
+            lambda a, s: model.init(jax.random.key(0), a, s if model.uses_side else None), x, side
+        )
+        params = _leaf_bytes(variables.get("params", {}))
+        state = _leaf_bytes({k: v for k, v in variables.items() if k != "params"})
     slots = _OPT_SLOTS.get(config.optimizer, 2)
     weights = params * (4 + slots) + state * 3
     try:
-        per_event = _activation_bytes_per_event(config, population, impl)
+        per_event = _activation_bytes_per_event(program, population)
     except Exception:  # noqa: BLE001 - an unusual user module: fall back to a generous guess
         per_event = 64 * int(np.prod(population.input_shape)) * 4
     n_eval = min(EVAL_CHUNK, max(len(population.test_index), len(population.val_index), 1))
     train_act = 2 * per_event * config.batch_size
     eval_act = per_event * n_eval
-    indices = 4 * (3 * config.train_size + 2 * n_eval)
+    indices = 4 * (3 * program.train_size + 2 * n_eval)
     return int(weights + max(train_act, eval_act) + indices)
 
 
@@ -301,8 +332,15 @@ def free_device_bytes(device=None) -> int:
     return _host_available_bytes() // n_local
 
 
-def stack_size_for_memory(free_bytes: int, per_instance: int, n_devices: int = 1, *,
-                          fraction: float = 0.5, reserved: int = 0, cap: int | None = None) -> int:
+def stack_size_for_memory(
+    free_bytes: int,
+    per_instance: int,
+    n_devices: int = 1,
+    *,
+    fraction: float = 0.5,
+    reserved: int = 0,
+    cap: int | None = None,
+) -> int:
     """The stack size that fits: per device ``fraction * free_bytes - reserved`` over the instance
     bytes, rounded down to a power of two, times ``n_devices``; at least ``n_devices`` (one lane per
     device), at most ``cap`` rounded down to a multiple of ``n_devices`` (and never below it)."""
@@ -321,9 +359,17 @@ def stack_size_for_memory(free_bytes: int, per_instance: int, n_devices: int = 1
     return int(size)
 
 
-def max_stack(config, population, placement: Placement | None = None, fraction: float = 0.5,
-              cap: int | None = None, *, conv_impl: str | None = None) -> int:
-    """The largest stack of ``config``'s cohort one compiled call should train.
+def max_stack(
+    config,
+    population,
+    placement: Placement | None = None,
+    fraction: float = 0.5,
+    cap: int | None = None,
+    *,
+    conv_impl: str | None = None,
+) -> int:
+    """The largest stack of ``config``'s program (a ``ModelConfig``: its cohort; or a
+    ``jrobust.train.Program``) one compiled call should train.
 
     From the free memory of the placement's devices (the smallest of them, agreed over every
     process of a multi-host run so all hosts choose the same buckets), the population that is
@@ -337,8 +383,9 @@ def max_stack(config, population, placement: Placement | None = None, fraction: 
     data = population.device_arrays()
     reserved = sum(int(a.size) * a.dtype.itemsize for a in jax.tree.leaves(data))
     per_instance = instance_bytes(config, population, conv_impl=conv_impl)
-    return stack_size_for_memory(free, per_instance, n_devices, fraction=fraction,
-                                 reserved=reserved, cap=cap)
+    return stack_size_for_memory(
+        free, per_instance, n_devices, fraction=fraction, reserved=reserved, cap=cap
+    )
 
 
 # ---------------------------------------------------------------------------------- launching
@@ -362,9 +409,14 @@ def launch_with_retry(configs, instances, population, *, bucket, placement=None,
         error, part = None, None
         try:
             part = train.launch_stack(
-                [configs[j] for j in lanes], np.asarray(instances)[lanes], population, bucket=size,
+                [configs[j] for j in lanes],
+                np.asarray(instances)[lanes],
+                population,
+                bucket=size,
                 placement=placement,
-                subsets=None if subsets is None else np.asarray(subsets)[lanes], **kwargs)
+                subsets=None if subsets is None else np.asarray(subsets)[lanes],
+                **kwargs,
+            )
             jax.block_until_ready(part.result)
         except Exception as err:  # noqa: BLE001 - only memory errors are retried
             if not is_oom(err):
@@ -384,7 +436,10 @@ def launch_with_retry(configs, instances, population, *, bucket, placement=None,
         half_size = (size + 1) // 2
         sub_cap = (half_size + multiple - 1) // multiple * multiple
         halves = (lanes[: len(lanes) // 2], lanes[len(lanes) // 2 :])
-        return [piece for h in halves
-                for piece in attempt(h, min(train.bucket_size_for(len(h), multiple), sub_cap))]
+        return [
+            piece
+            for h in halves
+            for piece in attempt(h, min(train.bucket_size_for(len(h), multiple), sub_cap))
+        ]
 
     return attempt(np.arange(len(configs)), bucket)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jrobust.programs import check_merge
 from jrobust.rules import (
     RULES,
     TEST_RULES,
@@ -43,7 +44,15 @@ __all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP"]
 DEFAULT_WARMUP = 3
 
 #: Settings that change how a race is computed, never its ledger.
-EXECUTION_FIELDS = ("max_bucket", "min_bucket", "conv_impl", "compilation_cache")
+EXECUTION_FIELDS = (
+    "max_bucket",
+    "min_bucket",
+    "conv_impl",
+    "compilation_cache",
+    "merge",
+    "waste",
+    "stack_mode",
+)
 
 StatisticLike = str | Statistic | Callable[[np.ndarray], float]
 RuleLike = str | Rule | Callable[..., np.ndarray]
@@ -170,6 +179,13 @@ class RaceSettings:
       conv_impl: ``"im2col"``, ``"xla"`` or ``None``/``"auto"`` (the backend's faster form).
       compilation_cache: JAX's persistent compilation cache: ``True`` (default, in
         ``jrobust._cache.cache_dir("jax")``), a folder, or ``False``.
+      merge: which models share one compiled program (``jrobust.programs``): ``"auto"``
+        (default: merge while the padded work stays within ``waste``), ``"none"`` (one program
+        per cohort), ``"max"`` (everything mergeable).
+      waste: the bound of ``merge="auto"`` on the padded work, as a fraction over the lanes' own
+        (``None``: ``jrobust.programs.DEFAULT_WASTE``).
+      stack_mode: how a stack runs: ``"auto"``/``None`` (``lax.map`` over groups of two lanes
+        on the CPU, one ``vmap`` elsewhere), ``"vmap"``, ``"map"`` or ``"map:N"``.
     """
 
     statistic: StatisticLike = "std"
@@ -188,6 +204,9 @@ class RaceSettings:
     min_bucket: int = 8
     conv_impl: str | None = None
     compilation_cache: bool | str = True
+    merge: str = "auto"
+    waste: float | None = None
+    stack_mode: str | None = None
 
     def __post_init__(self) -> None:
         get_statistic(self.statistic)
@@ -228,6 +247,8 @@ class RaceSettings:
         positive_int("min_bucket", self.min_bucket)
         if self.conv_impl not in _CONV_IMPLS:
             raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
+        check_merge(self.merge, self.waste)
+        _check_stack_mode(self.stack_mode)
         if not isinstance(self.compilation_cache, bool | str):
             raise ValueError(
                 f"compilation_cache must be True, False or a folder, got {self.compilation_cache!r}"
@@ -333,7 +354,7 @@ class RaceSettings:
         values = {
             k: (None if isinstance(v, str) and v.lower() == "none" else v) for k, v in table.items()
         }
-        for key in ("alpha",):
+        for key in ("alpha", "waste"):
             if isinstance(values.get(key), int) and not isinstance(values[key], bool):
                 values[key] = float(values[key])
         return cls(**values)
@@ -343,6 +364,12 @@ class RaceSettings:
         return tuple(
             f.name for f in dataclasses.fields(cls) if execution or f.name not in EXECUTION_FIELDS
         )
+
+
+def _check_stack_mode(mode: str | None) -> None:
+    name, _, size = (mode or "auto").partition(":")
+    if name not in ("auto", "vmap", "map") or (size and (name != "map" or not size.isdigit())):
+        raise ValueError(f"stack_mode must be 'auto', 'vmap', 'map' or 'map:N', got {mode!r}")
 
 
 def _check_names(names: Mapping[str, Any] | Any) -> None:

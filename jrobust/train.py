@@ -1,8 +1,10 @@
-"""The vectorised instance trainer: a stack of instances of one cohort as one compiled computation.
+"""The vectorised instance trainer: a stack of instances of one program as one computation.
 
-``make_trainer(config, population)`` returns a jitted pure function that trains a *stack* of
-instances (possibly of several models that differ only in scalar hyperparameters) inside one
-``lax.scan`` over epochs and mini-batches, ``vmap``-ed over the stack. Each instance:
+A *program* (``Program``) is a set of models that share one compiled stack trainer: one
+cohort (models equal in every static field, differing only in scalar hyperparameters), or
+several cohorts of the zoo's CNN/MLP families merged into one (``jrobust.programs``,
+``jrobust.models.merged``). It trains a *stack* of instances inside one ``lax.scan`` over
+epochs and mini-batches (``jrobust.steps``). Each instance:
 
 - draws its initial parameters from a key derived from ``(seed, model, instance)``;
 - trains on its own training subset (event indices into the device-resident population, the
@@ -12,10 +14,15 @@ instances (possibly of several models that differ only in scalar hyperparameters
 - optionally stops early (patience on the validation split) through a mask, keeping shapes fixed;
 - is evaluated on the fixed test split at the end;
 - is flagged as failed when its training or test loss is not finite, without touching the others
-  (``vmap`` lanes are independent).
+  (lanes are independent).
+
+How the stack runs depends on the backend (``stack_mode``): on the CPU, ``lax.map`` over groups
+of two lanes (each group vmapped), because a whole vmapped stack falls out of the caches (measured
+in ``benchmarks/RESULTS.md``: 1.2-1.9x faster from 8 lanes up); on accelerators one ``vmap``.
 
 ``train_instances(config, population, instance_indices)`` is the user-facing call for one model.
-An instance trained alone gives the same loss as inside a stack (to float32 rounding).
+An instance trained alone gives the same loss as inside a stack, and as a lane of a merged
+program (to float32 rounding).
 """
 
 from __future__ import annotations
@@ -30,52 +37,302 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from jrobust.config import CLASSIFICATION, SCALAR_FIELDS, ModelConfig, model_hash
-from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM, Population
+from jrobust.data.population import Population
 from jrobust.models.contract import make_model
 from jrobust.models.layers import resolve_conv_impl
-from jrobust.optim import init_with, make_optimizer
+from jrobust.models.merged import MergedModel
+from jrobust.optim import (
+    ADAM_FAMILY,
+    SCHEDULE_IDS,
+    make_lane_optimizer,
+    make_optimizer,
+    schedule_steps,
+)
+from jrobust.programs import merge_signature
+from jrobust.steps import EVAL_CHUNK, Body, TrainResult, permutation_rounds, train_one
 
 __all__ = [
+    "EVAL_CHUNK",
+    "STACK_MODES",
+    "Pending",
+    "Program",
+    "TrainResult",
+    "bucket_size_for",
+    "check_compatible",
+    "check_instances",
+    "collect",
+    "launch_stack",
     "make_trainer",
+    "n_cached",
+    "n_compiled",
+    "resolve_stack_mode",
     "train_instances",
     "train_stack",
-    "launch_stack",
-    "collect",
-    "n_compiled",
-    "n_cached",
-    "TrainResult",
-    "check_compatible",
-    "bucket_size_for",
 ]
 
-EVAL_CHUNK = 1024
+STACK_MODES = ("auto", "vmap", "map")
+#: Lanes per vmapped group when a stack runs as ``lax.map`` (measured best on 2 CPU cores).
+MAP_GROUP = 2
 
 
-class TrainResult(NamedTuple):
-    """Per-instance results of one stack; every array has the stack as leading axis."""
+def resolve_stack_mode(mode: str | None) -> str:
+    """``"auto"`` is ``"map"`` on the CPU (groups of ``MAP_GROUP`` lanes), else ``"vmap"``;
+    ``"map:N"`` sets the group size."""
+    mode = mode or "auto"
+    name, _, size = mode.partition(":")
+    if name not in STACK_MODES or (size and (name != "map" or not size.isdigit() or int(size) < 1)):
+        raise ValueError(f"stack_mode must be 'auto', 'vmap', 'map' or 'map:N', got {mode!r}")
+    if name == "auto":
+        return f"map:{MAP_GROUP}" if jax.default_backend() == "cpu" else "vmap"
+    return f"map:{size or MAP_GROUP}" if name == "map" else "vmap"
 
-    loss: jax.Array  # (B,) float32: the test metric as a loss (lower is better)
-    metrics: dict[str, jax.Array]  # name -> (B,) float32
-    ok: jax.Array  # (B,) bool: False for failed (non-finite) instances
-    epochs: jax.Array  # (B,) int32: epochs trained (fewer with early stopping)
+
+def _static_config(config: ModelConfig) -> ModelConfig:
+    """The config with scalar fields reset, so cohort members share one cache entry."""
+    defaults = {
+        f: getattr(ModelConfig, f) if hasattr(ModelConfig, f) else 0.0 for f in SCALAR_FIELDS
+    }
+    return dataclasses.replace(config, name=None, **defaults)
 
 
-class _Spec(NamedTuple):
-    """Static facts a compiled trainer depends on (hashable)."""
+# ---------------------------------------------------------------------------------- the cache
+#: Compiled programs (and the jitted functions they come from) kept in memory, least recently
+#: used first out. Each holds its executable and constants; a few hundred would fill a GPU host.
+CACHE_SIZE = 128
+_cache: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+_n_compiled = [0]
 
-    static_key: tuple
+
+def _cached(key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """``(value, built)``: the cached value for ``key``, built (and the oldest entry dropped
+    beyond ``CACHE_SIZE``) when missing."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key], False
+    value = build()
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value, True
+
+
+def n_compiled() -> int:
+    """How many stack programs this process has compiled (one per program and stack size)."""
+    return _n_compiled[0]
+
+
+def n_cached() -> int:
+    """How many jitted trainers and compiled programs the in-memory cache holds now."""
+    return len(_cache)
+
+
+# ---------------------------------------------------------------------------------- programs
+class _Facts(NamedTuple):
+    """What a compiled program depends on of the population (hashable)."""
+
     input_shape: tuple[int, ...]
-    n_pool_events: int
+    n_events: int
     target_col: int
     side_cols: tuple[int, ...]
     n_test: int
     n_val: int
     num_classes: int | None
-    conv_impl: str
+
+
+class Program:
+    """The models that share one compiled stack trainer: built once per group of cohorts.
+
+    Args:
+      variants: the programs's static configurations (one per cohort; scalar fields ignored).
+        One variant gives a plain program (the model as it is); several give a merged one
+        (``jrobust.models.merged``), which needs them to share ``merge_signature``.
+      population: the data (its shapes, splits and columns are part of the program).
+      conv_impl: the convolution form (``None``: the configs' own, else the backend's).
+      stack_mode: how a stack runs, see ``resolve_stack_mode``.
+      keep_params: the stack trainer also returns every lane's trained parameters.
+
+    Attributes:
+      model: the pure model (``Model`` or ``MergedModel``); tx: the optimizer; body: what the
+      per-instance training needs; key: the program's identity (compile caches use it).
+    """
+
+    def __init__(
+        self,
+        variants: Sequence[ModelConfig],
+        population: Population,
+        conv_impl: str | None = None,
+        stack_mode: str | None = None,
+        keep_params: bool = False,
+    ) -> None:
+        variants = tuple(dict.fromkeys(_static_config(v) for v in variants))
+        self.keep_params = bool(keep_params)
+        if not variants:
+            raise ValueError("a program needs at least one model")
+        self.variants = variants
+        self.config = config = variants[0]
+        self.merged = len(variants) > 1
+        if self.merged and len({merge_signature(v) for v in variants} | {None}) != 2:
+            raise ValueError(
+                "the models of one program must share jrobust.programs.merge_signature"
+            )
+        self.conv_impl = resolve_conv_impl(conv_impl or config.conv_impl)
+        self.stack_mode = resolve_stack_mode(stack_mode)
+        side = tuple(dict.fromkeys(f for v in variants for f in v.side_features))
+        self.side_features = side
+        self.facts = _Facts(
+            population.input_shape, population.n_events, population.target_column(config.target),
+            population.side_columns(side), len(population.test_index), len(population.val_index),
+            population.num_classes,
+        )  # fmt: skip
+        self.adam_lanes = self.merged and config.optimizer in ADAM_FAMILY
+        self.train_size = max(v.train_size for v in variants)
+        self.epochs = max(v.epochs for v in variants)
+        self.per_lane_steps = self.merged and (
+            len({v.train_size for v in variants}) > 1 or len({v.epochs for v in variants}) > 1
+        )
+        if self.merged:
+            arch = [(v.architecture, bool(v.side_features)) for v in variants]
+            self.model = MergedModel.build(arch, population.input_shape, len(side), self.conv_impl)
+        else:
+            self.model = make_model(config, self.conv_impl)
+        if self.adam_lanes:
+            self.tx = make_lane_optimizer()
+        else:
+            self.tx = make_optimizer(
+                config.optimizer, nesterov=config.nesterov, schedule=config.schedule,
+                total_steps=(config.train_size // config.batch_size) * config.epochs,
+                warmup_fraction=config.warmup_fraction,
+            )  # fmt: skip
+        self.key = (variants, self.facts, self.conv_impl, self.stack_mode, self.keep_params)
+        self.body = self._body()
+
+    def _body(self) -> Body:
+        config, model = self.config, self.model
+        if self.merged:
+            init = lambda key, x0, side0, lane: {"params": model.init(key, lane["variant"])}  # noqa: E731
+            apply = lambda v, x, side, train, lane: (  # noqa: E731
+                model.apply(v["params"], x, side, lane["variant"]),
+                {},
+            )
+        else:
+            init = lambda key, x0, side0, lane: model.init(key, x0, side0)  # noqa: E731
+            apply = lambda v, x, side, train, lane: model.apply(v, x, side, train=train)  # noqa: E731
+        return Body(
+            init, apply, self.tx, config.loss, config.metric, config.metric in CLASSIFICATION,
+            config.augment, config.early_stopping, config.batch_size,
+            self.train_size // config.batch_size, self.epochs, self.train_size,
+            self.per_lane_steps, self.facts.target_col, self.facts.side_cols,
+            self.facts.num_classes, self.keep_params,
+        )  # fmt: skip
+
+    def variant_of(self, config: ModelConfig) -> int:
+        key = config.static_key()
+        for i, v in enumerate(self.variants):
+            if v.static_key() == key:
+                return i
+        raise ValueError(f"the model {config.describe()} is not one of this program's")
+
+    def lanes(self, configs: Sequence[ModelConfig]) -> dict[str, np.ndarray]:
+        """The per-lane values of a stack of ``configs``: their scalar hyperparameters and, in a
+        merged program, their variant, optimizer choices and step counts."""
+        out = {f: np.asarray([getattr(c, f) for c in configs], np.float32) for f in SCALAR_FIELDS}
+        if not self.merged:
+            return out
+        steps = [schedule_steps(c.epochs * (c.train_size // c.batch_size), c.warmup_fraction)
+                 for c in configs]  # fmt: skip
+        out["variant"] = np.asarray([self.variant_of(c) for c in configs], np.int32)
+        if self.adam_lanes:
+            out["nesterov"] = np.asarray(
+                [c.optimizer.startswith("nadam") for c in configs], np.float32
+            )
+            out["schedule"] = np.asarray([SCHEDULE_IDS[c.schedule] for c in configs], np.float32)
+            out["total_steps"] = np.asarray([t for t, _ in steps], np.float32)
+            out["warm_steps"] = np.asarray([w for _, w in steps], np.float32)
+        if self.per_lane_steps:
+            out["epochs"] = np.asarray([c.epochs for c in configs], np.int32)
+            out["n_batches"] = np.asarray([c.train_size // c.batch_size for c in configs], np.int32)
+            out["train_size"] = np.asarray([c.train_size for c in configs], np.int32)
+            out["rounds"] = np.asarray(
+                [permutation_rounds(c.train_size) for c in configs], np.int32
+            )
+        return out
+
+    def stack_fn(self):
+        """The stack trainer: ``train_one`` over the stacked arguments (vmap, or lax.map over
+        vmapped groups), with the population and seed shared."""
+        body = self.body
+        if self.stack_mode == "vmap":
+            return jax.vmap(
+                lambda *a: train_one(body, *a), in_axes=(0, 0, 0, 0, None, None, None, None)
+            )
+        group = int(self.stack_mode.partition(":")[2])
+
+        def mapped(lanes, hashes, instances, subsets, seed, data, test_index, val_index):
+            one = lambda a: train_one(body, *a, seed, data, test_index, val_index)  # noqa: E731
+            return jax.lax.map(one, (lanes, hashes, instances, subsets), batch_size=group)
+
+        return mapped
+
+    def jitted(self, placement: Any = None):
+        """The jitted stack trainer; with a placement, sharded over its mesh (no communication)."""
+
+        def build():
+            fn = self.stack_fn()
+            return jax.jit(placement.wrap(fn) if placement is not None else fn)
+
+        return _cached(("jit", self.key, placement), build)[0]
+
+    def compiled(self, size: int, placement: Any, call_args) -> tuple[Any, float]:
+        """The executable for stacks of ``size`` lanes and the seconds spent compiling it now."""
+        t0 = time.perf_counter()
+
+        def build():
+            _n_compiled[0] += 1
+            return self.jitted(placement).lower(*call_args).compile()
+
+        program, built = _cached(("compiled", self.key, size, placement), build)
+        return program, (time.perf_counter() - t0 if built else 0.0)
+
+
+_PROGRAMS: collections.OrderedDict[tuple, tuple[Population, Program]] = collections.OrderedDict()
+
+
+def program_for(
+    variants: Sequence[ModelConfig],
+    population: Population,
+    conv_impl: str | None = None,
+    stack_mode: str | None = None,
+) -> Program:
+    """The program of these variants on this population (built once; the last ``CACHE_SIZE``
+    are kept, each with its population, so an ``id`` is never reused while cached)."""
+    statics = tuple(dict.fromkeys(_static_config(v) for v in variants))
+    key = (statics, id(population), conv_impl, stack_mode)
+    hit = _PROGRAMS.get(key)
+    if hit is not None and hit[0] is population:
+        _PROGRAMS.move_to_end(key)
+        return hit[1]
+    program = Program(statics, population, conv_impl, stack_mode)
+    _PROGRAMS[key] = (population, program)
+    while len(_PROGRAMS) > CACHE_SIZE:
+        _PROGRAMS.popitem(last=False)
+    return program
+
+
+def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str | None = None):
+    """The jitted stack trainer of ``config``'s cohort on ``population``'s shapes (cached).
+
+    Returns ``train(lanes, model_hashes, instances, subsets, seed, data, test_index, val_index)``
+    where ``lanes`` maps each name of ``SCALAR_FIELDS`` to a ``(B,)`` array, ``model_hashes`` and
+    ``instances`` are ``(B,)`` int32, ``subsets`` is ``(B, train_size)`` int32 event indices, and
+    ``data`` is ``population.device_arrays()``. The result is a ``TrainResult``.
+    """
+    return program_for([config], population, conv_impl).jitted()
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -134,282 +391,6 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------- losses
-def _train_loss(name: str, pred: jax.Array, y: jax.Array) -> jax.Array:
-    if name == "cross_entropy":
-        return optax.softmax_cross_entropy_with_integer_labels(pred, y).mean()
-    pred = pred[:, 0]
-    err = pred - y
-    if name in ("relative_mse", "relative_rmse"):
-        err = err / y
-    if name == "mae":
-        return jnp.abs(err).mean()
-    mse = jnp.mean(err**2)
-    return jnp.sqrt(mse) if name in ("rmse", "relative_rmse") else mse
-
-
-def _metric_sums(pred: jax.Array, y: jax.Array, weight: jax.Array, classification: bool) -> dict:
-    """Weighted sums from which every test metric follows (weights mask the padded events)."""
-    if classification:
-        nll = optax.softmax_cross_entropy_with_integer_labels(pred, y)
-        correct = (jnp.argmax(pred, -1) == y).astype(jnp.float32)
-        return {"nll": jnp.sum(weight * nll), "correct": jnp.sum(weight * correct)}
-    err = pred[:, 0] - y
-    safe_y = jnp.where(y == 0, 1.0, y)
-    return {
-        "se": jnp.sum(weight * err**2),
-        "ae": jnp.sum(weight * jnp.abs(err)),
-        "rse": jnp.sum(weight * (err / safe_y) ** 2),
-    }
-
-
-def _metrics_from_sums(sums: dict, n: int, classification: bool) -> dict[str, jax.Array]:
-    if classification:
-        acc = sums["correct"] / n
-        return {"cross_entropy": sums["nll"] / n, "accuracy": acc, "error_rate": 1.0 - acc}
-    mse = sums["se"] / n
-    return {
-        "mse": mse,
-        "rmse": jnp.sqrt(mse),
-        "mae": sums["ae"] / n,
-        "relative_rmse": jnp.sqrt(sums["rse"] / n),
-    }
-
-
-def _as_loss(metric: str, metrics: dict[str, jax.Array]) -> jax.Array:
-    return metrics["error_rate"] if metric == "accuracy" else metrics[metric]
-
-
-# ---------------------------------------------------------------------------------- augmentation
-def _augment(kind: str | None, key: jax.Array, x: jax.Array) -> jax.Array:
-    if kind is None:
-        return x
-    k_flip, k_crop = jax.random.split(key)
-    flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0],))
-    x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
-    if kind == "flip_crop":
-        pad = 4
-        h, w = x.shape[1], x.shape[2]
-        xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        offsets = jax.random.randint(k_crop, (x.shape[0], 2), 0, 2 * pad + 1)
-        x = jax.vmap(
-            lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
-        )(xp, offsets)
-    return x
-
-
-# ---------------------------------------------------------------------------------- the trainer
-def _spec_of(config: ModelConfig, population: Population, conv_impl: str | None) -> _Spec:
-    return _Spec(
-        static_key=config.static_key(),
-        input_shape=population.input_shape,
-        n_pool_events=population.n_events,
-        target_col=population.target_column(config.target),
-        side_cols=population.side_columns(config.side_features),
-        n_test=len(population.test_index),
-        n_val=len(population.val_index),
-        num_classes=population.num_classes,
-        conv_impl=resolve_conv_impl(conv_impl or config.conv_impl),
-    )
-
-
-def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str | None = None):
-    """The jitted stack trainer of ``config``'s cohort on ``population``'s shapes (cached).
-
-    Returns ``train(hyper, model_hashes, instances, subsets, seed, data, test_index, val_index)``
-    where ``hyper`` maps each name of ``SCALAR_FIELDS`` to a ``(B,)`` array, ``model_hashes`` and
-    ``instances`` are ``(B,)`` int32, ``subsets`` is ``(B, train_size)`` int32 event indices, and
-    ``data`` is ``population.device_arrays()``. The result is a ``TrainResult``.
-    """
-    spec = _spec_of(config, population, conv_impl)
-    return _jitted(spec, _static_config(config), None)
-
-
-def _static_config(config: ModelConfig) -> ModelConfig:
-    """The config with scalar fields reset, so cohort members share one cache entry."""
-    defaults = {
-        f: getattr(ModelConfig, f) if hasattr(ModelConfig, f) else 0.0 for f in SCALAR_FIELDS
-    }
-    return dataclasses.replace(config, name=None, **{k: v for k, v in defaults.items()})
-
-
-# ---------------------------------------------------------------------------------- the cache
-#: Compiled programs (and the jitted functions they come from) kept in memory, least recently
-#: used first out. Each holds its executable and constants; a few hundred would fill a GPU host.
-CACHE_SIZE = 128
-_cache: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
-_cache_lock = threading.Lock()
-_n_compiled = [0]
-
-
-def _cached(key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
-    """``(value, built)``: the cached value for ``key``, built (and the oldest entry dropped
-    beyond ``CACHE_SIZE``) when missing."""
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key], False
-    value = build()
-    with _cache_lock:
-        _cache[key] = value
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return value, True
-
-
-def _jitted(spec: _Spec, config: ModelConfig, placement: Any):
-    """The jitted stack trainer; with a placement, sharded over its mesh (no communication)."""
-
-    def build():
-        fn = _stack_fn(spec, config, spec.conv_impl)
-        return jax.jit(placement.wrap(fn) if placement is not None else fn)
-
-    return _cached(("jit", spec, config, placement), build)[0]
-
-
-def n_compiled() -> int:
-    """How many stack programs this process has compiled (one per cohort and stack size)."""
-    return _n_compiled[0]
-
-
-def n_cached() -> int:
-    """How many jitted trainers and compiled programs the in-memory cache holds now."""
-    return len(_cache)
-
-
-class _Parts(NamedTuple):
-    """What one compiled stack trainer is made of (all static)."""
-
-    spec: _Spec
-    config: ModelConfig
-    model: Any
-    tx: optax.GradientTransformation
-    classification: bool
-    n_batches: int
-
-
-def _gather(parts: _Parts, data, idx):
-    """The inputs, targets and side features of the events ``idx`` (gathered from the pool)."""
-    spec = parts.spec
-    x = data["x"][idx]
-    y = data["y"][idx] if parts.classification else data["y"][idx, spec.target_col]
-    side = data["side"][idx][:, list(spec.side_cols)] if spec.side_cols else None
-    return x, y, side
-
-
-def _evaluate(parts: _Parts, variables, data, index):
-    """Metrics of one instance on an index set, in chunks so memory stays bounded."""
-    classification = parts.classification
-    n = index.shape[0]
-    chunk = min(EVAL_CHUNK, n)
-    n_chunks = -(-n // chunk)
-    padded = jnp.concatenate([index, jnp.zeros((n_chunks * chunk - n,), index.dtype)])
-    weights = (jnp.arange(n_chunks * chunk) < n).astype(jnp.float32)
-
-    def body(sums, args):
-        idx, w = args
-        x, y, side = _gather(parts, data, idx)
-        pred, _ = parts.model.apply(variables, x, side, train=False)
-        return jax.tree.map(jnp.add, sums, _metric_sums(pred, y, w, classification)), None
-
-    width = parts.spec.num_classes if classification else 1
-    dummy_y = jnp.zeros((1,), jnp.int32 if classification else jnp.float32)
-    zeros = _metric_sums(jnp.zeros((1, width)), dummy_y, jnp.zeros((1,)), classification)
-    zeros = jax.tree.map(jnp.zeros_like, zeros)
-    sums, _ = jax.lax.scan(
-        body, zeros, (padded.reshape(n_chunks, chunk), weights.reshape(n_chunks, chunk))
-    )
-    return _metrics_from_sums(sums, n, classification)
-
-
-def _step(parts: _Parts, data, carry, batch):
-    """One optimizer step of one instance; a stopped (inactive) instance keeps its state."""
-    params, state, opt_state, finite, active = carry
-    idx, aug_key = batch
-    x, y, side = _gather(parts, data, idx)
-    x = _augment(parts.config.augment, aug_key, x)
-
-    def loss_fn(p):
-        pred, new_state = parts.model.apply({"params": p, **state}, x, side, train=True)
-        return _train_loss(parts.config.loss, pred, y), new_state
-
-    (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, new_opt = parts.tx.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
-    finite = finite & (jnp.isfinite(loss) | ~active)
-    return (keep(new_params, params), keep(new_state, state), keep(new_opt, opt_state), finite,
-            active), None  # fmt: skip
-
-
-def _epoch(parts: _Parts, data, subset, shuffle_key, val_index, carry, epoch_index):
-    """One pass over an instance's subset (reshuffled), then its early-stopping check."""
-    config = parts.config
-    params, state, opt_state, finite, active, best, wait, epochs_run = carry
-    ekey = jax.random.fold_in(shuffle_key, epoch_index)
-    order = subset[jax.random.permutation(ekey, config.train_size)]
-    n = parts.n_batches
-    batches = order[: n * config.batch_size].reshape(n, config.batch_size)
-    aug_keys = jax.random.split(jax.random.fold_in(ekey, 1), n)
-    (params, state, opt_state, finite, _), _ = jax.lax.scan(
-        lambda c, b: _step(parts, data, c, b),
-        (params, state, opt_state, finite, active),
-        (batches, aug_keys),
-    )
-    epochs_run = epochs_run + active.astype(jnp.int32)
-    if config.early_stopping is not None:
-        metrics = _evaluate(parts, {"params": params, **state}, data, val_index)
-        val = _as_loss(config.metric, metrics)
-        val = jnp.where(jnp.isfinite(val), val, jnp.inf)
-        improved = val < best
-        best = jnp.where(active & improved, val, best)
-        wait = jnp.where(active & ~improved, wait + 1, jnp.where(active, 0, wait))
-        active = active & (wait < config.early_stopping)
-    return (params, state, opt_state, finite, active, best, wait, epochs_run), None
-
-
-def _train_one(parts: _Parts, hyper, model_hash_, instance, subset, seed, data, test_index,
-               val_index):  # fmt: skip
-    """Train and test one instance: the function the stack trainer vmaps."""
-    config = parts.config
-    root = jax.random.key(seed)
-    init_key = jax.random.fold_in(
-        jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance
-    )
-    shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
-    x0, _, side0 = _gather(parts, data, subset[: config.batch_size])
-    variables = parts.model.init(init_key, x0, side0)
-    params = variables["params"]
-    state = {k: v for k, v in variables.items() if k != "params"}
-    opt_state = init_with(parts.tx, params, hyper)
-    true, inf, zero = jnp.array(True), jnp.array(jnp.inf), jnp.array(0)
-    carry = (params, state, opt_state, true, true, inf, zero, zero)
-    epoch = lambda c, e: _epoch(parts, data, subset, shuffle_key, val_index, c, e)  # noqa: E731
-    (params, state, _, finite, _, _, _, epochs_run), _ = jax.lax.scan(
-        epoch, carry, jnp.arange(config.epochs)
-    )
-    metrics = _evaluate(parts, {"params": params, **state}, data, test_index)
-    loss = _as_loss(config.metric, metrics)
-    return TrainResult(loss, metrics, finite & jnp.isfinite(loss), epochs_run)
-
-
-def _stack_fn(spec: _Spec, config: ModelConfig, conv_impl: str):
-    """The stack trainer: ``_train_one`` vmapped over the stacked arguments."""
-    n_batches = config.train_size // config.batch_size
-    tx = make_optimizer(
-        config.optimizer,
-        nesterov=config.nesterov,
-        schedule=config.schedule,
-        total_steps=n_batches * config.epochs,
-        warmup_fraction=config.warmup_fraction,
-    )
-    parts = _Parts(
-        spec, config, make_model(config, conv_impl), tx, config.metric in CLASSIFICATION, n_batches
-    )
-    train = lambda *args: _train_one(parts, *args)  # noqa: E731
-    return jax.vmap(train, in_axes=(0, 0, 0, 0, None, None, None, None))
-
-
 # ---------------------------------------------------------------------------------- driving
 def check_instances(values: Sequence[int] | np.ndarray) -> np.ndarray:
     """Instance indices as a 1-D ``int32`` array; anything but non-negative integers is an error
@@ -455,33 +436,33 @@ def train_stack(
     bucket: int | None = None,
     conv_impl: str | None = None,
     placement: Any = None,
+    program: Program | None = None,
+    stack_mode: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Train pairs ``(configs[j], instances[j])`` of ONE cohort as one stack and return numpy results.
+    """Train pairs ``(configs[j], instances[j])`` of ONE program as one stack; numpy results.
 
     Args:
-      configs: one ModelConfig per lane, all with the same ``static_key()``.
+      configs: one ModelConfig per lane: of one cohort (equal ``static_key()``), or models of
+        ``program``.
       instances: the instance index of each lane.
       population: the data.
       seed: the race / experiment seed.
-      subsets: optional precomputed ``(len, train_size)`` training subsets.
+      subsets: optional precomputed ``(len, train_size)`` training subsets (in a program whose
+        models differ in ``train_size``: of its largest ``train_size``).
       bucket: pad the stack to this size (``None``: ``bucket_size_for(len)``); padded lanes repeat
         the last pair and are dropped from the result.
       placement: optional ``jrobust.parallel.Placement``: shards the stack over its mesh.
+      program: the program the lanes belong to (default: their cohort's own).
+      stack_mode: how the stack runs (see ``resolve_stack_mode``; ignored with ``program``).
 
     Returns:
       dict with ``loss``, ``ok``, ``epochs``, every metric (arrays of ``len(configs)``),
       ``seconds`` (wall time of the training) and ``compile_seconds`` (0 when already compiled).
     """
     pending = launch_stack(
-        configs,
-        instances,
-        population,
-        seed=seed,
-        subsets=subsets,
-        bucket=bucket,
-        conv_impl=conv_impl,
-        placement=placement,
-    )
+        configs, instances, population, seed=seed, subsets=subsets, bucket=bucket,
+        conv_impl=conv_impl, placement=placement, program=program, stack_mode=stack_mode,
+    )  # fmt: skip
     t0 = time.perf_counter()
     out = collect(pending)
     out["seconds"] = time.perf_counter() - t0
@@ -508,51 +489,44 @@ def launch_stack(
     bucket: int | None = None,
     conv_impl: str | None = None,
     placement: Any = None,
+    program: Program | None = None,
+    stack_mode: str | None = None,
 ) -> Pending:
     """Like ``train_stack`` but returns at once with the results still on the device."""
     n = len(configs)
     if n == 0:
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
-    key0 = configs[0].static_key()
-    if any(c.static_key() != key0 for c in configs):
-        raise ValueError(
-            "train_stack takes models of one cohort (equal static fields); group them first"
-        )
+    if program is None:
+        key0 = configs[0].static_key()
+        if any(c.static_key() != key0 for c in configs):
+            raise ValueError(
+                "train_stack takes models of one cohort (equal static fields), or of one "
+                "program (program=...); group them first"
+            )
+        program = program_for([configs[0]], population, conv_impl, stack_mode)
     instances = check_instances(instances)
     if instances.shape != (n,):
         raise ValueError(
             f"got {instances.shape[0]} instance indices for {n} configs; give one per config"
         )
-    config = configs[0]
     if subsets is None:
         subsets = population.subset_indices(
-            instances, config.train_size, seed=seed, bootstrap=config.bootstrap
+            instances, program.train_size, seed=seed, bootstrap=program.config.bootstrap
         )
     size = bucket or bucket_size_for(n)
     if size < n:
         raise ValueError(f"bucket={size} is smaller than the {n} instances of the stack")
     pad = np.concatenate([np.arange(n), np.full(size - n, n - 1)])
-    hyper = {
-        f: np.asarray([getattr(configs[j], f) for j in pad], np.float32) for f in SCALAR_FIELDS
-    }
+    lanes = program.lanes([configs[j] for j in pad])
     hashes = np.asarray([model_hash(configs[j]) for j in pad], np.int32)
-    args = (hyper, hashes, instances[pad], np.asarray(subsets, np.int32)[pad])
+    args = (lanes, hashes, instances[pad], np.asarray(subsets, np.int32)[pad])
     data = population.device_arrays()
     if placement is not None:
         args, data = placement.shard(args, data)
     test_index, val_index = population.device_splits()
     call_args = (*args, np.int32(seed), data, test_index, val_index)
-    spec = _spec_of(config, population, conv_impl)
-    static = _static_config(config)
-    t0 = time.perf_counter()
-
-    def build():
-        _n_compiled[0] += 1
-        return _jitted(spec, static, placement).lower(*call_args).compile()
-
-    program, built = _cached(("compiled", spec, static, size, placement), build)
-    compile_seconds = time.perf_counter() - t0 if built else 0.0
-    return Pending(program(*call_args), n, compile_seconds, placement)
+    executable, compile_seconds = program.compiled(size, placement, call_args)
+    return Pending(executable(*call_args), n, compile_seconds, placement)
 
 
 def collect(pending: Pending) -> dict[str, np.ndarray]:
@@ -569,6 +543,8 @@ def collect(pending: Pending) -> dict[str, np.ndarray]:
     }
     for k, v in result.metrics.items():
         out[k] = np.asarray(v)[:n]
+    if result.params is not None:
+        out["params"] = jax.tree.map(lambda a: np.asarray(a)[:n], result.params)
     return out
 
 

@@ -130,7 +130,7 @@ def run_devices(out: str) -> None:
 
     train.launch_stack = flaky
     try:
-        forced = small_race(devices=placement)
+        forced = small_race(devices=placement, min_bucket=16)  # a first stack of 16 lanes
     finally:
         train.launch_stack = real
     report["forced"] = ledger_record(forced)

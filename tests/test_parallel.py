@@ -140,7 +140,7 @@ def test_race_buckets_follow_the_memory_cap(toy_population, monkeypatch):
     engine = Engine(
         worker.small_space(), toy_population, RaceSettings(max_bucket=3, min_bucket=1)
     )  # the user's cap
-    assert engine.cap(0, engine.configs[0]) == 3
+    assert engine.size(0) == 3  # 4 models, at most 3 per call (the user's cap)
 
 
 # ---------------------------------------------------------------------------------- out of memory
@@ -157,8 +157,9 @@ def test_forced_out_of_memory_splits_and_the_race_completes(reference, monkeypat
     monkeypatch.setattr(train, "launch_stack", flaky)
     result = worker.small_race()
     _assert_same_race(worker.ledger_record(result), reference)
-    # round 1: 12 instances in 16 -> 2 x 8 -> 4 x 4; rounds 2 and 3 start at the size that fit
-    assert sizes == [16, 8, 4, 4, 8, 4, 4, 4, 4]
+    # the program's one stack size is 8 (min_bucket): round 1's first 8 instances run out of
+    # memory and split into 2 x 4, and from then on the program trains stacks of the size that fit
+    assert sizes == [8, 4, 4, 4, 4, 4]
     assert result.n_trainings == len(reference["loss"])
 
 

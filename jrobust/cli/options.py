@@ -24,6 +24,7 @@ __all__ = [
     "data_spec",
     "fraction",
     "instances_per_round",
+    "nonnegative_float",
     "nonnegative_int",
     "positive_int",
     "rule_spec",
@@ -85,6 +86,7 @@ def _checked(convert, ok, what: str):
 positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 fraction = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+nonnegative_float = _checked(float, lambda v: v >= 0.0, "a number >= 0")
 
 
 def statistic(text: str) -> str:

@@ -32,6 +32,7 @@ from jrobust.cli.options import (
     data_spec,
     fraction,
     instances_per_round,
+    nonnegative_float,
     nonnegative_int,
     positive_int,
     rule_spec,
@@ -39,6 +40,7 @@ from jrobust.cli.options import (
 )
 from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
 from jrobust.select import race
+from jrobust.settings import EXECUTION_FIELDS
 from jrobust.space import SpaceError, load_space_file, parse_space_text
 from jrobust.state import CheckpointMismatch, refuse_legacy
 
@@ -65,10 +67,11 @@ are those of jrobust.RaceSettings (the built-in space races at most 10 instances
 Ctrl-C stops after the current stack with exit status 130; --resume continues.
 """
 
-# Options that define the race; --resume takes them all from the folder.
+# Options that define the race; --resume takes them all from the folder (the execution options,
+# such as --max-bucket and --merge, may change).
 _DEFINING = (
     "space", "data", "events", "data_dir", "target", "epochs", "train_size",
-    *cli_settings.RACE_OPTIONS,
+    *(o for o, s in cli_settings.RACE_OPTIONS.items() if s not in EXECUTION_FIELDS),
 )  # fmt: skip
 
 
@@ -195,6 +198,18 @@ def _where_and_how(g) -> None:
         type=positive_int,
         metavar="N",
         help="shard over the first N devices (default: all)",
+    )
+    g.add_argument(
+        "--merge",
+        choices=("auto", "none", "max"),
+        help="which models share one compiled program: auto (default: while the padded work "
+        "stays within --waste), none (one per cohort), max",
+    )
+    g.add_argument(
+        "--waste",
+        type=nonnegative_float,
+        metavar="W",
+        help="merge=auto: the most padded work, as a fraction over the models' own (default 0.5)",
     )
     g.add_argument(
         "--max-bucket", type=positive_int, metavar="N", help="at most N instances per compiled call"

@@ -75,6 +75,8 @@ RACE_OPTIONS = {
     "winners": "n_winners",
     "seed": "seed",
     "max_bucket": "max_bucket",
+    "merge": "merge",
+    "waste": "waste",
 }
 
 

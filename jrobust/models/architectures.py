@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jrobust.models.layers import Conv, activation_layer, max_pool
+from jrobust.models.layers import Conv, activation_layer, pool2d
 
 __all__ = ["CNN", "MLP", "ResNet18", "Architecture"]
 
@@ -102,12 +102,7 @@ class _CNNModule(nn.Module):
         s = self.spec
         for filters, pool in zip(s.conv, s.pool, strict=True):
             x = Conv(filters, s.kernel, s.padding, s.conv_bias, self.conv_impl)(x)
-            x = activation_layer(s.activation)(x)
-            if pool == "global":
-                x = jnp.max(x, axis=(1, 2), keepdims=True)
-            elif pool is not None:
-                size, stride = (pool, pool) if isinstance(pool, int) else pool
-                x = max_pool(x, size, stride)
+            x = pool2d(activation_layer(s.activation)(x), pool)
         x = x.reshape(x.shape[0], -1)
         return _dense_head(x, side, s.dense, s.side_at, s.activation, s.outputs)
 

@@ -27,6 +27,7 @@ from jrobust.result import SelectionResult
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    PROGRAMS_TABLE,
     RESULT_FILE,
     SAMPLE_SIZE_TABLE,
     TABLES,
@@ -35,7 +36,7 @@ from jrobust.runfolder.layout import (
     write_table,
 )
 from jrobust.runfolder.report import write_figures, write_report
-from jrobust.runfolder.summary import write_summary
+from jrobust.runfolder.summary import programs_view, write_summary
 from jrobust.settings import RaceSettings
 from jrobust.space.files import SpaceError, build_space
 from jrobust.state import RaceState, refuse_legacy
@@ -93,6 +94,8 @@ def save_run(
         write_table(getattr(result, name), folder, name, csv)
     if sample_size is not None:
         write_table(sample_size, folder, SAMPLE_SIZE_TABLE, csv)
+    if result.timing.get("programs"):
+        write_table(programs_view(result.timing["programs"]), folder, PROGRAMS_TABLE, csv)
     info = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **dict(info or {})}
     written = write_figures(result, folder, sample_size) if figures else {}
     write_summary(result, folder, info)

@@ -11,6 +11,8 @@ A run folder holds::
     history.parquet    one row per round (survivors, trained, eliminated, seconds, ...)
     path.parquet       one row per (round, model racing in it): the statistic, rank, alive
     models.parquet     the space: model_id, name, cohort and the varied fields
+    programs.parquet   one row per compiled program: its models, variants, merged, padded-work
+                       waste, stack sizes, lanes trained, compile seconds
     summary.md         the summary in Markdown
     report.html        a self-contained report (tables and figures embedded; no network needed)
     distributions.png  instance-loss distributions of the survivors
@@ -42,6 +44,7 @@ __all__ = [
     "CONFIG_FILE",
     "FIGURES",
     "RESULT_FILE",
+    "PROGRAMS_TABLE",
     "SAMPLE_SIZE_TABLE",
     "TABLES",
     "is_run_folder",
@@ -59,6 +62,7 @@ FIGURES = {
     "sample_size": "sample_size.png",
 }
 SAMPLE_SIZE_TABLE = "sample_size"
+PROGRAMS_TABLE = "programs"
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

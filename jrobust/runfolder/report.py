@@ -15,7 +15,15 @@ import pandas as pd
 from jrobust._atomic import write_text_atomic
 from jrobust.result import SelectionResult
 from jrobust.runfolder.layout import CONFIG_FILE, FIGURES, SAMPLE_SIZE_TABLE
-from jrobust.runfolder.summary import duration, facts, fmt, history_view, summary_table
+from jrobust.runfolder.summary import (
+    duration,
+    facts,
+    fmt,
+    history_view,
+    programs_line,
+    programs_view,
+    summary_table,
+)
 
 __all__ = ["write_figures", "write_report"]
 
@@ -221,6 +229,13 @@ def write_report(
         f'<div class="scroll">{_html_table(table, set(result.winners), alive)}</div>',
         "<h2>Rounds</h2>",
         f'<div class="scroll">{rounds}</div>' if rounds else "<p>none</p>",
+    ]
+    if f["programs"]:
+        parts += [
+            f"<h2>Programs: {esc(programs_line(f['programs']))}</h2>",
+            f'<div class="scroll">{_html_table(programs_view(f["programs"]))}</div>',
+        ]
+    parts += [
         "<h2>Race settings</h2>",
         f'<div class="card"><dl>{_dl(result.settings)}</dl></div>',
     ]

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from jrobust.config import ModelConfig
+from jrobust.programs import plan_programs
 from jrobust.space.fields import (
     CONFIG_FIELDS,
     SHORT_NAMES,
@@ -156,6 +157,31 @@ class SearchSpace:
     @property
     def n_cohorts(self) -> int:
         return len(set(self.cohort_ids()))
+
+    def programs(
+        self,
+        merge: str = "auto",
+        waste: float | None = None,
+        input_shape: tuple[int, ...] = (15, 15, 1),
+    ) -> list[list[int]]:
+        """The model ids of each program a race would compile (see ``jrobust.programs``),
+        without training anything.
+
+        Args:
+          merge: ``"auto"`` (merge while the padded work stays within ``waste``), ``"none"``
+            (one program per cohort) or ``"max"``.
+          waste: the bound of ``"auto"`` (default ``jrobust.programs.DEFAULT_WASTE``).
+          input_shape: the data's input shape, which decides the FLOPs (default: the
+            calorimeter's 15x15 clusters).
+
+        Example:
+          >>> from jrobust import zoo
+          >>> space = SearchSpace(zoo.paper_config(1), dense=[(9,), (16, 9)], l2=[0.0, 0.01])
+          >>> space.n_cohorts, len(space.programs()), len(space.programs(merge="none"))
+          (2, 1, 2)
+        """
+        plans = plan_programs(self._models, tuple(input_shape), merge=merge, waste=waste)
+        return [list(p.model_ids) for p in plans]
 
     def varied_fields(self) -> list[str]:
         """Fields (config or architecture) whose value differs between models."""
