@@ -23,7 +23,7 @@ from jrobust.optim import init_with
 
 __all__ = ["Body", "TrainResult", "train_one", "prefix_permutation", "permutation_rounds"]
 
-EVAL_CHUNK = 1024
+EVAL_CHUNK = 256  # test events per evaluated chunk: 0.6x the time of 1024 on XLA:CPU (profiled)
 _U32_MAX = int(np.iinfo(np.uint32).max)
 
 

@@ -16,8 +16,10 @@ __all__ = ["add_parser", "command"]
 EPILOG = """\
 examples:
   jrobust bench                        stacks of 1, 8, 64 instances, 50 steps each
+  jrobust bench --torch --repeats 3    and PyTorch one instance at a time, side by side
   jrobust bench --stacks 1,16,128,512 --steps 200 --csv bench.csv
 Compilation is excluded from the timings (each stack size is run once before it is timed).
+With --repeats R every stack size and PyTorch are timed R times, interleaved; the best counts.
 """
 
 
@@ -63,6 +65,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default="auto",
         help="convolution implementation (default: the backend's choice)",
     )
+    bench.add_argument(
+        "--stack-mode",
+        default=None,
+        metavar="MODE",
+        help="how a stack runs: vmap, map, map:N (default: the backend's choice)",
+    )
+    bench.add_argument(
+        "--torch",
+        action="store_true",
+        help="also time PyTorch one instance at a time (the paper's way), in the same run",
+    )
+    bench.add_argument(
+        "--torch-threads", type=positive_int, metavar="N", help="PyTorch's threads (default: all)"
+    )
     bench.add_argument("--csv", metavar="FILE", help="also write the table to FILE")
     bench.add_argument("--json", action="store_true", help="print JSON records")
     bench.add_argument("--debug", **DEBUG)
@@ -77,9 +93,11 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     def shown(row: dict[str, Any]) -> None:
         if out.mode == "rich":
+            who = "pytorch    " if row["framework"] == "pytorch" else f"stack {row['stack']:>5}"
             out.console.print(
-                f"stack {row['stack']:>5}: {row['instance_steps_per_s']:10.1f} instance-steps/s "
-                f"({row['seconds']:.2f} s timed, {row['compile_seconds']:.1f} s compiling)"
+                f"{who}: {row['instance_steps_per_s']:10.1f} instance-steps/s, "
+                f"{100 * row['matmul_fraction']:.0f} % of the matmul rate"
+                + (f", {row['vs_pytorch']:.2f}x pytorch" if "vs_pytorch" in row else "")
             )
 
     if out.mode == "rich":
@@ -94,6 +112,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         repeats=args.repeats,
         model=args.model,
         conv_impl=None if args.conv_impl == "auto" else args.conv_impl,
+        stack_mode=args.stack_mode,
+        torch=args.torch,
+        torch_threads=args.torch_threads,
         progress=shown,
     )
     if args.csv:
@@ -102,4 +123,16 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(json.dumps(frame.to_dict(orient="records"), indent=2))
     elif out.mode != "rich":
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
+    if not args.json:
+        ours = frame[frame.framework == "jrobust"]
+        best = ours.loc[ours.instance_steps_per_s.idxmax()]
+        line = (
+            f"best: stack {int(best['stack'])}, {best['instance_steps_per_s']:.0f} instance-steps/s"
+            f" = {100 * best['matmul_fraction']:.0f} % of this machine's float32 matmul rate "
+            f"({frame.attrs['matmul_gflops']:.0f} GFLOP/s, {frame.attrs['step_gflop']:.3f} GFLOP "
+            "per step)"
+        )
+        if args.torch:
+            line += f"; {best['vs_pytorch']:.2f}x PyTorch one instance at a time"
+        print(line, flush=True)
     return EXIT_OK

@@ -1,32 +1,56 @@
 """PyTorch reference for the throughput comparison: the paper's way of training.
 
-The paper trains one instance of a model at a time.  This module rebuilds its
-"model 1" (energy regression on 15x15x1 calorimeter clusters) in PyTorch and
-times a plain training loop (NAdam lr 1e-4, L2 0.01 added to the gradient,
-batch 64, MSE, float32, Kaiming init) on random data held on the device, so
-that ``jrobust``'s vmapped training of many instances can be compared against
-"N instances trained one after another".
+The paper trains one instance of a model at a time. This module rebuilds its "model 1" (energy
+regression on 15x15x1 calorimeter clusters) in PyTorch and times a plain training loop (NAdam
+lr 1e-4, L2 0.01 added to the gradient, batch 64, MSE, float32, Kaiming init) on random data held
+on the device, so that jrobust's stacked training of many instances can be compared against "N
+instances trained one after another". It needs the ``torch`` extra (``pip install -e ".[torch]"``);
+``jrobust bench --torch`` runs it in a separate process (so the two frameworks' thread pools do
+not compete), interleaved with jrobust's stacks.
 
 Usage::
 
-    python benchmarks/torch_reference.py --steps 300 --device cpu --threads 2
+    python -m jrobust.torch_reference --steps 300 --device cpu --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from typing import Any
 
-import torch
-from torch import nn
+__all__ = ["MODEL1_PARAMS", "build_model1", "have_torch", "torch_steps_per_second"]
 
 MODEL1_PARAMS = 23_923
 POOL_SIZE = 32_000
 IMAGE_SHAPE = (1, 15, 15)
 
 
-def build_model1() -> nn.Module:
+def have_torch() -> bool:
+    """Whether PyTorch can be imported here."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "the PyTorch comparison needs torch: pip install -e '.[torch]' (on this project's "
+            "machines: pip install torch==2.13.0, a CPU build)"
+        ) from None
+    return torch
+
+
+def build_model1() -> Any:
     """Paper model 1: conv-pool-conv-pool-dense(9)-dense(1), 23,923 parameters."""
+    torch = _torch()
+    nn = torch.nn
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, bias=False),  # 15 -> 13
         nn.ReLU(),
@@ -49,14 +73,13 @@ def build_model1() -> nn.Module:
     return model
 
 
-def _train_one(
-    x: torch.Tensor, y: torch.Tensor, n_steps: int, batch_size: int, warmup: int, dev: torch.device
-) -> float:
+def _train_one(x, y, n_steps: int, batch_size: int, warmup: int, dev) -> float:
     """Train one fresh instance; return the seconds spent on the ``n_steps`` timed steps."""
+    torch = _torch()
     model = build_model1().to(dev)
     # NAdam's weight_decay is coupled L2: 0.01 * w is added to the gradient.
     opt = torch.optim.NAdam(model.parameters(), lr=1e-4, weight_decay=0.01)
-    loss_fn = nn.MSELoss()
+    loss_fn = torch.nn.MSELoss()
     n = x.shape[0]
     steps_per_epoch = n // batch_size
     perm = torch.randperm(n, device=dev)
@@ -92,6 +115,7 @@ def torch_steps_per_second(
     Warm-up steps of every instance are excluded from the timing; the result is
     ``instances * n_steps / total timed seconds``.
     """
+    torch = _torch()
     if threads is not None:
         torch.set_num_threads(threads)
     dev = torch.device(device)
@@ -102,7 +126,7 @@ def torch_steps_per_second(
     return instances * n_steps / total
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=64)
@@ -110,8 +134,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--instances", type=int, default=1)
-    a = p.parse_args()
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
     sps = torch_steps_per_second(a.steps, a.batch_size, a.device, a.threads, a.warmup, a.instances)
+    torch = _torch()
+    if a.json:
+        print(json.dumps({"steps_per_s": sps, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}))  # fmt: skip
+        return
     print(f"torch {torch.__version__}  threads={torch.get_num_threads()}  device={a.device}")
     print(
         f"model 1, batch {a.batch_size}, {a.instances} instance(s) one at a time: {sps:.1f} steps/s"
