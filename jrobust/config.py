@@ -35,7 +35,11 @@ LOSSES = ("mse", "rmse", "mae", "relative_mse", "relative_rmse", "cross_entropy"
 METRICS = ("mse", "rmse", "mae", "relative_rmse", "cross_entropy", "accuracy", "error_rate")
 CLASSIFICATION = ("cross_entropy", "accuracy", "error_rate")
 SCALAR_FIELDS = ("learning_rate", "weight_decay", "l2", "momentum", "b1", "b2", "eps")
-AUGMENTATIONS = (None, "flip", "flip_crop")
+AUGMENTATIONS = (None, "flip", "flip_crop", "rotate", "scale")
+#: The range of a random ``augment``: ``rotate``, the largest angle in degrees (each image
+#: turns by a uniform angle in [-range, range]); ``scale``, the (low, high) factors (drawn
+#: log-uniformly, so enlarging and shrinking are equally likely).
+AUGMENT_RANGES = {"rotate": 180.0, "scale": (0.8, 1.25)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +68,10 @@ class ModelConfig:
       bootstrap: draw training subsets with replacement.
       early_stopping: patience in epochs on the validation split (``None``: off); an instance
         stops updating when its validation loss has not improved for that many epochs.
-      augment: ``None``, ``"flip"`` or ``"flip_crop"`` (random horizontal flips, 4-pixel crops).
+      augment: ``None``, ``"flip"``, ``"flip_crop"`` (random horizontal flips, 4-pixel crops),
+        ``"rotate"`` (a random angle per image) or ``"scale"`` (a random factor per image).
+      augment_range: the range of ``"rotate"`` (largest angle, degrees; default 180) or of
+        ``"scale"`` ((low, high) factors; default (0.8, 1.25)); ``None``: the default.
       conv_impl: ``"auto"``, ``"im2col"`` or ``"xla"`` (see ``jrobust.models.layers``).
       name: optional readable name.
     """
@@ -91,6 +98,7 @@ class ModelConfig:
     bootstrap: bool = False
     early_stopping: int | None = None
     augment: str | None = None
+    augment_range: float | tuple[float, float] | None = None
     conv_impl: str = "auto"
     name: str | None = None
 
@@ -135,6 +143,7 @@ class ModelConfig:
                 f"{self.weight_decay}); use optimizer='{self.optimizer}w' for decoupled decay or "
                 "l2= for L2 added to the gradient"
             )
+        self._check_augment_range()
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
         if self.early_stopping is not None and (
@@ -145,7 +154,7 @@ class ModelConfig:
             )
         if not hasattr(self.architecture, "build") and not _is_flax_module(self.architecture):
             raise TypeError(
-                "architecture must be a jrobust zoo architecture (CNN, MLP, ResNet18) or a "
+                "architecture must be a jrobust zoo architecture (CNN, MLP, ResNet18, RieszNet) or a "
                 f"flax.linen.Module instance, got {type(self.architecture).__name__}"
             )
         is_cls_loss = self.loss == "cross_entropy"
@@ -155,6 +164,35 @@ class ModelConfig:
                 "use loss='cross_entropy' with metric 'cross_entropy'/'accuracy'/'error_rate', or a "
                 "regression loss with a regression metric"
             )
+
+    def _check_augment_range(self) -> None:
+        r = self.augment_range
+        if r is None:
+            return
+        if isinstance(r, list):
+            r = tuple(r)
+            object.__setattr__(self, "augment_range", r)
+        if self.augment == "rotate" and isinstance(r, int | float) and r > 0:
+            return
+        if (
+            self.augment == "scale"
+            and isinstance(r, tuple)
+            and len(r) == 2
+            and all(isinstance(v, int | float) for v in r)
+            and 0 < r[0] <= r[1]
+        ):
+            return
+        raise ValueError(
+            f"augment_range={r!r} does not fit augment={self.augment!r}: give the largest angle in "
+            "degrees for 'rotate' (e.g. 30), (low, high) factors with 0 < low <= high for 'scale' "
+            "(e.g. (0.8, 1.25)), and nothing for other augmentations"
+        )
+
+    def augment_limits(self):
+        """The range of the random augmentation (``augment_range`` or its default)."""
+        if self.augment_range is not None:
+            return self.augment_range
+        return AUGMENT_RANGES.get(self.augment)
 
     # ------------------------------------------------------------------ derived
     @property

@@ -26,6 +26,7 @@ from typing import Any
 from jrobust._deprecated import moved_names
 from jrobust.config import ModelConfig
 from jrobust.models import architectures as _arch
+from jrobust.models.riesz import RieszNet as _RieszNet
 
 __all__ = [
     "PAPER_PARAM_COUNTS",
@@ -34,6 +35,7 @@ __all__ = [
     "nas_config",
     "paper_config",
     "resnet18_config",
+    "riesz_config",
 ]
 
 # Reachable here before 0.2; their one public path is jrobust.models / jrobust.count_params.
@@ -189,3 +191,29 @@ def resnet18_config(**kwargs: Any) -> ModelConfig:
         augment="flip_crop",
     )
     return ModelConfig(architecture=arch, **{**base, **rest})
+
+
+def riesz_config(**kwargs: Any) -> ModelConfig:
+    """A scale-invariant Riesz network (Barisin, Schladitz, Redenbach, "Riesz networks: scale
+    invariant neural networks in a single forward pass", J. Math. Imaging Vis. 2024) for square
+    images: ``RieszNet`` fields (channels, orders, padding, norm, activation, pool, dense, outputs)
+    plus ModelConfig fields; classification by default (10 classes, cross-entropy, AdamW).
+
+    Example:
+      >>> from jrobust import count_params
+      >>> count_params(riesz_config(), (8, 8, 1))
+      7362
+    """
+    arch, rest = _split(_RieszNet, kwargs)
+    base = dict(
+        optimizer="adamw",
+        learning_rate=3e-3,
+        weight_decay=1e-4,
+        batch_size=32,
+        epochs=10,
+        train_size=1000,
+        loss="cross_entropy",
+        metric="cross_entropy",
+    )
+    return ModelConfig(architecture=arch, **{**base, **rest})
+

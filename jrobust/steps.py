@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
+from jrobust.data.transforms import random_rotate, random_scale
 from jrobust.optim import init_with
 
 __all__ = ["Body", "TrainResult", "train_one", "prefix_permutation", "permutation_rounds"]
@@ -35,6 +36,7 @@ class TrainResult(NamedTuple):
     ok: jax.Array  # (B,) bool: False for failed (non-finite) instances
     epochs: jax.Array  # (B,) int32: epochs trained (fewer with early stopping)
     params: Any = None  # the trained parameters (stacked), when the program keeps them
+    transformed: Any = None  # (B, T) float32: the loss on each transformed test set, if any
 
 
 class Body(NamedTuple):
@@ -61,6 +63,8 @@ class Body(NamedTuple):
     side_cols: tuple[int, ...]
     num_classes: int | None
     keep_params: bool = False  # return the trained parameters too
+    augment_range: Any = None  # the range of a random rotate/scale augmentation
+    transforms: Any = None  # a TransformGrid: test sets evaluated after training
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -110,9 +114,14 @@ def as_loss(metric: str, metrics: dict[str, jax.Array]) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------------- augmentation
-def augment(kind: str | None, key: jax.Array, x: jax.Array) -> jax.Array:
+def augment(kind: str | None, key: jax.Array, x: jax.Array, limits: Any = None) -> jax.Array:
+    """A training mini-batch, randomly augmented per image with the lane's own key."""
     if kind is None:
         return x
+    if kind == "rotate":
+        return random_rotate(key, x, limits)
+    if kind == "scale":
+        return random_scale(key, x, limits[0], limits[1])
     k_flip, k_crop = jax.random.split(key)
     flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0],))
     x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
@@ -158,8 +167,9 @@ def _gather(body: Body, data, idx):
     return x, y, side
 
 
-def _evaluate(body: Body, variables, lane, data, index):
-    """Metrics of one instance on an index set, in chunks so memory stays bounded."""
+def _evaluate(body: Body, variables, lane, data, index, transform=None):
+    """Metrics of one instance on an index set, in chunks so memory stays bounded;
+    ``transform = (fn, param)`` transforms the inputs first."""
     classification = body.classification
     n = index.shape[0]
     chunk = min(EVAL_CHUNK, n)
@@ -170,6 +180,8 @@ def _evaluate(body: Body, variables, lane, data, index):
     def step(sums, args):
         idx, w = args
         x, y, side = _gather(body, data, idx)
+        if transform is not None:
+            x = transform[0](x, transform[1])
         pred, _ = body.apply(variables, x, side, False, lane)
         return jax.tree.map(jnp.add, sums, _metric_sums(pred, y, w, classification)), None
 
@@ -192,7 +204,7 @@ def _step(body: Body, lane, data, epoch_on, carry, batch):
     if body.per_lane_steps:
         on = on & (b < lane["n_batches"])
     x, y, side = _gather(body, data, idx)
-    x = augment(body.augment, aug_key, x)
+    x = augment(body.augment, aug_key, x, body.augment_range)
 
     def loss_fn(p):
         pred, new_state = body.apply({"params": p, **state}, x, side, True, lane)
@@ -264,10 +276,29 @@ def train_one(body: Body, lane, model_hash_, instance, subset, seed, data, test_
     (params, state, _, finite, _, _, _, epochs_run), _ = jax.lax.scan(
         epoch, carry, jnp.arange(body.epochs)
     )
-    metrics = _evaluate(body, {"params": params, **state}, lane, data, test_index)
+    variables = {"params": params, **state}
+    metrics = _evaluate(body, variables, lane, data, test_index)
     loss = as_loss(body.metric, metrics)
     kept = params if body.keep_params else None
-    return TrainResult(loss, metrics, finite & jnp.isfinite(loss), epochs_run, kept)
+    transformed = _transformed(body, variables, lane, data, test_index)
+    return TrainResult(loss, metrics, finite & jnp.isfinite(loss), epochs_run, kept, transformed)
+
+
+def _transformed(body: Body, variables, lane, data, test_index):
+    """The loss on every transformed test set of the grid: one ``lax.map`` over each
+    transform's parameters, inside the same program (the instance trains once)."""
+    grid = body.transforms
+    if grid is None:
+        return None
+    out = []
+    for fn, params in zip(grid.functions, grid.params, strict=True):
+
+        def one(param, fn=fn):
+            metrics = _evaluate(body, variables, lane, data, test_index, (fn, param))
+            return as_loss(body.metric, metrics)
+
+        out.append(jax.lax.map(one, jnp.asarray(params, jnp.float32)))
+    return jnp.concatenate(out)
 
 
 Lane = dict[str, Any]

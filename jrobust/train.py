@@ -143,6 +143,7 @@ class _Facts(NamedTuple):
     n_test: int
     n_val: int
     num_classes: int | None
+    transforms: Any  # the population's TransformGrid (or None)
 
 
 class Program:
@@ -188,7 +189,7 @@ class Program:
         self.facts = _Facts(
             population.input_shape, population.n_events, population.target_column(config.target),
             population.side_columns(side), len(population.test_index), len(population.val_index),
-            population.num_classes,
+            population.num_classes, population.transforms,
         )  # fmt: skip
         self.adam_lanes = self.merged and config.optimizer in ADAM_FAMILY
         self.train_size = max(v.train_size for v in variants)
@@ -228,7 +229,8 @@ class Program:
             config.augment, config.early_stopping, config.batch_size,
             self.train_size // config.batch_size, self.epochs, self.train_size,
             self.per_lane_steps, self.facts.target_col, self.facts.side_cols,
-            self.facts.num_classes, self.keep_params,
+            self.facts.num_classes, self.keep_params, config.augment_limits(),
+            self.facts.transforms,
         )  # fmt: skip
 
     def variant_of(self, config: ModelConfig) -> int:
@@ -368,9 +370,9 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
             "early_stopping needs a validation split, but the population has val_size=0; "
             "build the population with val_size > 0"
         )
-    if config.augment == "flip_crop" and len(population.input_shape) != 3:
+    if config.augment is not None and len(population.input_shape) != 3:
         raise ValueError(
-            f"augment='flip_crop' needs image inputs (H, W, C), got {population.input_shape}"
+            f"augment={config.augment!r} needs image inputs (H, W, C), got {population.input_shape}"
         )
     model = make_model(config, "xla")
     x = jax.ShapeDtypeStruct((2, *population.input_shape), jnp.float32)
@@ -545,6 +547,8 @@ def collect(pending: Pending) -> dict[str, np.ndarray]:
         out[k] = np.asarray(v)[:n]
     if result.params is not None:
         out["params"] = jax.tree.map(lambda a: np.asarray(a)[:n], result.params)
+    if result.transformed is not None:
+        out["transformed"] = np.asarray(result.transformed)[:n]
     return out
 
 

@@ -14,6 +14,7 @@ from jrobust.data.calorimeter import (
 from jrobust.data.population import Population, draw_subsets
 from jrobust.data.preprocess import log_energy, one_hot, one_hot_labels, standardize
 from jrobust.data.sources import digits, from_arrays, from_dataframe, from_npz, load, tfds
+from jrobust.data.transforms import with_transforms
 
 __all__ = [
     "CalorimeterConfig",
@@ -37,4 +38,5 @@ __all__ = [
     "sshape_correct",
     "standardize",
     "tfds",
+    "with_transforms",
 ]

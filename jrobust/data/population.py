@@ -72,6 +72,8 @@ class Population:
       name: a label for reports.
       num_classes: the number of classes when ``y`` holds class labels (``None`` for regression).
       truth: optional per-event table (e.g. true energy and impact point), not used in training.
+      transforms: transformed test sets every instance is also evaluated on (set with
+        ``jrobust.data.with_transforms``).
 
     Example:
       >>> import numpy as np
@@ -92,6 +94,7 @@ class Population:
     num_classes: int | None = None
     truth: Any = None
     meta: dict = dataclasses.field(default_factory=dict)
+    transforms: Any = None  # a jrobust.data.transforms.TransformGrid (see with_transforms)
 
     def __post_init__(self) -> None:
         x = np.asarray(self.x)

@@ -42,7 +42,10 @@ loop), so they run inside the trainer's per-lane ``_augment`` with that lane's k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +54,8 @@ __all__ = [
     "SNAP",
     "TRANSFORMS",
     "Transform",
+    "TransformGrid",
+    "with_transforms",
     "apply_per_image",
     "check_transform",
     "get_transform",
@@ -305,3 +310,98 @@ def _random_scale(key, images, low, high):
 def _random_shift(key, images, max_pixels):
     offsets = jax.random.randint(key, (images.shape[0], 2), -max_pixels, max_pixels + 1)
     return apply_per_image(_shift, images, offsets.astype(jnp.float32))
+
+
+# ----------------------------------------------------------------------------- test-time grids
+@dataclasses.dataclass(frozen=True)
+class TransformGrid:
+    """A family of transformed test sets: for each named transform, the parameters it is
+    evaluated at. The trainer evaluates every instance on each ``(name, param)`` inside the
+    compiled program, after training (``jrobust.steps``); the ledger gets one row per pair."""
+
+    names: tuple[str, ...]
+    functions: tuple[Transform, ...]
+    params: tuple[tuple[float, ...], ...]
+
+    @property
+    def pairs(self) -> list[tuple[str, float]]:
+        """Every ``(name, param)`` in evaluation order."""
+        return [(n, p) for n, ps in zip(self.names, self.params, strict=True) for p in ps]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.params)
+
+
+def _params(name: str, values) -> tuple[float, ...]:
+    if isinstance(values, int | float):
+        values = [values]
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: give a list of numbers, got {values!r}") from None
+    if not out:
+        raise ValueError(f"{name}: give at least one parameter")
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name}: the parameters must be finite, got {list(out)}")
+    return out
+
+
+def with_transforms(
+    population: Any,
+    *,
+    rotation: Sequence[float] | None = None,
+    scale: Sequence[float] | None = None,
+    shift: Sequence[float] | None = None,
+    custom: Mapping[str, Transform | tuple[Transform, Sequence[float]]] | None = None,
+) -> Any:
+    """The population with a family of transformed test sets (robustness to transformations).
+
+    Every instance trained on it is also evaluated, after training and inside the compiled
+    program, on its test split rotated by each angle (degrees), scaled by each factor, shifted
+    by each number of pixels, and transformed by each of the user's own functions; the race's
+    ledger gets one loss per (instance, transform, parameter), and ``race(..., over=...)`` takes
+    its statistics over instances, over the transformations, or both.
+
+    Args:
+      population: a population of images ``(H, W, C)``.
+      rotation, scale, shift: the parameters of the built-in transforms (``rotate``, ``scale``,
+        ``shift``).
+      custom: ``{name: (fn, params)}`` with ``fn(images, param) -> images`` of the same shape
+        (see ``check_transform``).
+
+    Returns:
+      A copy of the population (the same data, splits and seed) carrying a ``TransformGrid``.
+
+    Example:
+      >>> import jrobust
+      >>> pop = with_transforms(jrobust.data.digits(), rotation=[0, 15, 30], scale=[1.0, 1.2])
+      >>> len(pop.transforms), pop.transforms.pairs[:2]
+      (5, [('rotation', 0.0), ('rotation', 15.0)])
+    """
+    shape = tuple(population.input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"transformations of the inputs need images (H, W, C); this population's inputs are "
+            f"{shape}"
+        )
+    names, functions, params = [], [], []
+    for name, values in (("rotation", rotation), ("scale", scale), ("shift", shift)):
+        if values is not None:
+            names.append(name)
+            functions.append(TRANSFORMS[name])
+            params.append(_params(name, values))
+    for name, entry in dict(custom or {}).items():
+        if name in names or not isinstance(name, str) or not name:
+            raise ValueError(f"custom transform name {name!r} is empty or already used")
+        fn, values = entry if isinstance(entry, tuple) else (entry, None)
+        if values is None:
+            raise ValueError(f"custom transform {name!r}: give (fn, [parameters])")
+        names.append(name)
+        functions.append(check_transform(fn, shape))
+        params.append(_params(name, values))
+    if not names:
+        raise ValueError("give at least one of rotation=, scale=, shift= or custom=")
+    if scale is not None and min(params[names.index("scale")]) <= 0:
+        raise ValueError(f"scale factors must be positive, got {list(params[names.index('scale')])}")
+    grid = TransformGrid(tuple(names), tuple(functions), tuple(params))
+    return dataclasses.replace(population, transforms=grid)

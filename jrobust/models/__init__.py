@@ -6,6 +6,7 @@ Public names live here once: ``jrobust.models.CNN`` (not the modules that define
 from jrobust.models.architectures import CNN, MLP, Architecture, ResNet18
 from jrobust.models.contract import Model, make_model
 from jrobust.models.layers import Conv, PReLU, max_pool
+from jrobust.models.riesz import RieszLayer, RieszNet, riesz_transform
 
 __all__ = [
     "CNN",
@@ -15,6 +16,9 @@ __all__ = [
     "Model",
     "PReLU",
     "ResNet18",
+    "RieszLayer",
+    "RieszNet",
     "make_model",
     "max_pool",
+    "riesz_transform",
 ]

@@ -234,7 +234,7 @@ class _ResNetModule(nn.Module):
         return _dense(s.outputs)(x)
 
 
-Architecture = CNN | MLP | ResNet18 | nn.Module | Any
+Architecture = CNN | MLP | ResNet18 | nn.Module | Any  # also jrobust.models.RieszNet
 
 
 def _count(module: nn.Module, input_shape: tuple[int, ...], n_side: int) -> int:
