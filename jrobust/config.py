@@ -247,9 +247,25 @@ def _hashable(v: Any) -> Any:
         return repr(v)
 
 
+#: Fields added to ``ModelConfig`` after 0.2: they enter ``model_hash`` only when set, so a
+#: model keeps its hash (and its instances their initialisations) when a release adds a field.
+LATER_FIELDS = ("augment_range",)
+
+
 def model_hash(config: ModelConfig) -> int:
-    """A stable 31-bit integer of a model's full definition (name excluded); seeds its init keys."""
-    text = repr(dataclasses.replace(config, name=None))
+    """A stable 31-bit integer of a model's full definition (name excluded); seeds its init keys.
+
+    Example:
+      >>> model_hash(ModelConfig()) == model_hash(ModelConfig(name="other name"))
+      True
+    """
+    parts = []
+    for f in dataclasses.fields(config):
+        value = None if f.name == "name" else getattr(config, f.name)
+        if f.name in LATER_FIELDS and value == f.default:
+            continue
+        parts.append(f"{f.name}={value!r}")
+    text = f"{type(config).__name__}({', '.join(parts)})"
     return zlib.crc32(text.encode()) & 0x7FFFFFFF
 
 

@@ -3,8 +3,12 @@
 ``Engine`` trains a work list with the vectorised JAX trainer. The models are grouped into
 *programs* once (``jrobust.programs``: cohorts, merged where the padded work pays), each program
 is built once (``jrobust.train.Program``) and trains its share of a round in stacks of ONE size,
-chosen at its first use (one instance of each of its models, at least ``min_bucket``, at most
-what the device memory holds): every program compiles once per race. All stacks of a round are
+chosen at its first use: every program compiles once per race. Where a stack is one ``vmap``
+(accelerators) the size is one instance of each of the program's models, at least
+``min_bucket`` (default 8); on the CPU, where a stack is a ``lax.map`` over groups of two lanes
+and the speed per lane hardly depends on the stack's size, it is at most two groups (4 lanes),
+so a round's share is padded by at most 3 lanes. Both are powers of two (times the device
+count) within what the device memory holds. All stacks of a round are
 dispatched before the first is fetched, and while one program's stacks train, the next
 program's executable compiles on a background thread. ``call_evaluator`` wraps a user's Python
 evaluator (``f(model_ids, instances) -> losses``), so the race is model-agnostic.
@@ -71,7 +75,7 @@ class Engine:
         self.conv_impl = settings.conv_impl
         self.stack_mode = settings.stack_mode
         self.max_bucket = settings.max_bucket
-        self.min_bucket = int(settings.min_bucket)
+        self.min_bucket = settings.min_bucket
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
         self.plans = plan_programs(
@@ -100,13 +104,16 @@ class Engine:
         return self._programs[p]
 
     def size(self, p: int) -> int:
-        """The program's one stack size: one instance of each of its models (at least
-        ``min_bucket``), a power of two times the device count, within the device memory."""
+        """The program's one stack size (see the module docstring)."""
         if p not in self._size:
-            cap = parallel.max_stack(
-                self.program(p), self.population, self.placement, cap=self.max_bucket
-            )
-            n = max(len(self.plans[p].model_ids), self.min_bucket)
+            program = self.program(p)
+            cap = parallel.max_stack(program, self.population, self.placement, cap=self.max_bucket)
+            n = len(self.plans[p].model_ids)
+            if program.stack_mode == "vmap":
+                n = max(n, 8 if self.min_bucket is None else self.min_bucket)
+            else:
+                group = int(program.stack_mode.partition(":")[2])
+                n = max(min(n, 2 * group), self.min_bucket or 1)
             self._size[p] = train.bucket_size_for(n, self.multiple, cap)
         return self._size[p]
 

@@ -175,7 +175,9 @@ class RaceSettings:
 
     Execution fields (may change on resume):
       max_bucket: at most this many instances per compiled call (``None``: sized from memory).
-      min_bucket: the smallest stack compiled (default 8): few survivors reuse one program.
+      min_bucket: the smallest stack compiled (``None``: 8 where a stack is one ``vmap``, 1 on
+        the CPU, where a stack is a loop over groups of two lanes and its size hardly changes
+        the speed per lane).
       conv_impl: ``"im2col"``, ``"xla"`` or ``None``/``"auto"`` (the backend's faster form).
       compilation_cache: JAX's persistent compilation cache: ``True`` (default, in
         ``jrobust._cache.cache_dir("jax")``), a folder, or ``False``.
@@ -201,7 +203,7 @@ class RaceSettings:
     budget: int | None = None
     n_winners: int = 1
     max_bucket: int | None = None
-    min_bucket: int = 8
+    min_bucket: int | None = None
     conv_impl: str | None = None
     compilation_cache: bool | str = True
     merge: str = "auto"
@@ -244,7 +246,7 @@ class RaceSettings:
         positive_int("budget", self.budget, optional=True)
         positive_int("n_winners", self.n_winners)
         positive_int("max_bucket", self.max_bucket, optional=True)
-        positive_int("min_bucket", self.min_bucket)
+        positive_int("min_bucket", self.min_bucket, optional=True)
         if self.conv_impl not in _CONV_IMPLS:
             raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
         check_merge(self.merge, self.waste)

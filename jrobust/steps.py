@@ -213,8 +213,10 @@ def _step(body: Body, lane, data, epoch_on, carry, batch):
     (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, new_opt = body.tx.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    keep = lambda new, old: jax.tree.map(lambda a, c: jnp.where(on, a, c), new, old)  # noqa: E731
     finite = finite & (jnp.isfinite(loss) | ~on)
+    if body.early_stopping is None and not body.per_lane_steps:  # every step updates: no masks
+        return (new_params, new_state, new_opt, finite, active), None
+    keep = lambda new, old: jax.tree.map(lambda a, c: jnp.where(on, a, c), new, old)  # noqa: E731
     return (keep(new_params, params), keep(new_state, state), keep(new_opt, opt_state), finite,
             active), None  # fmt: skip
 

@@ -155,9 +155,9 @@ def test_forced_out_of_memory_splits_and_the_race_completes(reference, monkeypat
         return real(*args, bucket=bucket, **kwargs)
 
     monkeypatch.setattr(train, "launch_stack", flaky)
-    result = worker.small_race()
+    result = worker.small_race(min_bucket=8)  # a first stack of 8 lanes
     _assert_same_race(worker.ledger_record(result), reference)
-    # the program's one stack size is 8 (min_bucket): round 1's first 8 instances run out of
+    # the program's one stack size is 8 (min_bucket=8): round 1's first 8 instances run out of
     # memory and split into 2 x 4, and from then on the program trains stacks of the size that fit
     assert sizes == [8, 4, 4, 4, 4, 4]
     assert result.n_trainings == len(reference["loss"])
