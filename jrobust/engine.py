@@ -9,6 +9,7 @@ losses``), so the race is model-agnostic.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -105,12 +106,20 @@ class Engine:
 
     def __call__(self, work: Work) -> Outcome:
         """Train a work list; between stacks, a pending Ctrl-C stops it (``_signals.check``)."""
-        models, instances = work
+        models, instances = work.models, work.instances
+        size = None if work.train_size is None else {int(v) for v in work.train_size}
+        if size is not None and len(size) > 1:
+            raise ValueError(f"a work list trains at one size, got sizes {sorted(size)}")
+        size = size.pop() if size else None
+
+        def sized(config: ModelConfig) -> ModelConfig:  # a fidelity stage's training size
+            return config if size is None else dataclasses.replace(config, train_size=size)
+
         t0 = time.perf_counter()
         pending, compile_s, steps = [], 0.0, 0
         for c in np.unique(self.cohort[models]):
             sel = np.flatnonzero(self.cohort[models] == c)
-            config = self.configs[models[sel[0]]]
+            config = sized(self.configs[models[sel[0]]])
             start = 0
             while start < len(sel):
                 _signals.check()
@@ -119,7 +128,7 @@ class Engine:
                 start += len(chunk)
                 bucket = train.bucket_size_for(max(len(chunk), self.min_bucket), self.multiple, cap)
                 parts = parallel.launch_with_retry(
-                    [self.configs[m] for m in models[chunk]],
+                    [sized(self.configs[m]) for m in models[chunk]],
                     instances[chunk],
                     self.population,
                     seed=self.seed,

@@ -68,10 +68,13 @@ class CheckpointError(RuntimeError):
 
 
 class Work(NamedTuple):
-    """The instances of one round: ``models[j]`` trains instance ``instances[j]``."""
+    """The instances of one round: ``models[j]`` trains instance ``instances[j]`` on a training
+    subset of ``train_size[j]`` events (``train_size=None``: each model's own ``train_size``).
+    A round of a race has one size for all its instances (its stage's)."""
 
     models: np.ndarray  # (W,) int64
     instances: np.ndarray  # (W,) int64
+    train_size: np.ndarray | None = None  # (W,) int64, or None
 
 
 class Outcome(NamedTuple):
