@@ -15,7 +15,7 @@ from jrobust.space import to_toml
 def test_defaults_are_documented_and_resolved():
     s = RaceSettings()
     assert (s.statistic, s.rule, s.max_instances, s.n_winners, s.seed) == (
-        "std",
+        "max",
         "halving",
         50,
         1,

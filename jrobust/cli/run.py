@@ -129,7 +129,7 @@ def _the_race(g) -> None:
         type=statistic,
         metavar="NAME",
         help="eliminates: mean, median, std, min, max, q1, q3, q3+iqr, iqr, pd, q<P> "
-        "(default: std)",
+        "(default: max, the worst instance)",
     )
     g.add_argument(
         "--rank-by",
