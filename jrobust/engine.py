@@ -17,6 +17,7 @@ evaluator (``f(model_ids, instances) -> losses``), so the race is model-agnostic
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -88,7 +89,7 @@ class Engine:
         self._programs: dict[int, train.Program] = {}
         self._size: dict[int, int] = {}  # per program: its one stack size
         self._compile: dict[int, float] = {}  # per program: seconds spent compiling
-        self._sizes: dict[int, set] = {}  # per program: the stack sizes it compiled
+        self._sizes: dict[int, set] = {}  # per program: the (stage size, stack size) compiled
         self._lanes: dict[int, int] = {}  # per program: lanes trained (real ones)
         self._subsets: dict[tuple, dict[int, np.ndarray]] = {}
         self._hashes = np.asarray([model_hash(c) for c in configs], np.int32)
@@ -96,17 +97,21 @@ class Engine:
         self._compiling: dict[int, concurrent.futures.Future] = {}
 
     # ------------------------------------------------------------------ programs
-    def program(self, p: int) -> train.Program:
-        if p not in self._programs:
-            self._programs[p] = train.program_for(
-                self.plans[p].variants, self.population, self.conv_impl, self.stack_mode
+    def program(self, p: int, stage: int | None = None) -> train.Program:
+        """Program ``p``, at a fidelity stage's training size ``stage`` (``None``: its own)."""
+        key = (p, stage)
+        if key not in self._programs:
+            variants = [_sized(v, stage) for v in self.plans[p].variants]
+            self._programs[key] = train.program_for(
+                variants, self.population, self.conv_impl, self.stack_mode
             )
-        return self._programs[p]
+        return self._programs[key]
 
-    def size(self, p: int) -> int:
+    def size(self, p: int, stage: int | None = None) -> int:
         """The program's one stack size (see the module docstring)."""
-        if p not in self._size:
-            program = self.program(p)
+        key = (p, stage)
+        if key not in self._size:
+            program = self.program(p, stage)
             cap = parallel.max_stack(program, self.population, self.placement, cap=self.max_bucket)
             n = len(self.plans[p].model_ids)
             if program.stack_mode == "vmap":
@@ -114,8 +119,8 @@ class Engine:
             else:
                 group = int(program.stack_mode.partition(":")[2])
                 n = max(min(n, 2 * group), self.min_bucket or 1)
-            self._size[p] = train.bucket_size_for(n, self.multiple, cap)
-        return self._size[p]
+            self._size[key] = train.bucket_size_for(n, self.multiple, cap)
+        return self._size[key]
 
     def subsets(self, program: train.Program, instances: np.ndarray) -> np.ndarray:
         """Training subsets of the program's largest size, drawn once per instance (a smaller
@@ -131,24 +136,25 @@ class Engine:
             cache.update({i: rows[j] for j, i in enumerate(missing)})
         return np.stack([cache[int(i)] for i in instances])
 
-    def _prefetch(self, p: int) -> None:
+    def _prefetch(self, p: int, stage: int | None) -> None:
         """Compile program ``p``'s stack on the background thread (if it is not compiled)."""
-        program, size = self.program(p), self.size(p)
+        program, size = self.program(p, stage), self.size(p, stage)
         key = ("compiled", program.key, size, self.placement)
-        if p in self._compiling or key in train._cache:
+        if (p, stage) in self._compiling or key in train._cache:
             return
         args = _abstract_args(program, self.population, size, self.placement)
-        self._compiling[p] = self._background.submit(program.compiled, size, self.placement, args)
+        future = self._background.submit(program.compiled, size, self.placement, args)
+        self._compiling[(p, stage)] = future
 
-    def _wait_compiled(self, p: int) -> tuple[float, float]:
+    def _wait_compiled(self, p: int, stage: int | None) -> tuple[float, float]:
         """``(compile seconds, seconds waited)`` of program ``p``'s background compilation."""
-        future = self._compiling.pop(p, None)
+        future = self._compiling.pop((p, stage), None)
         if future is None:
             return 0.0, 0.0
         t0 = time.perf_counter()
         seconds = future.result()[1]
         self._compile[p] = self._compile.get(p, 0.0) + seconds
-        self._sizes.setdefault(p, set()).add(self.size(p))
+        self._sizes.setdefault(p, set()).add((stage, self.size(p, stage)))
         return seconds, time.perf_counter() - t0
 
     def timing(self) -> dict:
@@ -164,7 +170,8 @@ class Engine:
                     variants=len(plan.variants),
                     merged=plan.merged,
                     waste=round(float(plan.waste), 4),
-                    stack_sizes=sorted(self._sizes[p]),
+                    stack_sizes=sorted({size for _, size in self._sizes[p]}),
+                    executables=len(self._sizes[p]),
                     lanes_trained=self._lanes.get(p, 0),
                     compile_seconds=self._compile.get(p, 0.0),
                 )
@@ -173,32 +180,36 @@ class Engine:
             "n_cohorts": self.n_cohorts,
             "n_programs": len(programs),
             "n_planned_programs": len(self.plans),
-            "n_compiled": sum(len(x["stack_sizes"]) for x in programs),
+            "n_compiled": sum(x["executables"] for x in programs),
             "programs": programs,
         }
 
     # ------------------------------------------------------------------ a round
     def __call__(self, work: Work) -> Outcome:
         """Train a work list; between stacks, a pending Ctrl-C stops it (``_signals.check``)."""
-        models, instances = work
+        models, instances = work.models, work.instances
+        stages = {None} if work.train_size is None else {int(v) for v in work.train_size}
+        if len(stages) > 1:
+            raise ValueError(f"a work list trains at one size, got sizes {sorted(stages)}")
+        stage = stages.pop()  # a fidelity stage's training size (None: the models' own)
         t0 = time.perf_counter()
         pending, compile_s, blocked, steps = [], 0.0, 0.0, 0
         order = list(np.unique(self.program_of[models]))
         for k, p in enumerate(order):
             sel = np.flatnonzero(self.program_of[models] == p)
-            program = self.program(p)
-            seconds, waited = self._wait_compiled(p)
+            program = self.program(p, stage)
+            seconds, waited = self._wait_compiled(p, stage)
             compile_s, blocked = compile_s + seconds, blocked + waited
             if k + 1 < len(order):
-                self._prefetch(order[k + 1])
+                self._prefetch(order[k + 1], stage)
             start = 0
             while start < len(sel):
                 _signals.check()
-                size = self.size(p)  # lowered after a stack ran out of memory
+                size = self.size(p, stage)  # lowered after a stack ran out of memory
                 chunk = sel[start : start + size]
                 start += len(chunk)
                 parts = parallel.launch_with_retry(
-                    [self.configs[m] for m in models[chunk]],
+                    [_sized(self.configs[m], stage) for m in models[chunk]],
                     instances[chunk],
                     self.population,
                     seed=self.seed,
@@ -212,13 +223,13 @@ class Engine:
                     compile_s += part.compile_seconds
                     blocked += part.compile_seconds
                     self._compile[p] = self._compile.get(p, 0.0) + part.compile_seconds
-                    self._sizes.setdefault(p, set()).add(len(part.result.loss))
+                    self._sizes.setdefault(p, set()).add((stage, len(part.result.loss)))
                 if len(parts) > 1:  # split after running out of memory: keep the size that fit
-                    self._size[p] = max(len(part.result.loss) for _, part in parts)
+                    self._size[(p, stage)] = max(len(part.result.loss) for _, part in parts)
                 self._lanes[p] = self._lanes.get(p, 0) + len(chunk)
             steps += sum(
-                self.configs[m].epochs * (self.configs[m].train_size // self.configs[m].batch_size)
-                for m in models[sel]
+                c.epochs * (c.train_size // c.batch_size)
+                for c in (_sized(self.configs[m], stage) for m in models[sel])
             )
         losses = np.empty(len(models))
         ok = np.zeros(len(models), bool)
@@ -232,6 +243,11 @@ class Engine:
         # compilation on the background thread overlapped training: only the waiting counts
         seconds = time.perf_counter() - t0 - blocked
         return Outcome(losses, metrics, ok, seconds, compile_s, steps)
+
+
+def _sized(config: ModelConfig, train_size: int | None) -> ModelConfig:
+    """The model at a fidelity stage's training size (``None``: its own)."""
+    return config if train_size is None else dataclasses.replace(config, train_size=train_size)
 
 
 def _abstract_args(program: train.Program, population: Population, size: int, placement):

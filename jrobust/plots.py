@@ -126,8 +126,10 @@ def plot_distributions(
         else set()
     )
     samples, labels, colors = [], [], []
+    # with fidelity stages or a final race: each model's instances of the last stage it raced in
+    ledger = result.decisive_ledger() if hasattr(result, "decisive_ledger") else result.ledger
     for m in models:
-        losses = result.ledger.loc[result.ledger.model_id == m, "loss"].to_numpy(dtype=float)
+        losses = ledger.loc[ledger.model_id == m, "loss"].to_numpy(dtype=float)
         finite = losses[np.isfinite(losses)]
         failed = losses.size - finite.size
         samples.append(finite if finite.size else np.array([np.nan]))
@@ -213,6 +215,8 @@ def plot_path(
 
     Lines end at the round a model was eliminated (marked ×); the winners are drawn thick and red,
     the last survivors blue, everything else thin and grey. The top axis counts the survivors.
+    Dashed lines mark where a fidelity stage (its training size ``n=``) or the final race begins;
+    a stage's statistics use its own instances only.
 
     Args:
       result: a ``SelectionResult``.
@@ -275,6 +279,12 @@ def plot_path(
     top_ax.set_xticks(rounds, [str(s) for s in survivors], fontsize=8)
     top_ax.set_xlabel("models racing in the round", fontsize=8)
     ax.set_xlim(rounds[0] - 0.3, rounds[-1] + 0.3 + 0.25 * max(1, len(rounds)))
+    for stage in list(getattr(result, "stages", None) or [])[1:]:  # fidelity stages, final race
+        start = int(stage["first_round"]) - 0.5
+        ax.axvline(start, color="#888888", lw=0.8, ls="--", zorder=1)
+        label = "final" if stage.get("kind") == "final" else f"n={stage.get('train_size')}"
+        ax.text(start, 1.0, f" {label}", transform=ax.get_xaxis_transform(), fontsize=7,
+                va="top", ha="left", color="#555555")  # fmt: skip
     ending = frame[frame["round"] == last].sort_values("rank").head(label_top)
     _label_ends(ax, ending, names, ceiling, winners, final_alive)
     ax.grid(alpha=0.3)

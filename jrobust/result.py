@@ -55,6 +55,19 @@ class SelectionResult:
       timing: compile, training and total seconds, cohorts and compiled programs, the stop
         reason, and ``finished`` (False for a race stopped before its end).
       settings: the resolved race settings (``RaceSettings.describe()``).
+      dominance: ``None``, or when the dominance guarantee changed the winner, what happened:
+        ``crowned`` (the model ``rank_by`` ranked first), ``dominated_by`` (the survivors strictly
+        better on mean, std and PD), ``winner``, ``rank_by`` and the three statistics of each
+        (``jrobust.state.final_order``); ``dominance_note`` says it in a sentence.
+      stages: one dict per stage of the race (fidelity stages, the final race): ``stage``,
+        ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
+        ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).
+
+    The ledger, history and path rows carry ``stage`` (``"race"`` or ``"final"``) and
+    ``train_size`` (the instance's training-sample size; 0 when an evaluator's own size is not
+    known); the path rows of a test rule carry ``pvalue`` (after the correction: the one compared
+    with ``alpha``) and ``pvalue_raw`` against the round's best model, and ``elite`` (protected
+    by ``elites`` in that round).
     """
 
     winner: ModelConfig | None
@@ -68,6 +81,8 @@ class SelectionResult:
     timing: dict[str, Any]
     settings: dict[str, Any]
     configs: list[ModelConfig] | None = None
+    dominance: dict[str, Any] | None = None
+    stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -84,13 +99,43 @@ class SelectionResult:
         rows = self.ledger[self.ledger.model_id == model_id].sort_values("instance")
         return rows["loss"].to_numpy()
 
+    @property
+    def dominance_note(self) -> str:
+        """The dominance guarantee in a sentence when it changed the winner (else ``""``), e.g.
+        "model 3 was ranked first by q3+iqr but model 5 is better on mean, std and PD ..."."""
+        from jrobust.state import dominance_message
+
+        names = self.models.set_index("model_id").name.to_dict() if "name" in self.models else {}
+        return dominance_message(self.dominance, names)
+
+    def stage_of_rows(self, frame: pd.DataFrame | None = None) -> np.ndarray:
+        """The stage number (index into ``stages``) of each row of the ledger (or ``frame``)."""
+        frame = self.ledger if frame is None else frame
+        firsts = [int(s["first_round"]) for s in self.stages] or [1]
+        if not len(frame):
+            return np.zeros(0, np.int64)
+        return np.searchsorted(np.asarray(firsts), frame["round"].to_numpy(), side="right") - 1
+
+    def decisive_ledger(self) -> pd.DataFrame:
+        """The ledger rows each model is judged on: those of the last stage it raced in (its
+        largest training size; the final race for the finalists). Without fidelity stages and a
+        final race, the whole ledger."""
+        led = self.ledger.copy()
+        if len(self.stages) <= 1 or not len(led):
+            return led
+        stage = self.stage_of_rows(led)
+        last = pd.Series(stage).groupby(led["model_id"].to_numpy()).transform("max").to_numpy()
+        return led[stage == last].copy()
+
     def summary(self, top: int | None = 10, alive_only: bool = False) -> pd.DataFrame:
         """Per-model statistics (mean, std, median, PD, min, max, instances), best first.
 
         The winners come first (in their order), then the models alive at the end, then those
-        that lasted longest, each group by ``rank_by``.
+        that lasted longest, each group by ``rank_by``. With fidelity stages or a final race,
+        each model's statistics are those of the last stage it raced in
+        (``decisive_ledger``), and the columns ``stage`` and ``train_size`` say which.
         """
-        led = self.ledger.copy()
+        led = self.decisive_ledger()
         led["loss"] = np.where(np.isfinite(led["loss"]), led["loss"], np.inf)
         g = led.groupby("model_id")["loss"]
         frame = pd.DataFrame(
@@ -107,16 +152,22 @@ class SelectionResult:
         )
         stat = get_statistic(self.settings["statistic"])
         rank = get_statistic(self.settings.get("rank_by") or self.settings["statistic"])
-        table, mask, ids = loss_table(self.ledger)
+        table, mask, ids = loss_table(led)
         frame.loc[ids, "statistic"] = stat(table, mask)
         frame.loc[ids, "rank_value"] = rank(table, mask)
         last = self.path[self.path["round"] == self.path["round"].max()] if len(self.path) else None
         final = set(last[last.alive].model_id) if last is not None else set()
         frame["alive"] = frame.index.isin(final)
+        if len(self.stages) > 1 and {"stage", "train_size"} <= set(led.columns):
+            last_rows = led.groupby("model_id")[["stage", "train_size"]].last()
+            frame = frame.join(last_rows)
         frame = frame.join(self.models.set_index("model_id")[["name"]])
+        level = pd.Series(self.stage_of_rows(led), index=led.index).groupby(led["model_id"]).max()
+        frame["_level"] = level.reindex(frame.index).fillna(0).to_numpy()
         rest = frame.sort_values(
-            ["alive", "instances", "rank_value"], ascending=[False, False, True]
+            ["alive", "_level", "instances", "rank_value"], ascending=[False, False, False, True]
         ).index
+        frame = frame.drop(columns="_level")
         order = [*self.winners, *[i for i in rest if i not in self.winners]]
         frame = frame.loc[[i for i in order if i in frame.index]]
         if alive_only:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "PAIRED_RULES",
     "TEST_RULES",
     "Rule",
+    "PValues",
     "Halving",
     "Quantile",
     "Threshold",
@@ -64,6 +65,16 @@ __all__ = [
 ]
 
 StatisticLike = str | Statistic | Callable[[np.ndarray], float]
+
+
+class PValues(NamedTuple):
+    """The p-values of one round of a test rule (``SignificanceRule.pvalues``): one per model,
+    NaN where a model was not compared (the best one, those not alive)."""
+
+    raw: np.ndarray
+    adjusted: np.ndarray
+    best: int
+    omnibus: float | None = None
 
 
 def _first_min(values: np.ndarray) -> int:
@@ -300,14 +311,15 @@ class SignificanceRule(Rule):
         self, losses: np.ndarray, mask: np.ndarray, best: int, statistic: Statistic
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """P-values of the alive rows against row ``best``, and optionally which rows are worse
-        (``None``: those whose ``statistic`` is greater than the best's)."""
+        (``None``: those whose ``statistic`` is greater than the best's); an omnibus test may add
+        its p-value as a third item."""
         raise NotImplementedError
 
-    def _keep(self, losses, mask, alive, round_index, statistic, rank_by):
+    def _decide(self, losses, mask, alive, statistic, rank_by) -> tuple[np.ndarray, PValues]:
         survivors = np.flatnonzero(alive)
         losses, mask = losses[survivors], mask[survivors]
         best = _first_min(rank_by(losses, mask))
-        pvalues, worse = self._test(losses, mask, best, statistic)
+        pvalues, worse, *omnibus = self._test(losses, mask, best, statistic)
         if worse is None:
             values = statistic(losses, mask)
             worse = values > values[best]
@@ -316,7 +328,42 @@ class SignificanceRule(Rule):
         adjusted[others] = adjust_pvalues(pvalues[others], self.correction)
         keep = np.zeros(alive.shape, dtype=bool)
         keep[survivors] = ~((adjusted < self.alpha) & worse)
-        return keep
+        raw_all = np.full(alive.shape, np.nan)
+        adjusted_all = np.full(alive.shape, np.nan)
+        raw_all[survivors[others]] = np.asarray(pvalues, np.float64)[others]
+        adjusted_all[survivors[others]] = adjusted[others]
+        omnibus_p = float(omnibus[0]) if omnibus else None
+        return keep, PValues(raw_all, adjusted_all, int(survivors[best]), omnibus_p)
+
+    def _keep(self, losses, mask, alive, round_index, statistic, rank_by):
+        return self._decide(losses, mask, alive, statistic, rank_by)[0]
+
+    def pvalues(
+        self,
+        losses: np.ndarray,
+        mask: np.ndarray,
+        alive: np.ndarray,
+        statistic: StatisticLike = "mean",
+        rank_by: StatisticLike | None = None,
+    ) -> PValues:
+        """The p-values this rule decides on for the ``alive`` models (after warm-up), as
+        ``select`` computes them: each alive model against the best (``best``, argmin of
+        ``rank_by``), ``raw`` and ``adjusted`` by ``correction`` (the one compared with
+        ``alpha``); NaN for the best model and for the models not alive. ``omnibus`` is the
+        Friedman test's p-value (``None`` for the other rules). ``select``'s signature is
+        unchanged; the race records these in its path table.
+
+        Example:
+          >>> import numpy as np
+          >>> x = np.array([[1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.0]])
+          >>> p = TwoSampleTest("welch").pvalues(x, np.ones_like(x, bool), np.ones(2, bool))
+          >>> p.best, bool(np.isnan(p.adjusted[0])), bool(p.adjusted[1] < 0.05)
+          (0, True, True)
+        """
+        statistic = get_statistic(statistic)
+        rank_by = statistic if rank_by is None else get_statistic(rank_by)
+        losses = np.asarray(losses, dtype=np.float64)
+        return self._decide(losses, np.asarray(mask), np.asarray(alive), statistic, rank_by)[1]
 
     def should_stop(self, removed_counts: Sequence[int]) -> bool:
         """True after ``patience`` consecutive elimination rounds that removed nothing.
@@ -499,8 +546,8 @@ class Friedman(SignificanceRule):
     def _test(self, losses, mask, best, statistic):
         result = friedman(losses, mask, best, self.posthoc)
         if not result.pvalue < self.alpha:
-            return np.ones(len(losses)), None
-        return result.posthoc, None
+            return np.ones(len(losses)), None, result.pvalue
+        return result.posthoc, None, result.pvalue
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ a ``jrobust.RaceSettings``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -40,6 +41,7 @@ from jrobust.state import (
     CHECKPOINT_FILE,
     Evaluator,
     RaceState,
+    Work,
     fingerprint,
     refuse_legacy,
 )
@@ -72,21 +74,26 @@ def race(
       population: the data every instance samples its training subset from (not needed with an
         ``evaluator``).
       settings: a ``RaceSettings`` (or a mapping of its fields); default ``RaceSettings()``.
-      evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer.
+      evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer;
+        with ``fidelity`` it is called ``evaluator(model_ids, instance_indices, train_sizes)``
+        (one training size per instance) and must accept that third argument.
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
         race is resumed.
       progress: called after every round with a dict (round, survivors, trained, ...); it may
         raise ``StopRace`` to end the race there.
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
-        ``max_instances``, ``budget``, ``n_winners``, ``seed``, ...), applied over ``settings``.
+        ``max_instances``, ``budget``, ``n_winners``, ``elites``, ``final_instances``,
+        ``fidelity``, ``seed``, ...), applied over ``settings``.
 
     Returns:
       A ``SelectionResult``.
 
     Raises:
       ValueError, TypeError: bad settings, models that cannot train on the data, a budget that
-        does not cover the warm-up round, all before anything is compiled.
+        does not cover the warm-up round, a fidelity schedule whose sizes are below the space's
+        largest batch size or above the training pool (or an evaluator that does not take
+        sizes), all before anything is compiled.
       jrobust.Interrupted: on Ctrl-C or SIGTERM, after the last complete round's checkpoint.
 
     Example:
@@ -102,6 +109,7 @@ def race(
     rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
     configs, models = _resolve_space(space, evaluator)
     _check_budget(settings, len(models))
+    check_fidelity_fits(settings, configs, population if evaluator is None else None, evaluator)
     if evaluator is None:
         _check_all(configs, population)
         if settings.compilation_cache:
@@ -109,11 +117,13 @@ def race(
             enable_compilation_cache(None if cache is True else cache)
         engine = evaluate = Engine(configs, population, settings, devices)
     else:
-        engine, evaluate = None, lambda work: call_evaluator(evaluator, work)
+        engine, evaluate = None, _user_evaluator(evaluator, sized=settings.fidelity is not None)
     data = population if evaluator is None else None
     key = _race_fingerprint(settings, configs, len(models), data)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     state = _start(ckpt, key, len(models), settings)
+    if configs is not None:
+        state.own_sizes = np.array([c.train_size for c in configs], np.int64)
     with _signals.deferred_signals():
         while not state.done:
             work = state.plan(settings)
@@ -184,6 +194,67 @@ def _check_budget(settings: RaceSettings, n_models: int) -> None:
             f"models x {settings.warmup_for()} instances = {needed}): nothing would be trained; "
             f"raise the budget to at least {needed}, or lower warmup"
         )
+
+
+def _takes_sizes(evaluator: Callable[..., Any]) -> bool:
+    """Whether ``evaluator`` can be called with three positional arguments."""
+    try:
+        inspect.signature(evaluator).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): assume the documented two
+        return False
+    return True
+
+
+def _user_evaluator(evaluator: Evaluator, *, sized: bool) -> Callable[[Work], Any]:
+    """A user's evaluator as a work-list evaluator: ``evaluator(model_ids, instance_indices)``,
+    or with a fidelity schedule ``evaluator(model_ids, instance_indices, train_sizes)``."""
+    if not sized:
+        return lambda work: call_evaluator(evaluator, work)
+
+    def evaluate(work: Work):
+        sizes = np.asarray(work.train_size, np.int64).copy()
+        return call_evaluator(lambda m, i: evaluator(m, i, sizes), work)
+
+    return evaluate
+
+
+def check_fidelity_fits(
+    settings: RaceSettings,
+    configs: list[ModelConfig] | None,
+    population: Population | None,
+    evaluator: Evaluator | None = None,
+) -> None:
+    """A fidelity schedule that cannot run is an error before anything is compiled: a size
+    below the largest batch size of the space, above the population's training pool, or an
+    evaluator that does not take sizes."""
+    sizes = settings.fidelity
+    if sizes is None:
+        return
+    if evaluator is not None and not _takes_sizes(evaluator):
+        raise TypeError(
+            f"fidelity={list(sizes)} trains instances at several sizes, so the evaluator must take "
+            "them: evaluator(model_ids, instance_indices, train_sizes) -> losses (a third "
+            "argument, one size per instance)"
+        )
+    if configs:
+        batch = max(c.batch_size for c in configs)
+        if sizes[0] < batch:
+            widest = next(i for i, c in enumerate(configs) if c.batch_size == batch)
+            raise ValueError(
+                f"fidelity size {sizes[0]} is smaller than the largest batch size of the space "
+                f"({batch}, model {widest}): every fidelity size must be at least {batch}"
+            )
+    if population is not None and configs:
+        pool = population.pool_size
+        fixed = [i for i, c in enumerate(configs) if not c.bootstrap]
+        if fixed and sizes[-1] > pool:
+            raise ValueError(
+                f"fidelity size {sizes[-1]} is larger than the population's training pool of "
+                f"{pool} events (model {fixed[0]} draws without replacement); use sizes up to "
+                f"{pool}, bootstrap=True, or more data"
+            )
 
 
 def _check_all(configs: list[ModelConfig], population: Population | None) -> None:

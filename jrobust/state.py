@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,7 +30,7 @@ from jrobust.config import ModelConfig
 from jrobust.result import SelectionResult
 from jrobust.rules import Rule
 from jrobust.settings import RaceSettings
-from jrobust.stats import Statistic
+from jrobust.stats import Statistic, get_statistic
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -42,7 +42,13 @@ __all__ = [
     "Outcome",
     "RaceState",
     "Work",
+    "DOMINANCE_STATISTICS",
     "best_models",
+    "dominance_message",
+    "dominance_values",
+    "final_order",
+    "n_stages",
+    "stage_target",
     "fingerprint",
     "refuse_legacy",
 ]
@@ -68,10 +74,13 @@ class CheckpointError(RuntimeError):
 
 
 class Work(NamedTuple):
-    """The instances of one round: ``models[j]`` trains instance ``instances[j]``."""
+    """The instances of one round: ``models[j]`` trains instance ``instances[j]`` on a training
+    subset of ``train_size[j]`` events (``train_size=None``: each model's own ``train_size``).
+    A round of a race has one size for all its instances (its stage's)."""
 
     models: np.ndarray  # (W,) int64
     instances: np.ndarray  # (W,) int64
+    train_size: np.ndarray | None = None  # (W,) int64, or None
 
 
 class Outcome(NamedTuple):
@@ -108,6 +117,122 @@ def best_models(
     return ids[np.lexsort((ids, s, r))[:n]]
 
 
+#: The statistics of the dominance guarantee: no model wins while another survivor is strictly
+#: better on all three of them.
+DOMINANCE_STATISTICS = ("mean", "std", "pd")
+
+
+def dominance_values(losses: np.ndarray, mask: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """``(3, len(ids))``: the mean, std and PD of the models ``ids`` over the ``mask``."""
+    ids = np.asarray(ids, np.int64)
+    return np.stack([get_statistic(n)(losses[ids], mask[ids]) for n in DOMINANCE_STATISTICS])
+
+
+def final_order(
+    statistic: Statistic,
+    rank_by: Statistic,
+    losses: np.ndarray,
+    mask: np.ndarray,
+    alive: np.ndarray,
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Every alive model, best first, with the dominance guarantee; and its note (or ``None``).
+
+    The order is ``rank_by``'s (ties: ``statistic``, then the lower id), except that the first
+    place goes to the best model by ``rank_by`` that no other alive model *dominates* (is
+    strictly better than on mean, std and PD at once, ``DOMINANCE_STATISTICS``). Strict
+    dominance is a strict partial order, so such a model always exists. When the ``rank_by``
+    first is dominated, the note names it (``crowned``), the models that dominate it
+    (``dominated_by``), the new first (``winner``) and the three statistics of each.
+
+    Example:
+      >>> import numpy as np
+      >>> from jrobust.stats import get_statistic
+      >>> x = np.array([[0.0345, 0.0347, 0.0349, 0.035, 0.035, 0.035, 0.0352, 0.0355, 0.044, 0.073],
+      ...               [0.0325, 0.033, 0.0345, 0.0346, 0.0347, 0.0363, 0.0365, 0.0386, 0.0394, 0.0399]])
+      >>> q = get_statistic("q3+iqr")
+      >>> order, note = final_order(q, q, x, np.ones_like(x, bool), np.ones(2, bool))
+      >>> order.tolist(), note["crowned"], note["dominated_by"]
+      ([1, 0], 0, [1])
+    """
+    order = best_models(statistic, rank_by, losses, mask, alive, int(np.sum(alive)))
+    if len(order) < 2:
+        return order, None
+    values = dominance_values(losses, mask, order)  # (3, k)
+    beats = (values[:, :, None] < values[:, None, :]).all(axis=0)  # beats[a, b]: a dominates b
+    dominated = beats.any(axis=0)
+    if not dominated[0]:
+        return order, None
+    first = int(np.flatnonzero(~dominated)[0])
+    new_order = np.concatenate([order[[first]], np.delete(order, first)])
+    shown = {
+        int(order[0]),
+        int(order[first]),
+        *(int(order[a]) for a in np.flatnonzero(beats[:, 0])),
+    }
+    where = {int(m): j for j, m in enumerate(order)}
+    note = dict(
+        crowned=int(order[0]),
+        winner=int(order[first]),
+        rank_by=rank_by.name,
+        dominated_by=[int(order[a]) for a in np.flatnonzero(beats[:, 0])],
+        values={
+            str(m): {n: float(values[k, where[m]]) for k, n in enumerate(DOMINANCE_STATISTICS)}
+            for m in sorted(shown)
+        },
+    )
+    return new_order, note
+
+
+def dominance_message(
+    note: Mapping[str, Any] | None, names: Mapping[int, str] | None = None
+) -> str:
+    """One sentence for a dominance note of ``final_order`` (``""`` for ``None``).
+
+    Example:
+      >>> note = dict(crowned=3, winner=5, rank_by="q3+iqr", dominated_by=[5], values={
+      ...     "3": dict(mean=0.0397, std=0.012, pd=0.038),
+      ...     "5": dict(mean=0.036, std=0.0026, pd=0.0065)})
+      >>> print(dominance_message(note))
+      model 3 was ranked first by q3+iqr but model 5 is better on mean, std and PD
+      (mean 0.036 < 0.0397, std 0.0026 < 0.012, PD 0.0065 < 0.038), so model 5 wins
+    """
+    if not note:
+        return ""
+    names = names or {}
+
+    def label(m: int) -> str:
+        name = names.get(int(m))
+        return f"model {m}" + (f" ({name})" if name else "")
+
+    crowned, winner = int(note["crowned"]), int(note["winner"])
+    beaters = [int(m) for m in note["dominated_by"]]
+    values = note.get("values", {})
+    best = winner if winner in beaters else beaters[0]
+    v, w = values.get(str(best)), values.get(str(crowned))
+    numbers = (
+        " ("
+        + ", ".join(
+            f"{'PD' if k == 'pd' else k} {float(v[k]):.3g} < {float(w[k]):.3g}"
+            for k in DOMINANCE_STATISTICS
+        )
+        + ")"
+        if v and w
+        else ""
+    )
+    who = " and ".join(label(m) for m in beaters[:3]) + (" and others" if len(beaters) > 3 else "")
+    verb = "is" if len(beaters) == 1 else "are"
+    text = (
+        f"{label(crowned)} was ranked first by {note['rank_by']} but {who} {verb} better on "
+        f"mean, std and PD{numbers}"
+    )
+    if winner in beaters:
+        return text + f", so {label(winner)} wins"
+    return (
+        text + f"; {label(winner)}, the best survivor by {note['rank_by']} that no other "
+        "survivor beats on all three, wins"
+    )
+
+
 def _statuses(losses: np.ndarray, ok: np.ndarray, reference: np.ndarray) -> np.ndarray:
     finite = np.isfinite(losses) & ok
     scale = np.median(np.abs(reference)) if reference.size else 0.0
@@ -116,20 +241,58 @@ def _statuses(losses: np.ndarray, ok: np.ndarray, reference: np.ndarray) -> np.n
     return np.where(~finite, "failed", np.where(diverged, "diverged", "ok"))
 
 
+def _statistics(settings: RaceSettings) -> tuple[Statistic, Statistic]:
+    statistic = get_statistic(settings.statistic)
+    return statistic, (
+        get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
+    )
+
+
+def n_stages(settings: RaceSettings) -> int:
+    """The racing stages of a race: one per fidelity size (one without ``fidelity``)."""
+    return len(settings.fidelity) if settings.fidelity else 1
+
+
+def stage_target(settings: RaceSettings, n_models: int, stage: int) -> int:
+    """The survivors at which racing stage ``stage`` (of ``S``, not the last) ends:
+    ``ceil(M (W / M) ** ((stage + 1) / S))`` with ``M = n_models``, ``W = n_winners``: every
+    stage keeps the same fraction ``(W / M) ** (1 / S)`` of the models.
+
+    Example:
+      >>> from jrobust.settings import RaceSettings
+      >>> s = RaceSettings(fidelity=(500, 2000, 8000, 32000))
+      >>> [stage_target(s, 64, k) for k in range(3)]
+      [23, 8, 3]
+    """
+    m, w, total = n_models, min(settings.n_winners, n_models), n_stages(settings)
+    return int(np.ceil(m * (w / m) ** ((stage + 1) / total) - 1e-9))
+
+
 @dataclasses.dataclass
 class RaceState:
     """Everything a race has learned so far; ``save``/``load`` make it a checkpoint.
 
     Attributes:
-      losses: ``(M, N)`` float64 instance losses (NaN: not trained, +inf: failed).
+      losses: ``(M, N)`` float64 instance losses (NaN: not trained, +inf: failed); ``N`` grows
+        when a stage or the final race opens fresh instance columns.
       mask: ``(M, N)`` bool, True where an instance is trained.
       alive: ``(M,)`` bool, the models still racing.
       round: rounds completed; n_trainings: instances trained.
       records, history, path: rows of the ledger, history and path tables.
-      removed_counts: models removed by each elimination (for the patience stop).
+      removed_counts: models removed by each elimination of the current stage (for the
+        patience stop).
       compile_seconds, train_seconds: summed over the rounds.
       done, stop_reason: whether and why the race ended (``winners``, ``patience``,
-        ``max_instances``, ``budget``); a race stopped before its end is not done.
+        ``max_instances``, ``budget``); a race stopped before its end is not done. A final race
+        keeps the reason its racing stages ended with.
+      stage: the current stage: ``0 .. S - 1`` the racing stages (one per fidelity size), ``S``
+        the final race; stage_start: its first instance column; stage_round: its rounds done;
+        stage_models: the models alive when it began.
+      elites: the models protected in the next round (the best ``elites`` by ``rank_by``).
+      stages: one dict per stage entered (``stage``, ``kind`` ``"race"``/``"final"``,
+        ``train_size``, ``first_instance``, ``first_round``, ``last_round``, ``models``,
+        ``survivors``, ``end``).
+      own_sizes: ``(M,)`` each model's own ``train_size`` (for the ledger; not saved).
     """
 
     losses: np.ndarray
@@ -145,6 +308,19 @@ class RaceState:
     train_seconds: float = 0.0
     done: bool = False
     stop_reason: str = ""
+    stage: int = 0
+    stage_start: int = 0
+    stage_round: int = 0
+    stage_models: int = 0
+    elites: list[int] = dataclasses.field(default_factory=list)
+    stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    own_sizes: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.stage_models:
+            self.stage_models = len(self.alive)
+        if not self.stages:
+            self.stages = [_stage_entry(0, "race", 0, 1, len(self.alive))]
 
     @classmethod
     def new(cls, n_models: int, max_instances: int) -> RaceState:
@@ -154,36 +330,149 @@ class RaceState:
             np.ones(n_models, bool),
         )
 
+    # ------------------------------------------------------------------ stages
+    @property
+    def stage_kind(self) -> str:
+        """``"race"`` in a racing stage, ``"final"`` in the final race."""
+        return self.stages[-1]["kind"]
+
+    def stage_size(self, settings: RaceSettings) -> int | None:
+        """The training size of the current stage (``None``: each model's own)."""
+        if not settings.fidelity:
+            return None
+        return int(settings.fidelity[min(self.stage, len(settings.fidelity) - 1)])
+
+    def stage_mask(self) -> np.ndarray:
+        """The mask of the current stage's instances only (its rules and statistics see these)."""
+        return self._columns(len(self.stages) - 1)
+
+    def ranking_mask(self) -> np.ndarray:
+        """The instances the final ranking uses: the latest stage in which the alive models have
+        trained instances (the final race's fresh instances once it has run)."""
+        for k in reversed(range(len(self.stages))):
+            mask = self._columns(k)
+            if mask[self.alive].any():
+                return mask
+        return self.mask
+
+    def _columns(self, k: int) -> np.ndarray:
+        lo = int(self.stages[k]["first_instance"])
+        hi = int(self.stages[k + 1]["first_instance"]) if k + 1 < len(self.stages) else None
+        out = np.zeros_like(self.mask)
+        out[:, lo:hi] = self.mask[:, lo:hi]
+        return out
+
+    def _ensure_columns(self, width: int) -> None:
+        extra = width - self.losses.shape[1]
+        if extra > 0:
+            n = len(self.alive)
+            self.losses = np.concatenate([self.losses, np.full((n, extra), np.nan)], axis=1)
+            self.mask = np.concatenate([self.mask, np.zeros((n, extra), bool)], axis=1)
+
+    def _begin_stage(self, stage: int, kind: str) -> None:
+        trained = np.flatnonzero(self.mask.any(axis=0))
+        start = int(trained.max()) + 1 if len(trained) else 0  # beyond every instance so far
+        self.stage, self.stage_start, self.stage_round = stage, start, 0
+        self.stage_models = int(self.alive.sum())
+        self.removed_counts, self.elites = [], []
+        self.stages.append(_stage_entry(stage, kind, start, self.round + 1, self.stage_models))
+
+    def _end_stage(self, settings: RaceSettings, reason: str) -> None:
+        """The current stage is over (``reason``): open the next racing stage, the final race,
+        or end the race."""
+        entry = self.stages[-1]
+        entry.update(end=reason, last_round=self.round, survivors=int(self.alive.sum()))
+        if entry["kind"] == "final":
+            self.done = True
+            return
+        total, n = n_stages(settings), int(self.alive.sum())
+        final = settings.n_winners > 1 and settings.final_instances > 0 and n >= 2
+        if self.stage < total - 1:
+            if n > settings.n_winners:
+                self._begin_stage(self.stage + 1, "race")
+                return
+            if not final:  # the few left are still judged at the last size
+                self._begin_stage(total - 1, "race")
+                return
+        self.stop_reason = reason
+        if not final:
+            self.done = True
+            return
+        if n > settings.n_winners:  # the finalists: the best n_winners survivors
+            statistic, rank_by = _statistics(settings)
+            best = best_models(
+                statistic, rank_by, self.losses, self.stage_mask(), self.alive, settings.n_winners
+            )
+            cut = np.flatnonzero(self.alive & ~np.isin(np.arange(len(self.alive)), best))
+            self.alive[cut] = False
+            if self.history:
+                last = self.history[-1]
+                last["eliminated"] = [*last.get("eliminated", []), *(int(m) for m in cut)]
+                last["remaining"] = int(self.alive.sum())
+            for row in self.path:
+                if row["round"] == self.round and row["model_id"] in set(cut.tolist()):
+                    row["alive"] = False
+            entry["survivors"] = int(self.alive.sum())
+        self._begin_stage(total, "final")
+
     # ------------------------------------------------------------------ the steps of a round
     def plan(self, settings: RaceSettings) -> Work | None:
-        """The next round's instances, or ``None`` (with ``stop_reason`` set) when the race
-        cannot go on: every survivor has ``max_instances``, or the round would pass the budget.
+        """The next round's instances, or ``None`` (with ``done`` and ``stop_reason`` set) when
+        the race is over: the last stage ended (``max_instances``, patience, ``n_winners``) and
+        the final race, if any, has run, or the next round would pass the budget.
 
-        The first round trains ``warmup`` instances of every model; later rounds
-        ``instances_per_round`` more of every survivor (``"auto"``: as many as keep the round as
-        wide as the warm-up, at least 1).
+        The first round of a stage trains ``warmup`` instances of every model racing in it;
+        later rounds ``instances_per_round`` more of every survivor (``"auto"``: as many as keep
+        the round as wide as the stage's first elimination rounds, ``models_in_stage //
+        survivors``, at least 1), up to ``max_instances`` per model and stage. The final race
+        is one round of ``final_instances`` fresh instances per finalist. A stage's instances
+        are fresh: their indices start beyond every instance trained before it.
         """
+        while not self.done:
+            work = self._next_round(settings)
+            if work is not None or self.done:
+                return work
+            self._end_stage(settings, "max_instances")
+        return None
+
+    def _next_round(self, settings: RaceSettings) -> Work | None:
         alive_ids = np.flatnonzero(self.alive)
-        counts = self.mask.sum(axis=1)
-        if self.round == 0:
+        counts = self.stage_mask()[alive_ids].sum(axis=1)
+        final = self.stage_kind == "final"
+        if final:
+            if self.stage_round:
+                return None
+            per_model = int(settings.final_instances)
+        elif self.stage_round == 0:
             per_model = settings.warmup_for()
         elif settings.instances_per_round == "auto":
-            per_model = max(1, len(self.alive) // len(alive_ids))
+            per_model = max(1, self.stage_models // len(alive_ids))
         else:
             per_model = int(settings.instances_per_round)
-        starts = counts[alive_ids]
-        stops = np.minimum(starts + per_model, settings.max_instances)
-        models = np.repeat(alive_ids, stops - starts)
-        instances = np.concatenate(
-            [np.arange(a, b) for a, b in zip(starts, stops, strict=True)] or [np.zeros(0, int)]
-        )
+        stops = counts + per_model
+        if not final:
+            stops = np.minimum(stops, settings.max_instances)
+        models = np.repeat(alive_ids, stops - counts)
         if not len(models):
-            self.done, self.stop_reason = True, "max_instances"
             return None
+        instances = self.stage_start + np.concatenate(
+            [np.arange(a, b) for a, b in zip(counts, stops, strict=True)]
+        )
         if settings.budget is not None and self.n_trainings + len(models) > settings.budget:
             self.done, self.stop_reason = True, "budget"
+            if self.stages[-1]["end"] == "":
+                self.stages[-1].update(end="budget", last_round=self.round)
             return None
-        return Work(models.astype(np.int64), instances.astype(np.int64))
+        size = self.stage_size(settings)
+        sizes = None if size is None else np.full(len(models), size, np.int64)
+        return Work(models.astype(np.int64), instances.astype(np.int64), sizes)
+
+    def _sizes_of(self, work: Work) -> np.ndarray:
+        if work.train_size is not None:
+            return np.asarray(work.train_size, np.int64)
+        if self.own_sizes is not None:
+            return np.asarray(self.own_sizes, np.int64)[work.models]
+        return np.zeros(len(work.models), np.int64)  # an evaluator's own sizes: unknown
 
     def record(self, work: Work, outcome: Outcome) -> None:
         """Enter a round's losses into the tables and the ledger (failures as +inf)."""
@@ -191,12 +480,17 @@ class RaceState:
         ok = np.asarray(outcome.ok, bool).reshape(-1) & np.isfinite(losses)
         losses = np.where(ok, losses, np.inf)
         self.round += 1
+        self.stage_round += 1
+        if len(work.instances):
+            self._ensure_columns(int(np.max(work.instances)) + 1)
         self.losses[work.models, work.instances] = losses
         self.mask[work.models, work.instances] = True
         self.n_trainings += len(work.models)
         reference = self.losses[self.mask & np.isfinite(self.losses)]
         status = _statuses(losses, ok, reference)
         share = outcome.seconds / max(len(work.models), 1)
+        sizes = self._sizes_of(work)
+        kind = self.stage_kind
         for j, (m, i) in enumerate(zip(work.models, work.instances, strict=True)):
             row = dict(
                 model_id=int(m),
@@ -204,15 +498,22 @@ class RaceState:
                 loss=float(losses[j]),
                 status=str(status[j]),
                 round=self.round,
+                stage=kind,
+                train_size=int(sizes[j]),
                 seconds=share,
             )
             row.update({k: float(v[j]) for k, v in outcome.metrics.items()})
             self.records.append(row)
         self.compile_seconds += outcome.compile_seconds
         self.train_seconds += outcome.seconds
+        size = int(sizes[0]) if len(sizes) and (sizes == sizes[0]).all() else 0
+        if self.stages[-1]["train_size"] is None:
+            self.stages[-1]["train_size"] = size
         self.history.append(
             dict(
                 round=self.round,
+                stage=kind,
+                train_size=size,
                 trained=len(work.models),
                 seconds=float(outcome.seconds),
                 compile_seconds=float(outcome.compile_seconds),
@@ -223,48 +524,87 @@ class RaceState:
     def apply_rule(
         self, rule: Rule, statistic: Statistic, rank_by: Statistic, settings: RaceSettings
     ) -> np.ndarray:
-        """Remove the models the rule rejects (never more than leaves ``n_winners``), add the
-        round's path and history rows, and decide whether the race is done. Returns the ids
-        removed."""
+        """Remove the models the rule rejects on the current stage's instances (never an elite
+        of the round, never more than leaves ``n_winners``), add the round's path and history
+        rows, and decide whether the stage (and the race) is over. In the final race nothing is
+        removed: the finalists are ordered by ``to_result``. Returns the ids removed."""
         alive_ids = np.flatnonzero(self.alive)
-        n_min = int(self.mask[alive_ids].sum(axis=1).min())
+        smask = self.stage_mask()
+        n_min = int(smask[alive_ids].sum(axis=1).min())
         before = self.alive.copy()
+        final = self.stage_kind == "final"
         warmup = settings.warmup_for(rule)
-        new_alive = rule.select(self.losses, self.mask, before, n_min, warmup, statistic, rank_by)
-        new_alive = np.asarray(new_alive, bool) & before
-        keep = min(settings.n_winners, int(before.sum()))
-        if new_alive.sum() < keep:
-            best = best_models(statistic, rank_by, self.losses, self.mask, before, keep)
-            new_alive[best] = True
+        acted = not final and n_min > warmup
+        pvalues, protected, rescued = None, [], []
+        if final:
+            new_alive = before.copy()
+        else:
+            new_alive = rule.select(self.losses, smask, before, n_min, warmup, statistic, rank_by)
+            new_alive = np.asarray(new_alive, bool) & before
+            if acted and callable(getattr(rule, "pvalues", None)):
+                pvalues = rule.pvalues(self.losses, smask, before, statistic, rank_by)
+            if acted and settings.elites:
+                limit = min(int(settings.elites), int(before.sum()) - 1)
+                protected = [int(e) for e in self.elites if before[e]][:limit]
+                rescued = [e for e in protected if not new_alive[e]]
+                new_alive[protected] = True
+            keep = min(settings.n_winners, int(before.sum()))
+            if new_alive.sum() < keep:
+                best = best_models(statistic, rank_by, self.losses, smask, before, keep)
+                new_alive[best] = True
         eliminated = np.flatnonzero(before & ~new_alive)
         self.alive = new_alive
-        if n_min > warmup:
+        if acted:
             self.removed_counts.append(len(eliminated))
-        stat_values, rank_values = (
-            statistic(self.losses, self.mask),
-            rank_by(self.losses, self.mask),
-        )
+        stat_values, rank_values = statistic(self.losses, smask), rank_by(self.losses, smask)
+        size = self.history[-1]["train_size"] if self.history else 0
         for m in alive_ids:
             self.path.append(
                 dict(
                     round=self.round,
+                    stage=self.stage_kind,
+                    train_size=int(size),
                     model_id=int(m),
                     statistic=float(stat_values[m]),
                     rank=float(rank_values[m]),
-                    instances=int(self.mask[m].sum()),
+                    instances=int(smask[m].sum()),
                     alive=bool(new_alive[m]),
+                    elite=m in protected,
+                    pvalue=float(pvalues.adjusted[m]) if pvalues is not None else float("nan"),
+                    pvalue_raw=float(pvalues.raw[m]) if pvalues is not None else float("nan"),
                 )
             )
+        omnibus = pvalues.omnibus if pvalues is not None else None
         self.history[-1].update(
             instances_per_model=n_min,
             survivors=int(before.sum()),
             eliminated=[int(e) for e in eliminated],
             remaining=int(new_alive.sum()),
+            elites=protected,
+            rescued=rescued,
         )
-        if new_alive.sum() <= settings.n_winners:
-            self.done, self.stop_reason = True, "winners"
+        if omnibus is not None:  # the Friedman rule's omnibus test
+            self.history[-1]["pvalue_omnibus"] = float(omnibus)
+        n = int(new_alive.sum())
+        if final:
+            self._end_stage(settings, "final")
+        elif n <= settings.n_winners:
+            self._end_stage(settings, "winners")
         elif rule.should_stop(self.removed_counts):
-            self.done, self.stop_reason = True, "patience"
+            self._end_stage(settings, "patience")
+        elif (
+            acted
+            and self.stage < n_stages(settings) - 1
+            and n <= stage_target(settings, len(self.alive), self.stage)
+        ):
+            self._end_stage(settings, "target")
+        if settings.elites and not self.done and self.stage_round:
+            self.elites = [
+                int(e)
+                for e in best_models(
+                    statistic, rank_by, self.losses, self.stage_mask(), self.alive, settings.elites
+                )
+            ]
         return eliminated
 
     def progress_info(self) -> dict[str, Any]:
@@ -281,6 +621,8 @@ class RaceState:
             instance_steps=last["instance_steps"],
             eliminated=len(last["eliminated"]),
             instances_per_model=last["instances_per_model"],
+            stage=last.get("stage", "race"),
+            train_size=last.get("train_size", 0),
             done=self.done,
         )
 
@@ -296,15 +638,24 @@ class RaceState:
         timing: dict[str, Any] | None = None,
     ) -> SelectionResult:
         """The ``SelectionResult`` of this state (``timing["finished"]`` is False while the
-        race is not done)."""
+        race is not done).
+
+        The survivors are ranked on the instances of the latest stage they raced in (the final
+        race's fresh instances once it has run) by ``rank_by``, with the dominance guarantee of
+        ``final_order``: no model comes first while another survivor is strictly better on mean,
+        std and PD; ``result.dominance`` says when that changed the winner.
+        """
         n = min(settings.n_winners, int(self.alive.sum()))
-        winners = best_models(statistic, rank_by, self.losses, self.mask, self.alive, n)
+        order, note = final_order(statistic, rank_by, self.losses, self.ranking_mask(), self.alive)
+        winners = order[:n]
         ledger = pd.DataFrame(self.records)
         if len(ledger):
             ledger = ledger.sort_values(["model_id", "instance"], kind="stable")
             ledger = ledger.reset_index(drop=True)
         else:
-            ledger = pd.DataFrame(columns=["model_id", "instance", "loss", "status", "round"])
+            ledger = pd.DataFrame(
+                columns=["model_id", "instance", "loss", "status", "round", "stage", "train_size"]
+            )
         return SelectionResult(
             winner=configs[int(winners[0])] if configs is not None else None,
             winner_id=int(winners[0]),
@@ -324,6 +675,8 @@ class RaceState:
             ),
             settings=settings.describe(),
             configs=configs,
+            dominance=note,
+            stages=[dict(s) for s in self.stages],
         )
 
     # ------------------------------------------------------------------ checkpoints
@@ -364,12 +717,18 @@ class RaceState:
                 f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); it is damaged: "
                 "delete it to start the race afresh"
             ) from None
-        fields = {f: meta[f] for f in _META_FIELDS}
+        fields = {f: meta.get(f, _META_DEFAULTS.get(f)) for f in _META_FIELDS}
+        if fields["stage_round"] is None:
+            fields["stage_round"] = fields["round"]
+        records = _rows("ledger", arrays)
+        for row in records:
+            row.setdefault("stage", "race")
+            row.setdefault("train_size", 0)
         return cls(
             losses=arrays["losses"].astype(np.float64),
             mask=arrays["mask"].astype(bool),
             alive=arrays["alive"].astype(bool),
-            records=_rows("ledger", arrays),
+            records=records,
             path=_rows("path", arrays),
             **fields,
         )
@@ -394,7 +753,29 @@ _META_FIELDS = (
     "train_seconds",
     "done",
     "stop_reason",
+    "stage",
+    "stage_start",
+    "stage_round",
+    "stage_models",
+    "elites",
+    "stages",
 )
+# What a checkpoint written before stages existed stands for (one stage, from instance 0).
+_META_DEFAULTS = {"stage": 0, "stage_start": 0, "stage_models": 0, "elites": [], "stages": []}
+
+
+def _stage_entry(stage: int, kind: str, first_instance: int, first_round: int, models: int):
+    return dict(
+        stage=stage,
+        kind=kind,
+        train_size=None,
+        first_instance=first_instance,
+        first_round=first_round,
+        last_round=None,
+        models=models,
+        survivors=None,
+        end="",
+    )
 
 
 def _check_zip(path: Path) -> None:

@@ -1,5 +1,6 @@
 """The jrobust command end to end on a tiny space: run folders, kill and resume, bad input."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jrobust
 from jrobust import __version__, runfolder
 from jrobust.cli import UsageError, main
 from jrobust.state import RaceState
@@ -239,8 +241,52 @@ def _bad_cases(files, reference):
         (["run", "--resume", str(reference), "--seed", "1"], "drop --seed"),
         (["report", str(files / "nowhere")], "no such run folder"),
         (["bench", "--stacks", "0"], "expected positive stack sizes"),
+        (["run", "--fidelity", "200,100"], "must increase strictly"),
+        (["run", "--fidelity", "a,b"], "increasing training sizes"),
+        (["run", "--elites", "-1"], "expected an integer >= 0"),
+        (["run", "--final-instances", "x"], "expected an integer >= 0"),
+        ([*tiny, "--fidelity", "20,200"], "smaller than the largest batch size of the space (50"),
+        ([*tiny, "--fidelity", "100,100000"], "larger than the population's training pool"),
         (["fly"], "invalid choice: 'fly'"),
     ]
+
+
+def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):
+    """One small end-to-end check of the JAX trainer at the fidelity sizes."""
+    folder = files / "runs" / "fidelity"
+    argv = ["--fidelity", "100,200", "--winners", "2", "--final-instances", "2", "--elites", "1"]
+    code, out, err = cli(capsys, *tiny_args(files, "--out", str(folder), "--json", *argv))
+    assert code == 0, err
+    race = runfolder.read_config(folder)["race"]
+    assert (race["fidelity"], race["elites"], race["final_instances"], race["n_winners"]) == (
+        [100, 200], 1, 2, 2,
+    )  # fmt: skip
+    ledger = pd.read_parquet(folder / "ledger.parquet")
+    # stage 0 at 100 events: warm-up 2, then 4 -> 2 = n_winners: straight to the final race at 200
+    assert ledger.groupby(["stage", "train_size"]).size().to_dict() == {
+        ("final", 200): 4,
+        ("race", 100): 12,
+    }
+    final = ledger[ledger.stage == "final"]
+    assert final.instance.min() == 3 and sorted(json.loads(out)["winners"]) == sorted(
+        final.model_id.unique()
+    )
+    history = pd.read_parquet(folder / "history.parquet")
+    assert history.stage.tolist() == ["race", "race", "final"]
+    assert history.train_size.tolist() == [100, 100, 200]
+    summary = (folder / "summary.md").read_text()
+    assert "fidelity stages at training sizes 100, 200" in summary and "## Stages" in summary
+    assert "final race: the 2 finalists on 2 fresh instances each" in summary
+    assert "elites 1 (the best 1 by" in summary
+    page = (folder / "report.html").read_text()
+    assert "<h2>Stages</h2>" in page and "fidelity stages at training sizes 100, 200" in page
+    # the engine trained instance 0 of stage 0 exactly as a model of train_size 100 trains alone
+    run = runfolder.load_run(folder)
+    row = ledger[(ledger.stage == "race") & (ledger.instance == 0)].iloc[0]
+    config = dataclasses.replace(run.configs[int(row.model_id)], train_size=100)
+    pop = jrobust.data.load(f"npz:{files / 'tiny.npz'}")
+    alone = jrobust.train_instances(config, pop, [0])
+    np.testing.assert_allclose(np.asarray(alone["loss"])[0], row.loss, rtol=1e-5)
 
 
 def test_bad_input_gives_one_line_and_exit_2(files, reference, capsys):

@@ -112,3 +112,87 @@ def test_load_run_of_an_empty_folder_is_a_clear_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------ space files
+
+
+def staged_evaluator(models, instances, sizes):
+    """As ``evaluator``, a little worse at smaller training sizes."""
+    return evaluator(models, instances) + 5.0 / np.sqrt(sizes)
+
+
+STAGED = dict(
+    statistic="mean",
+    rule="welch",
+    correction="holm",
+    warmup=3,
+    elites=1,
+    fidelity=[100, 400],
+    n_winners=2,
+    final_instances=3,
+)
+
+
+def test_run_folder_shows_the_rule_elites_stages_final_race_and_pvalues(tmp_path):
+    result = jrobust.race(8, evaluator=staged_evaluator, **STAGED)
+    config = {"race": jrobust.RaceSettings(**STAGED).to_table()}
+    folder = results.save_run(result, tmp_path / "run", config)
+    history = pd.read_parquet(folder / "history.parquet")
+    assert {"stage", "train_size", "elites", "rescued"} <= set(history.columns)
+    assert history.stage.iloc[-1] == "final" and set(history.train_size) == {100, 400}
+    path = pd.read_parquet(folder / "path.parquet")
+    assert {"pvalue", "pvalue_raw", "elite", "stage", "train_size"} <= set(path.columns)
+    assert path.pvalue.notna().any()
+    ledger = pd.read_parquet(folder / "ledger.parquet")
+    assert set(ledger.stage) == {"race", "final"} and set(ledger.train_size) == {100, 400}
+    payload = json.loads((folder / "result.json").read_text())
+    assert [s["kind"] for s in payload["stages"]] == [s["kind"] for s in result.stages]
+    summary = (folder / "summary.md").read_text()
+    assert "rule `welch (holm correction)`" in summary
+    assert "elites 1 (the best 1 by mean at the start of a round cannot be eliminated in it)" in (
+        summary
+    )
+    assert "fidelity stages at training sizes 100, 400" in summary
+    assert "final race: the 2 finalists on 3 fresh instances each" in summary
+    assert "## Stages" in summary and "| p_min | p_removed |" in summary
+    page = (folder / "report.html").read_text()
+    assert "welch (holm correction)" in page and "<h2>Stages</h2>" in page and "p_min" in page
+    back = results.load_run(folder)
+    assert back.stages == result.stages and back.winners == result.winners
+    assert back.summary(top=3).equals(result.summary(top=3))
+
+
+def test_run_folder_names_the_dominance(tmp_path):
+    crowned = [0.0345, 0.0347, 0.0349, 0.035, 0.035, 0.035, 0.0352, 0.0355, 0.044, 0.073]
+    better = [0.0325, 0.033, 0.0345, 0.0346, 0.0347, 0.0363, 0.0365, 0.0386, 0.0394, 0.0399]
+    table = np.full((6, 10), 0.09)
+    table[3], table[5] = crowned, better
+    result = jrobust.race(
+        6,
+        evaluator=lambda m, i: table[m, i],
+        statistic="q3+iqr",
+        rule="threshold:0.045",
+        warmup=9,
+        max_instances=10,
+    )
+    folder = results.save_run(result, tmp_path / "run", figures=False)
+    sentence = "model 3 (model3) was ranked first by q3+iqr but model 5 (model5) is better on mean, std and PD"
+    assert sentence in (folder / "summary.md").read_text()
+    assert sentence in (folder / "report.html").read_text()
+    assert "**Winner: model 5" in (folder / "summary.md").read_text()
+    back = results.load_run(folder)
+    assert back.dominance["crowned"] == 3 and back.dominance_note == result.dominance_note
+
+
+def test_an_unfinished_staged_run_loads_from_its_checkpoint(tmp_path):
+    folder = tmp_path / "run"
+    settings = jrobust.RaceSettings(**STAGED)
+    results.write_config(folder, {"race": settings.to_table()})
+    part = jrobust.race(
+        8,
+        evaluator=staged_evaluator,
+        settings=settings,
+        checkpoint_dir=folder,
+        progress=stop_after(4),
+    )
+    back = results.load_run(folder)
+    assert not back.finished and back.stages == part.stages and len(back.stages) >= 2
+    assert back.ledger.drop(columns="seconds").equals(part.ledger.drop(columns="seconds"))

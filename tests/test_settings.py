@@ -15,7 +15,7 @@ from jrobust.space import to_toml
 def test_defaults_are_documented_and_resolved():
     s = RaceSettings()
     assert (s.statistic, s.rule, s.max_instances, s.n_winners, s.seed) == (
-        "std",
+        "max",
         "halving",
         50,
         1,
@@ -53,6 +53,14 @@ def test_defaults_are_documented_and_resolved():
         (dict(rule="threshold"), ValueError, "'threshold' needs its value"),
         (dict(rule="halving:2"), ValueError, "takes no value"),
         (dict(speed=3), TypeError, "unknown race setting"),
+        (dict(elites=-1), ValueError, "elites must be an integer >= 0"),
+        (dict(elites=1.5), ValueError, "elites must be an integer >= 0"),
+        (dict(final_instances=-2), ValueError, "final_instances must be an integer >= 0"),
+        (dict(fidelity=[2000, 500]), ValueError, r"must increase strictly.*\(500 after 2000\)"),
+        (dict(fidelity=[]), ValueError, "at least one training size"),
+        (dict(fidelity=[100, -5]), ValueError, "fidelity size must be a positive integer"),
+        (dict(fidelity=[100.5]), ValueError, "fidelity size must be a positive integer"),
+        (dict(fidelity="many"), ValueError, "increasing training sizes"),
     ],
 )
 def test_every_bad_setting_is_named(kwargs, error, message):
@@ -75,12 +83,30 @@ def test_a_rule_needing_a_longer_warmup_raises_the_default():
         RaceSettings(rule="friedman", alpha=0.1, correction="bonferroni"),
         RaceSettings(rule="threshold:0.03", instances_per_round=2, max_bucket=64),
         RaceSettings(statistic="q90", instances_per_round="auto", compilation_cache=False),
+        RaceSettings(elites=2, n_winners=3, final_instances=10),
+        RaceSettings(fidelity=(500, 2000, 8000, 32000), elites=1),
+        RaceSettings(fidelity=(1000,), final_instances=0),
     ],
 )
 def test_toml_round_trip(settings):
     text = to_toml({"race": settings.to_table()})
     back = RaceSettings.from_table(tomllib.loads(text)["race"])
     assert back == settings
+
+
+def test_the_new_settings_in_toml_and_their_identity():
+    s = RaceSettings(fidelity=[500, 2000], elites=1, final_instances=5, n_winners=2)
+    assert s.fidelity == (500, 2000)  # a list is kept as a tuple: settings stay hashable
+    table = s.to_table()
+    assert (table["fidelity"], table["elites"], table["final_instances"]) == ([500, 2000], 1, 5)
+    assert "fidelity = [500, 2000]" in to_toml({"race": table})
+    assert RaceSettings.from_table({"fidelity": "500,2000"}).fidelity == (500, 2000)
+    assert RaceSettings(fidelity=[500]).identity() != RaceSettings().identity()
+    assert RaceSettings(elites=1).identity() != RaceSettings().identity()
+    # at their defaults, the new fields leave the identity of an earlier race as it was
+    assert not {"elites", "final_instances", "fidelity"} & set(RaceSettings().identity())
+    assert RaceSettings().describe()["fidelity"] is None
+    assert RaceSettings(fidelity=(5, 9)).describe()["fidelity"] == [5, 9]
 
 
 def test_built_rules_write_their_name_and_options():

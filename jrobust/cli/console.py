@@ -168,8 +168,15 @@ class RaceProgress:
         per_training = self.train_seconds / max(self.trained, 1)
         eta = remaining * per_training
         eta_text = "" if info["done"] else f"ETA {'~' if exact else '<'}{duration(eta)}"
+        where = (
+            " (final race)"
+            if info.get("stage") == "final"
+            else f" (n={info['train_size']})"
+            if self.race.get("fidelity") and info.get("train_size")
+            else ""
+        )
         line = (
-            f"round {info['round']}: {info['survivors'] + info['eliminated']} -> "
+            f"round {info['round']}{where}: {info['survivors'] + info['eliminated']} -> "
             f"{info['survivors']} models, "
             f"trained {info['trained']} instances in {duration(info['seconds'])}"
             + (

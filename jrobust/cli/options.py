@@ -7,7 +7,7 @@ import argparse
 import re
 from typing import Any
 
-from jrobust.settings import parse_rule
+from jrobust.settings import check_fidelity, parse_rule
 from jrobust.stats import get_statistic
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "data_spec",
+    "fidelity_sizes",
     "fraction",
     "instances_per_round",
     "nonnegative_float",
@@ -124,6 +125,14 @@ def data_spec(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown data set {text!r}; use {DATA_HELP}")
     low = text.lower()
     return low if low in ("calo-a", "calo-b", "digits") else text
+
+
+def fidelity_sizes(text: str) -> tuple[int, ...]:
+    """``--fidelity 500,2000,8000``: increasing training sizes, one per stage."""
+    try:
+        return check_fidelity(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def stack_sizes(text: str) -> list[int]:

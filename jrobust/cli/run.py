@@ -30,6 +30,7 @@ from jrobust.cli.options import (
     Help,
     UsageError,
     data_spec,
+    fidelity_sizes,
     fraction,
     instances_per_round,
     nonnegative_float,
@@ -52,6 +53,7 @@ examples:
       16 models around the paper's energy models 1 and 2 on 10,000 synthetic calorimeter
       events (data set A), halving after 3 warm-up instances, at most 10 instances per model
   jrobust run --data calo-b --statistic std --rank-by mean --rule welch --alpha 0.05
+  jrobust run --fidelity 500,2000,8000 --winners 3 --final-instances 10 --elites 1
   jrobust run --space examples/space.toml --seed 1 --out runs/seed1 --csv
   jrobust run --data digits --max-instances 20
   jrobust run --data npz:mydata.npz --target energy --epochs 10
@@ -130,7 +132,7 @@ def _the_race(g) -> None:
         type=statistic,
         metavar="NAME",
         help="eliminates: mean, median, std, min, max, q1, q3, q3+iqr, iqr, pd, q<P> "
-        "(default: std)",
+        "(default: max, the worst instance)",
     )
     g.add_argument(
         "--rank-by",
@@ -184,6 +186,26 @@ def _the_race(g) -> None:
     g.add_argument("--budget", type=positive_int, metavar="N", help="trainings in all at most")
     g.add_argument(
         "--winners", type=positive_int, metavar="N", help="stop when N models are left (default: 1)"
+    )
+    g.add_argument(
+        "--final-instances",
+        type=nonnegative_int,
+        metavar="N",
+        help="with --winners > 1: train the finalists on N fresh instances each and order them "
+        "on those alone (default: 0, no final race)",
+    )
+    g.add_argument(
+        "--elites",
+        type=nonnegative_int,
+        metavar="E",
+        help="the E best models at the start of a round cannot be eliminated in it (default: 0)",
+    )
+    g.add_argument(
+        "--fidelity",
+        type=fidelity_sizes,
+        metavar="SIZES",
+        help="race in stages of growing training sizes, e.g. 500,2000,8000 (default: one stage "
+        "at each model's own train_size)",
     )
     g.add_argument("--seed", type=nonnegative_int, metavar="S", help="root seed (default: 0)")
 
@@ -315,6 +337,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         except ValueError as err:
             raise UsageError(f"--target: {err}") from None
     cli_settings.check_space_fits(space, pop)
+    cli_settings.check_fidelity_fits(settings, space, pop)
     _signals.check()
     if main_process:
         header = (

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jrobust import select
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
 from jrobust.data import load
@@ -47,6 +48,7 @@ __all__ = [
     "RACE_OPTIONS",
     "build_checked_space",
     "check_budget",
+    "check_fidelity_fits",
     "check_folder",
     "check_space_fits",
     "check_version",
@@ -73,6 +75,9 @@ RACE_OPTIONS = {
     "instances_per_round": "instances_per_round",
     "budget": "budget",
     "winners": "n_winners",
+    "final_instances": "final_instances",
+    "elites": "elites",
+    "fidelity": "fidelity",
     "seed": "seed",
     "max_bucket": "max_bucket",
     "merge": "merge",
@@ -215,6 +220,14 @@ def check_space_fits(space: SearchSpace, pop: Population) -> None:
             check_compatible(config, pop)
         except (ValueError, TypeError) as err:
             raise UsageError(f"model {i} ({names[i]}) does not fit the data: {err}") from None
+
+
+def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
+    """A ``--fidelity`` schedule the space and data can train (else a ``UsageError``)."""
+    try:
+        select.check_fidelity_fits(settings, space.models, pop)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
 
 
 def check_budget(settings: RaceSettings, n_models: int) -> None:

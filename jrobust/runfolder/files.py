@@ -111,6 +111,8 @@ def save_run(
         "all_failed": result.all_failed,
         "timing": _jsonable(result.timing),
         "settings": _jsonable(result.settings),
+        "dominance": _jsonable(result.dominance),
+        "stages": _jsonable(result.stages),
         "info": _jsonable(info),
     }
     write_text_atomic(folder / RESULT_FILE, json.dumps(payload, indent=2) + "\n")
@@ -186,6 +188,8 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         winners = [int(w) for w in payload["winners"]]
         settings, timing = dict(payload["settings"]), dict(payload["timing"])
         n_trainings = int(payload["n_trainings"])
+        dominance = payload.get("dominance")
+        stages = [dict(s) for s in payload.get("stages") or []]
     except (OSError, ValueError, KeyError, TypeError, pyarrow.ArrowException) as err:
         raise RunFolderError(
             f"cannot read the run folder {folder}: {type(err).__name__}: {err}; it is damaged "
@@ -209,6 +213,8 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         timing=timing,
         settings=settings,
         configs=configs,
+        dominance=dominance,
+        stages=stages,
     )
 
 

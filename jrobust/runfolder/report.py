@@ -22,6 +22,8 @@ from jrobust.runfolder.summary import (
     history_view,
     programs_line,
     programs_view,
+    race_features,
+    stages_view,
     summary_table,
 )
 
@@ -138,7 +140,7 @@ def _head(folder: Path, f: Mapping[str, Any], s: Mapping[str, Any]) -> list[str]
         f"<h1>jrobust run <code>{esc(folder.name)}</code></h1>",
         f'<div class="sub">data: {esc(str(f.get("data", "?")))} &middot; {f["n_models"]} models'
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
-        + f" &middot; rule <code>{esc(str(s.get('rule')))}</code> "
+        + f" &middot; rule <code>{esc(f['rule_text'])}</code> "
         + f"on <code>{esc(str(s.get('statistic')))}</code>"
         + f" &middot; warm-up {esc(str(s.get('warmup')))} &middot; seed {esc(str(s.get('seed')))}"
         + (f" &middot; {esc(f['created'])}" if f.get("created") else "")
@@ -149,6 +151,11 @@ def _head(folder: Path, f: Mapping[str, Any], s: Mapping[str, Any]) -> list[str]
             '<p class="warn"><b>Every instance failed</b> (non-finite losses): the race has no '
             "meaningful winner; check the learning rates and the data.</p>"
         )
+    if f["dominance"]:
+        parts.append(f'<p class="warn"><b>Dominance</b>: {esc(f["dominance"])}.</p>')
+    features = race_features(s)
+    if features:
+        parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in features) + "</ul>")
     if not f["finished"]:
         parts.append(
             f'<p class="warn"><b>Unfinished run</b>: the state after round {f["rounds"]}. '
@@ -227,6 +234,16 @@ def write_report(
     parts += [
         f"<h2>Models, best first ({min(top, f['n_models'])} of {f['n_models']})</h2>",
         f'<div class="scroll">{_html_table(table, set(result.winners), alive)}</div>',
+        *(
+            [
+                "<h2>Stages</h2>",
+                "<p>Every stage races on fresh instances; its rules and statistics see only its "
+                "own.</p>",
+                f'<div class="scroll">{_html_table(stages_view(result), left=("kind", "end"))}</div>',
+            ]
+            if len(result.stages) > 1
+            else []
+        ),
         "<h2>Rounds</h2>",
         f'<div class="scroll">{rounds}</div>' if rounds else "<p>none</p>",
     ]

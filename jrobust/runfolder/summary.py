@@ -22,6 +22,9 @@ __all__ = [
     "fmt",
     "history_view",
     "markdown_table",
+    "race_features",
+    "rule_text",
+    "stages_view",
     "summary_table",
     "write_summary",
 ]
@@ -92,6 +95,10 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
         "rate": _rate(result),
         "finished": bool(info.get("finished", t.get("finished", True))),
         "all_failed": result.all_failed,
+        "rule_text": rule_text(s),
+        "dominance": result.dominance_note,
+        "stages": list(result.stages),
+        "rescued": _rescued(result),
         **{k: v for k, v in info.items() if k not in ("finished",)},
     }
 
@@ -113,6 +120,77 @@ def programs_view(programs: list[dict]) -> pd.DataFrame:
     if len(frame) and "stack_sizes" in frame:
         frame["stack_sizes"] = [", ".join(map(str, s)) for s in frame["stack_sizes"]]
     return frame
+def rule_text(s: Mapping[str, Any]) -> str:
+    """The rule with its test options, e.g. ``welch (alpha 0.05, holm correction)``."""
+    options = []
+    if s.get("alpha") is not None:
+        options.append(f"alpha {s['alpha']}")
+    if s.get("correction"):
+        options.append(f"{s['correction']} correction")
+    if s.get("patience"):
+        options.append(f"patience {s['patience']}")
+    return f"{s.get('rule')}" + (f" ({', '.join(options)})" if options else "")
+
+
+def race_features(s: Mapping[str, Any]) -> list[str]:
+    """The race's elites, fidelity stages and final race in words (empty when none is used)."""
+    out = []
+    if s.get("elites"):
+        out.append(
+            f"elites {s['elites']} (the best {s['elites']} by {s.get('rank_by')} at the start of "
+            "a round cannot be eliminated in it)"
+        )
+    if s.get("fidelity"):
+        sizes = ", ".join(str(v) for v in s["fidelity"])
+        out.append(f"fidelity stages at training sizes {sizes} (fresh instances in every stage)")
+    if s.get("final_instances") and int(s.get("n_winners") or 1) > 1:
+        out.append(
+            f"final race: the {s['n_winners']} finalists on {s['final_instances']} fresh "
+            f"instances each, ordered by {s.get('rank_by')} on those alone"
+        )
+    return out
+
+
+def _rescued(result: SelectionResult) -> int:
+    h = result.history
+    if h is None or "rescued" not in h:
+        return 0
+    return int(sum(len(r) for r in h["rescued"] if isinstance(r, list | tuple | np.ndarray)))
+
+
+def stages_view(result: SelectionResult) -> pd.DataFrame:
+    """One row per stage (fidelity stages, the final race): its size, rounds, models in and out,
+    trainings and instance-steps, and why it ended."""
+    rows = []
+    h = result.history
+    for k, st in enumerate(result.stages):
+        first, last = st.get("first_round"), st.get("last_round")
+        in_stage = (
+            h[
+                (h["round"] >= first)
+                & (h["round"] <= (last if last is not None else h["round"].max()))
+            ]
+            if len(h) and first is not None
+            else h.iloc[0:0]
+        )
+        rows.append(
+            {
+                "stage": st.get("stage", k),
+                "kind": st.get("kind", "race"),
+                "train_size": st.get("train_size") or "own",
+                "rounds": f"{first}-{last}" if last is not None else f"{first}-",
+                "models": st.get("models"),
+                "survivors": st.get("survivors") if st.get("survivors") is not None else "-",
+                "trained": int(in_stage["trained"].sum()) if len(in_stage) else 0,
+                "instance_steps": (
+                    int(in_stage["instance_steps"].sum())
+                    if len(in_stage) and "instance_steps" in in_stage
+                    else 0
+                ),
+                "end": st.get("end") or "-",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def fmt(v: Any) -> str:
@@ -147,27 +225,33 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def history_view(result: SelectionResult) -> pd.DataFrame:
+    """The rounds: survivors, trainings, eliminations, and where they apply the stage and
+    training size, the models elitism kept (``rescued``) and the test rule's corrected p-values
+    against the best (``p_min``: the smallest of the round; ``p_removed``: the largest that
+    removed a model)."""
     h = result.history.copy()
     if not len(h):
         return h
-    h["eliminated"] = [
-        len(e) if isinstance(e, list | tuple | np.ndarray) else e for e in h["eliminated"]
-    ]
-    keep = [
-        c
-        for c in (
-            "round",
-            "instances_per_model",
-            "survivors",
-            "trained",
-            "eliminated",
-            "remaining",
-            "seconds",
-            "compile_seconds",
-        )
-        if c in h
-    ]
-    return h[keep]
+    count = lambda e: len(e) if isinstance(e, list | tuple | np.ndarray) else e  # noqa: E731
+    h["eliminated"] = [count(e) for e in h["eliminated"]]
+    columns = ["round"]
+    if len(result.stages) > 1:
+        columns += ["stage", "train_size"]
+    columns += ["instances_per_model", "survivors", "trained", "eliminated", "remaining"]
+    if result.settings.get("elites") and "rescued" in h:
+        h["rescued"] = [count(e) for e in h["rescued"]]
+        columns.append("rescued")
+    path = result.path
+    if len(path) and "pvalue" in path and path["pvalue"].notna().any():
+        by_round = path.groupby("round")
+        h["p_min"] = h["round"].map(by_round["pvalue"].min())
+        removed = path[~path["alive"]].groupby("round")["pvalue"].max()
+        h["p_removed"] = h["round"].map(removed)
+        columns += ["p_min", "p_removed"]
+    if "pvalue_omnibus" in h and h["pvalue_omnibus"].notna().any():
+        columns.append("pvalue_omnibus")
+    columns += ["seconds", "compile_seconds"]
+    return h[[c for c in columns if c in h]]
 
 
 def write_summary(
@@ -199,14 +283,22 @@ def write_summary(
         f"PD {fmt(f['pd'])} "
         f"over {f['instances']} instances.",
         "",
+    ]
+    if f["dominance"]:
+        lines += [f"> **Dominance**: {f['dominance']}.", ""]
+    lines += [
         f"- data: {f.get('data', '?')}",
         f"- space: {f['n_models']} models"
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
         + (f", trained by {programs_line(f['programs'])}" if f["programs"] else ""),
         f"- race: rule `{s.get('rule')}`, statistic `{s.get('statistic')}`, "
+        + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else ""),
+        f"- race: rule `{f['rule_text']}`, statistic `{s.get('statistic')}`, "
         f"ranked by `{s.get('rank_by')}`, warm-up {s.get('warmup')}, "
-        f"at most {s.get('max_instances')} instances, seed {s.get('seed')}"
-        + (f", alpha {s.get('alpha')}" if s.get("alpha") is not None else ""),
+        f"at most {s.get('max_instances')} instances"
+        + (" per stage" if len(f["stages"]) > 1 else "")
+        + f", {s.get('n_winners', 1)} winner(s), seed {s.get('seed')}",
+        *(f"- {feature}" for feature in race_features(s)),
         f"- trainings: {f['n_trainings']} in {f['rounds']} rounds"
         + (
             f" (an exhaustive search with {s.get('max_instances')} instances per model: "
@@ -224,6 +316,17 @@ def write_summary(
         "",
         markdown_table(summary_table(result, top=top)),
         "",
+    ]
+    if len(result.stages) > 1:
+        lines += [
+            "## Stages",
+            "",
+            "Every stage races on fresh instances; its rules and statistics see only its own.",
+            "",
+            markdown_table(stages_view(result)),
+            "",
+        ]
+    lines += [
         "## Rounds",
         "",
         markdown_table(history_view(result)) if len(result.history) else "(none)",
