@@ -537,7 +537,7 @@ def torch_runner(steps: int, threads: int = 2):
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from torch_reference import build_model1
+    from jrobust.torch_reference import build_model1
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)

@@ -34,6 +34,7 @@ import pandas as pd
 from jrobust import presets
 from jrobust.data.population import Population
 from jrobust.programs import own_flops
+from jrobust.torch_reference import have_torch
 from jrobust.train import train_stack
 
 __all__ = ["throughput", "matmul_gflops", "torch_one_at_a_time", "DEFAULT_STACKS"]
@@ -74,19 +75,17 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
 
 
 def torch_one_at_a_time(
-    steps: int = 300, batch_size: int = 64, threads: int | None = None
+    steps: int = 300, batch_size: int = 64, threads: int | None = None, device: str = "cpu"
 ) -> float:
     """Steps/s of PyTorch training the paper's model 1 one instance at a time, in a fresh
     process (``jrobust.torch_reference``); an ``ImportError`` when torch is not installed."""
-    from jrobust.torch_reference import have_torch
-
     if not have_torch():
         raise ImportError(
             "--torch needs PyTorch: pip install -e '.[torch]' (on this project's machines: "
             "pip install torch==2.13.0, a CPU build)"
         )
     argv = [sys.executable, "-m", "jrobust.torch_reference", "--json", "--steps", str(steps),
-            "--batch-size", str(batch_size)]  # fmt: skip
+            "--batch-size", str(batch_size), "--device", device]  # fmt: skip
     if threads is not None:
         argv += ["--threads", str(threads)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600,
@@ -109,6 +108,7 @@ def throughput(
     stack_mode: str | None = None,
     torch: bool = False,
     torch_threads: int | None = None,
+    torch_device: str = "cpu",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
     """Time ``jrobust.train_stack`` of the paper's model ``model`` for each stack size.
@@ -128,6 +128,7 @@ def throughput(
       torch: also time PyTorch one instance at a time (in a separate process, once per repeat,
         interleaved with the stacks); needs the ``torch`` extra.
       torch_threads: PyTorch's threads (``None``: its default, every core).
+      torch_device: PyTorch's device (``"cpu"``, ``"cuda"``).
       progress: called with each row as it is measured.
 
     Returns:
@@ -172,7 +173,9 @@ def throughput(
                         seed=seed, conv_impl=conv_impl, stack_mode=stack_mode)  # fmt: skip
             best[stack] = min(best[stack], time.perf_counter() - t0)
         if torch:
-            torch_rates.append(torch_one_at_a_time(max(steps, 100), batch_size, torch_threads))
+            torch_rates.append(
+                torch_one_at_a_time(max(steps, 100), batch_size, torch_threads, torch_device)
+            )
     rows = []
     for stack in stacks:
         rate = stack * steps / best[stack]
@@ -182,7 +185,7 @@ def throughput(
     if torch:
         rows.append(dict(framework="pytorch", stack=1, instance_steps_per_s=max(torch_rates),
                          seconds=np.nan, steps=max(steps, 100), compile_seconds=0.0,
-                         device="cpu"))  # fmt: skip
+                         device=torch_device))  # fmt: skip
     for row in rows:
         row["gflops"] = row["instance_steps_per_s"] * flops / 1e9
         row["matmul_fraction"] = row["gflops"] / matmul
