@@ -66,7 +66,9 @@ def main(argv=None) -> list[dict]:
                 "compile_seconds": min(row["compile_seconds"], old["compile_seconds"])
                 if old
                 else row["compile_seconds"],
-                "instance_steps_per_s": max(row["instance_steps_per_s"], old["instance_steps_per_s"])
+                "instance_steps_per_s": max(
+                    row["instance_steps_per_s"], old["instance_steps_per_s"]
+                )
                 if old
                 else row["instance_steps_per_s"],
             }

@@ -62,10 +62,16 @@ def race(space, pop, merge: str, waste: float | None):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--merge", default="auto", choices=("auto", "none", "max"))
-    p.add_argument("--waste", type=float, default=None, help="merge=auto's bound (default: jrobust's)")
-    p.add_argument("--sample", type=int, default=24, help="merge=none: cohorts to race and extrapolate from")
+    p.add_argument(
+        "--waste", type=float, default=None, help="merge=auto's bound (default: jrobust's)"
+    )
+    p.add_argument(
+        "--sample", type=int, default=24, help="merge=none: cohorts to race and extrapolate from"
+    )
     p.add_argument("--events", type=int, default=3000)
     p.add_argument("--test-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

@@ -38,8 +38,9 @@ def _population(n_events: int, seed: int = 0):
     x = rng.random((n_events, 15, 15, 1)).astype(np.float32)
     w = np.linspace(0.5, 1.5, 225).reshape(15, 15, 1)
     energy = 1.0 + (x * w).mean(axis=(1, 2, 3)) + 0.01 * rng.standard_normal(n_events)
-    return jrobust.Population(x, energy[:, None], target_names=("energy",), test_size=1000,
-                              val_size=0, name="scaling")
+    return jrobust.Population(
+        x, energy[:, None], target_names=("energy",), test_size=1000, val_size=0, name="scaling"
+    )
 
 
 def _config(args):
@@ -77,11 +78,20 @@ def measure(n_devices: int | None, args) -> dict:
     steps = config.epochs * (config.train_size // config.batch_size)
     seconds = float(np.median(times))
     device = jax.devices()[0]
-    return dict(devices=n, platform=device.platform, device_kind=device.device_kind,
-                processes=jax.process_count(), stack=size, bucket=bucket, steps=steps,
-                compile_seconds=float(first["compile_seconds"]), first_call_seconds=first_call,
-                seconds=seconds, instance_steps_per_s=size * steps / seconds,
-                loss=[float(v) for v in out["loss"]])
+    return dict(
+        devices=n,
+        platform=device.platform,
+        device_kind=device.device_kind,
+        processes=jax.process_count(),
+        stack=size,
+        bucket=bucket,
+        steps=steps,
+        compile_seconds=float(first["compile_seconds"]),
+        first_call_seconds=first_call,
+        seconds=seconds,
+        instance_steps_per_s=size * steps / seconds,
+        loss=[float(v) for v in out["loss"]],
+    )
 
 
 def _child(n: int, args) -> dict:
@@ -93,10 +103,11 @@ def _child(n: int, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), *sys.argv[1:]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"the {n}-device run failed:\n{proc.stdout[-2000:]}\n"
-                           f"{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"the {n}-device run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SCALING ")][-1]
-    return json.loads(line[len("SCALING "):])
+    return json.loads(line[len("SCALING ") :])
 
 
 def table(rows: list[dict]) -> str:
@@ -125,15 +136,23 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", default="1,2,4,8", help="comma-separated counts, or 'all'")
     parser.add_argument("--instances", type=int, default=64, help="stack size (strong scaling)")
-    parser.add_argument("--per-device", type=int, default=0,
-                        help="instances per device (weak scaling; overrides --instances)")
+    parser.add_argument(
+        "--per-device",
+        type=int,
+        default=0,
+        help="instances per device (weak scaling; overrides --instances)",
+    )
     parser.add_argument("--model", choices=("small", "paper1"), default="small")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=1024)
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--simulate", choices=("auto", "yes", "no"), default="auto",
-                        help="simulated CPU devices in subprocesses (auto: when no accelerator)")
+    parser.add_argument(
+        "--simulate",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="simulated CPU devices in subprocesses (auto: when no accelerator)",
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -149,8 +168,9 @@ def main(argv=None) -> None:
     import jax
 
     counts = [None] if args.devices == "all" else [int(c) for c in args.devices.split(",")]
-    simulate = args.simulate == "yes" or (args.simulate == "auto" and not multi
-                                          and jax.default_backend() == "cpu")
+    simulate = args.simulate == "yes" or (
+        args.simulate == "auto" and not multi and jax.default_backend() == "cpu"
+    )
     rows = []
     for n in counts:
         if simulate:
@@ -162,9 +182,11 @@ def main(argv=None) -> None:
     if jax.process_index() != 0:
         return
     r0 = rows[0]
-    print(f"# {args.model} model, {r0['steps']} steps per instance, platform {r0['platform']} "
-          f"({r0['device_kind']}), {r0['processes']} process(es), "
-          f"{'simulated devices' if simulate else 'real devices'}, jax {jax.__version__}")
+    print(
+        f"# {args.model} model, {r0['steps']} steps per instance, platform {r0['platform']} "
+        f"({r0['device_kind']}), {r0['processes']} process(es), "
+        f"{'simulated devices' if simulate else 'real devices'}, jax {jax.__version__}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -69,12 +69,25 @@ import numpy as np
 
 # The grids, by number of models. Cohort fields first (each combination compiles one program).
 SPACES: dict[int, dict[str, list]] = {
-    16: dict(conv=[(8, 8), (16, 8)], activation=["relu", "prelu"],
-             learning_rate=[1e-3, 1e-2], weight_decay=[1e-3, 1e-1]),
-    32: dict(conv=[(8, 8), (16, 8)], activation=["relu", "prelu"],
-             learning_rate=[1e-3, 3e-3, 1e-2, 3e-2], weight_decay=[1e-3, 1e-1]),
-    64: dict(conv=[(8, 8), (16, 8)], activation=["relu", "prelu"], dense=[(32, 9), (64, 32, 9)],
-             learning_rate=[1e-3, 3e-3, 1e-2, 3e-2], weight_decay=[1e-3, 1e-1]),
+    16: dict(
+        conv=[(8, 8), (16, 8)],
+        activation=["relu", "prelu"],
+        learning_rate=[1e-3, 1e-2],
+        weight_decay=[1e-3, 1e-1],
+    ),
+    32: dict(
+        conv=[(8, 8), (16, 8)],
+        activation=["relu", "prelu"],
+        learning_rate=[1e-3, 3e-3, 1e-2, 3e-2],
+        weight_decay=[1e-3, 1e-1],
+    ),
+    64: dict(
+        conv=[(8, 8), (16, 8)],
+        activation=["relu", "prelu"],
+        dense=[(32, 9), (64, 32, 9)],
+        learning_rate=[1e-3, 3e-3, 1e-2, 3e-2],
+        weight_decay=[1e-3, 1e-1],
+    ),
 }
 FRESH_START = 1000
 
@@ -83,9 +96,19 @@ def base_config(train_size: int, epochs: int, batch_size: int):
     from jrobust import zoo
 
     return zoo.cnn_config(
-        conv=(16, 8), pool=(None, "global"), dense=(32, 9), activation="relu", side_at=1,
-        optimizer="adamw", learning_rate=1e-3, weight_decay=1e-3, batch_size=batch_size,
-        epochs=epochs, train_size=train_size, loss="relative_mse", metric="relative_rmse",
+        conv=(16, 8),
+        pool=(None, "global"),
+        dense=(32, 9),
+        activation="relu",
+        side_at=1,
+        optimizer="adamw",
+        learning_rate=1e-3,
+        weight_decay=1e-3,
+        batch_size=batch_size,
+        epochs=epochs,
+        train_size=train_size,
+        loss="relative_mse",
+        metric="relative_rmse",
         target="energy",
         side_features=("total_energy",),
     )
@@ -172,9 +195,15 @@ def run_tpe(configs, choices, grid, trainer, budget, seed):
     study.optimize(objective, n_trials=budget)
     wall = time.perf_counter() - t0
     best = study.best_trial
-    return dict(winner=best.user_attrs["model_id"], estimate=best.value, trainings=budget,
-                wall=wall, distinct=len(set(tried)), trials=len(study.trials),
-                note="winner = best single instance")
+    return dict(
+        winner=best.user_attrs["model_id"],
+        estimate=best.value,
+        trainings=budget,
+        wall=wall,
+        distinct=len(set(tried)),
+        trials=len(study.trials),
+        note="winner = best single instance",
+    )
 
 
 def run_pruned(configs, choices, grid, trainer, budget, seed, per_trial):
@@ -209,7 +238,8 @@ def run_pruned(configs, choices, grid, trainer, budget, seed, per_trial):
             study.stop()
 
     study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed),
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
     )
     t0 = time.perf_counter()
@@ -222,24 +252,33 @@ def run_pruned(configs, choices, grid, trainer, budget, seed, per_trial):
         best = study.best_trial
         winner, estimate = best.user_attrs["model_id"], best.value
     else:  # nothing completed: the best last intermediate value
-        best = min((t for t in study.trials if t.intermediate_values),
-                   key=lambda t: t.intermediate_values[max(t.intermediate_values)])
+        best = min(
+            (t for t in study.trials if t.intermediate_values),
+            key=lambda t: t.intermediate_values[max(t.intermediate_values)],
+        )
         winner = best.user_attrs["model_id"]
         estimate = best.intermediate_values[max(best.intermediate_values)]
-    return dict(winner=winner, estimate=estimate, trainings=used["n"], wall=wall,
-                distinct=len(set(tried)), trials=len(study.trials),
-                note=f"{done} trials completed ({per_trial} instances), {pruned} pruned")
+    return dict(
+        winner=winner,
+        estimate=estimate,
+        trainings=used["n"],
+        wall=wall,
+        distinct=len(set(tried)),
+        trials=len(study.trials),
+        note=f"{done} trials completed ({per_trial} instances), {pruned} pruned",
+    )
 
 
 def markdown(frame, floatfmt: str = ".4f") -> str:
     """A DataFrame as a GitHub Markdown table (without the optional ``tabulate`` package)."""
+
     def cell(v):
         return format(v, floatfmt) if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
@@ -247,9 +286,15 @@ def describe_stats(losses: np.ndarray) -> dict:
     finite = np.isfinite(losses)
     x = np.where(finite, losses, np.nan)
     q10, q25, q50, q75, q90 = np.nanquantile(x, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return dict(mean=float(np.nanmean(x)), std=float(np.nanstd(x, ddof=1)), median=float(q50),
-                pd=float(q90 - q10), q3iqr=float(q75 + (q75 - q25)), max=float(np.nanmax(x)),
-                failed=int((~finite).sum()))
+    return dict(
+        mean=float(np.nanmean(x)),
+        std=float(np.nanstd(x, ddof=1)),
+        median=float(q50),
+        pd=float(q90 - q10),
+        q3iqr=float(q75 + (q75 - q25)),
+        max=float(np.nanmax(x)),
+        failed=int((~finite).sum()),
+    )
 
 
 def machine() -> str:
@@ -258,35 +303,60 @@ def machine() -> str:
     dev = jax.devices()[0]
     cpu = platform.processor() or platform.machine()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"{os.cpu_count()}-core CPU ({cpu}), jax backend {dev.platform}, "
-            f"{len(jax.devices())} device(s); load average at start {load} "
-            "(shared cores: noisy timings)")
+    return (
+        f"{os.cpu_count()}-core CPU ({cpu}), jax backend {dev.platform}, "
+        f"{len(jax.devices())} device(s); load average at start {load} "
+        "(shared cores: noisy timings)"
+    )
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=int, default=None, choices=sorted(SPACES),
-                   help="size of the search space (default 32; 16 with --quick)")
-    p.add_argument("--fresh", type=int, default=None,
-                   help="fresh instances per winner (default 30; 10 with --quick)")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--models",
+        type=int,
+        default=None,
+        choices=sorted(SPACES),
+        help="size of the search space (default 32; 16 with --quick)",
+    )
+    p.add_argument(
+        "--fresh",
+        type=int,
+        default=None,
+        help="fresh instances per winner (default 30; 10 with --quick)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="16 models, 1000 events x 3 epochs per instance, 10 fresh")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="16 models, 1000 events x 3 epochs per instance, 10 fresh",
+    )
     p.add_argument("--events", type=int, default=20_000, help="calorimeter events (data set B)")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="training events per instance (default 2000)")
+    p.add_argument(
+        "--train-size", type=int, default=None, help="training events per instance (default 2000)"
+    )
     p.add_argument("--epochs", type=int, default=None, help="epochs per instance (default 5)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--statistic", default="q3+iqr",
-                   help="the race's elimination and ranking statistic")
+    p.add_argument(
+        "--statistic", default="q3+iqr", help="the race's elimination and ranking statistic"
+    )
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--pruner-instances", type=int, default=8,
-                   help="instances of a full Optuna+pruner trial")
-    p.add_argument("--max-bucket", type=int, default=1,
-                   help="the race's largest stack per compiled call")
-    p.add_argument("--exhaustive", type=int, default=0,
-                   help="also an exhaustive search with N instances per model")
+    p.add_argument(
+        "--pruner-instances", type=int, default=8, help="instances of a full Optuna+pruner trial"
+    )
+    p.add_argument(
+        "--max-bucket", type=int, default=1, help="the race's largest stack per compiled call"
+    )
+    p.add_argument(
+        "--exhaustive",
+        type=int,
+        default=0,
+        help="also an exhaustive search with N instances per model",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS_optuna.md"))
     args = p.parse_args(argv)
     n_models = args.models or (16 if args.quick else 32)
@@ -317,8 +387,10 @@ def main(argv=None) -> dict:
     configs, choices = grid_models(base, grid)
     space = jrobust.SearchSpace.from_models(configs)
     names = [label(c) for c in choices]
-    print(f"# {pop}; {len(configs)} models in {space.n_cohorts} cohorts ({t_data:.1f} s data)",
-          flush=True)
+    print(
+        f"# {pop}; {len(configs)} models in {space.n_cohorts} cohorts ({t_data:.1f} s data)",
+        flush=True,
+    )
 
     # compile every cohort's one-lane program once, before any search
     trainer = Trainer(pop, args.seed)
@@ -329,55 +401,88 @@ def main(argv=None) -> dict:
     for c in seen.values():
         trainer.losses(c, [10**6])
     t_compile = time.perf_counter() - t0
-    print(f"# compiled {len(seen)} programs in {t_compile:.1f} s "
-          f"(compile {trainer.compile_seconds:.1f} s)", flush=True)
+    print(
+        f"# compiled {len(seen)} programs in {t_compile:.1f} s "
+        f"(compile {trainer.compile_seconds:.1f} s)",
+        flush=True,
+    )
 
     results: dict[str, dict] = {}
 
     # --- the race
     t0 = time.perf_counter()
-    res = jrobust.race(space, pop, statistic=args.statistic, rule="halving", warmup=args.warmup,
-                       seed=args.seed, max_instances=50, instances_per_round=1,
-                       max_bucket=args.max_bucket, compilation_cache=False)
+    res = jrobust.race(
+        space,
+        pop,
+        statistic=args.statistic,
+        rule="halving",
+        warmup=args.warmup,
+        seed=args.seed,
+        max_instances=50,
+        instances_per_round=1,
+        max_bucket=args.max_bucket,
+        compilation_cache=False,
+    )
     wall = time.perf_counter() - t0
     budget = int(res.n_trainings)
     w_losses = res.losses(res.winner_id)
     results["race"] = dict(
         winner=res.winner_id,
         estimate=float(jrobust.get_statistic(args.statistic)(w_losses[None])[0]),
-        trainings=budget, wall=wall, distinct=len(configs), trials=len(res.history),
+        trainings=budget,
+        wall=wall,
+        distinct=len(configs),
+        trials=len(res.history),
         note=f"halving, warmup {args.warmup}, {args.statistic}; the winner has {len(w_losses)} "
-             f"instances (mean {np.mean(w_losses):.4f}); compilation inside the race "
-             f"{res.timing['compile_seconds']:.1f} s",
+        f"instances (mean {np.mean(w_losses):.4f}); compilation inside the race "
+        f"{res.timing['compile_seconds']:.1f} s",
     )
     print(f"race: {budget} trainings, {wall:.1f} s -> {names[res.winner_id]}", flush=True)
 
     # --- Optuna TPE, same budget
     results["optuna_tpe"] = run_tpe(configs, choices, grid, trainer, budget, args.seed)
     r = results["optuna_tpe"]
-    print(f"optuna tpe: {r['trainings']} trainings, {r['wall']:.1f} s -> {names[r['winner']]}",
-          flush=True)
+    print(
+        f"optuna tpe: {r['trainings']} trainings, {r['wall']:.1f} s -> {names[r['winner']]}",
+        flush=True,
+    )
 
     # --- Optuna TPE + successive halving, same budget
-    results["optuna_tpe_sh"] = run_pruned(configs, choices, grid, trainer, budget, args.seed,
-                                          args.pruner_instances)
+    results["optuna_tpe_sh"] = run_pruned(
+        configs, choices, grid, trainer, budget, args.seed, args.pruner_instances
+    )
     r = results["optuna_tpe_sh"]
-    print(f"optuna tpe+sh: {r['trainings']} trainings, {r['wall']:.1f} s -> "
-          f"{names[r['winner']]}", flush=True)
+    print(
+        f"optuna tpe+sh: {r['trainings']} trainings, {r['wall']:.1f} s -> {names[r['winner']]}",
+        flush=True,
+    )
 
     # --- optional exhaustive ground truth
     if args.exhaustive:
         t0 = time.perf_counter()
-        full = jrobust.exhaustive(space, pop, instances=args.exhaustive, statistic=args.statistic,
-                                  seed=args.seed, max_bucket=args.max_bucket,
-                                  compilation_cache=False)
+        full = jrobust.exhaustive(
+            space,
+            pop,
+            instances=args.exhaustive,
+            statistic=args.statistic,
+            seed=args.seed,
+            max_bucket=args.max_bucket,
+            compilation_cache=False,
+        )
         wall = time.perf_counter() - t0
         results["exhaustive"] = dict(
-            winner=full.winner_id, estimate=float(full.summary(top=1)["rank_value"].iloc[0]),
-            trainings=int(full.n_trainings), wall=wall, distinct=len(configs), trials=len(configs),
-            note=f"every model x {args.exhaustive} instances, best by {args.statistic}")
-        print(f"exhaustive: {full.n_trainings} trainings, {wall:.1f} s -> "
-              f"{names[full.winner_id]}", flush=True)
+            winner=full.winner_id,
+            estimate=float(full.summary(top=1)["rank_value"].iloc[0]),
+            trainings=int(full.n_trainings),
+            wall=wall,
+            distinct=len(configs),
+            trials=len(configs),
+            note=f"every model x {args.exhaustive} instances, best by {args.statistic}",
+        )
+        print(
+            f"exhaustive: {full.n_trainings} trainings, {wall:.1f} s -> {names[full.winner_id]}",
+            flush=True,
+        )
 
     # --- fresh instances of every winner
     start = max(FRESH_START, budget)  # above every instance index a search used
@@ -391,9 +496,12 @@ def main(argv=None) -> dict:
     t_fresh = time.perf_counter() - t0
     race_fresh = fresh_losses[results["race"]["winner"]]
 
-    titles = {"race": "jrobust race", "optuna_tpe": "Optuna TPE",
-              "optuna_tpe_sh": "Optuna TPE + SH pruner",
-              "exhaustive": f"exhaustive ({args.exhaustive}/model)"}
+    titles = {
+        "race": "jrobust race",
+        "optuna_tpe": "Optuna TPE",
+        "optuna_tpe_sh": "Optuna TPE + SH pruner",
+        "exhaustive": f"exhaustive ({args.exhaustive}/model)",
+    }
     rows = []
     for key, r in results.items():
         s = describe_stats(fresh_losses[r["winner"]])
@@ -402,32 +510,46 @@ def main(argv=None) -> dict:
         else:
             test = scipy.stats.ttest_ind(fresh_losses[r["winner"]], race_fresh, equal_var=False)
             pval = f"{test.pvalue:.2g}"
-        rows.append({
-            "search": titles[key], "winner": f"#{r['winner']} {names[r['winner']]}",
-            "params": jrobust.count_params(configs[r["winner"]], pop.input_shape),
-            "search estimate": f"{r['estimate']:.4f}",
-            f"fresh mean ({fresh})": f"{s['mean']:.4f}", "fresh median": f"{s['median']:.4f}",
-            "fresh std": f"{s['std']:.4f}",
-            "fresh PD (Q90-Q10)": f"{s['pd']:.4f}", "fresh max": f"{s['max']:.4f}",
-            "Welch p vs race": pval,
-            "trainings": r["trainings"], "search wall (s)": f"{r['wall']:.0f}",
-        })
+        rows.append(
+            {
+                "search": titles[key],
+                "winner": f"#{r['winner']} {names[r['winner']]}",
+                "params": jrobust.count_params(configs[r["winner"]], pop.input_shape),
+                "search estimate": f"{r['estimate']:.4f}",
+                f"fresh mean ({fresh})": f"{s['mean']:.4f}",
+                "fresh median": f"{s['median']:.4f}",
+                "fresh std": f"{s['std']:.4f}",
+                "fresh PD (Q90-Q10)": f"{s['pd']:.4f}",
+                "fresh max": f"{s['max']:.4f}",
+                "Welch p vs race": pval,
+                "trainings": r["trainings"],
+                "search wall (s)": f"{r['wall']:.0f}",
+            }
+        )
     table = pd.DataFrame(rows)
     md = markdown(table)
     print("\n" + md + "\n", flush=True)
 
-    columns = (("mean", f"fresh mean ({fresh})"), ("std", "fresh std"),
-               ("PD", "fresh PD (Q90-Q10)"))
+    columns = (
+        ("mean", f"fresh mean ({fresh})"),
+        ("std", "fresh std"),
+        ("PD", "fresh PD (Q90-Q10)"),
+    )
     best = {k: min(rows, key=lambda row: float(row[c]))["search"] for k, c in columns}
     details = "\n".join(
         f"- **{titles[k]}**: {r['trials']} {'rounds' if k == 'race' else 'trials'}, "
         f"{r['distinct']} distinct models trained; {r['note']}; its worst fresh instances: "
         f"{', '.join(f'{v:.4f}' for v in np.sort(fresh_losses[r['winner']])[::-1][:3])}."
-        for k, r in results.items())
-    per_model = (res.summary(top=None)[["model_id", "instances", "mean", "std", "pd", "rank_value"]]
-                 .head(8).assign(name=lambda f: [names[i] for i in f.model_id]))
-    grid_text = " x ".join("{" + ", ".join(label({k: v}) for v in vals) + "}"
-                           for k, vals in grid.items())
+        for k, r in results.items()
+    )
+    per_model = (
+        res.summary(top=None)[["model_id", "instances", "mean", "std", "pd", "rank_value"]]
+        .head(8)
+        .assign(name=lambda f: [names[i] for i in f.model_id])
+    )
+    grid_text = " x ".join(
+        "{" + ", ".join(label({k: v}) for v in vals) + "}" for k, vals in grid.items()
+    )
     text = f"""# jrobust race vs Optuna (the paper's NAS comparison, made fair)
 
 Command: `{command}`

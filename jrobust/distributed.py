@@ -170,19 +170,36 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         f"command; defaults: ${ENV_COORDINATOR}, ${ENV_NUM_PROCESSES}, ${ENV_PROCESS_ID}, or the "
         "cluster as detected by JAX, e.g. Slurm's srun)",
     )
-    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                       help="address of process 0's coordinator service, the same on every process")
-    group.add_argument("--num-processes", type=int, metavar="N", default=None,
-                       help="number of processes taking part")
-    group.add_argument("--process-id", type=int, metavar="I", default=None,
-                       help="this process's number, 0 .. N-1 (process 0 writes the results)")
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0's coordinator service, the same on every process",
+    )
+    group.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        default=None,
+        help="number of processes taking part",
+    )
+    group.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        default=None,
+        help="this process's number, 0 .. N-1 (process 0 writes the results)",
+    )
     return group
 
 
 def initialize_from_args(args: argparse.Namespace) -> bool:
     """``initialize`` with the values parsed from ``add_cli_arguments``'s flags."""
-    return initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
-                      getattr(args, "process_id", None))
+    return initialize(
+        getattr(args, "coordinator", None),
+        getattr(args, "num_processes", None),
+        getattr(args, "process_id", None),
+    )
 
 
 def process_index() -> int:

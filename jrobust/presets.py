@@ -216,4 +216,3 @@ def riesz_config(**kwargs: Any) -> ModelConfig:
         metric="cross_entropy",
     )
     return ModelConfig(architecture=arch, **{**base, **rest})
-

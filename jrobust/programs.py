@@ -213,7 +213,9 @@ def plan_programs(
 
 
 def _merge_group(cohorts, configs, input_shape, merge: str, bound: float) -> list[ProgramPlan]:
-    own = {id(c): own_flops(configs[c[0]], input_shape) * model_steps(configs[c[0]]) for c in cohorts}
+    own = {
+        id(c): own_flops(configs[c[0]], input_shape) * model_steps(configs[c[0]]) for c in cohorts
+    }
     order = sorted(cohorts, key=lambda c: (-own[id(c)], c[0]))
     groups: list[_Group] = []
     for cohort in order:
@@ -231,7 +233,9 @@ def _merge_group(cohorts, configs, input_shape, merge: str, bound: float) -> lis
             best.cohorts.append(cohort)
             best.configs.append(config)
             best.own.append(own[id(cohort)])
-    return [_plan(g.cohorts, configs, input_shape, merged=len(g.cohorts) > 1, group=g) for g in groups]
+    return [
+        _plan(g.cohorts, configs, input_shape, merged=len(g.cohorts) > 1, group=g) for g in groups
+    ]
 
 
 def _plan(cohorts, configs, input_shape, merged: bool, group: _Group | None = None) -> ProgramPlan:
