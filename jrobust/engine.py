@@ -40,6 +40,14 @@ def call_evaluator(
     """Run a user's evaluator on a work list (it gets copies: it cannot change the race's)."""
     t0 = time.perf_counter()
     raw = evaluator(work.models.copy(), work.instances.copy())
+    transformed = None
+    if isinstance(raw, tuple):
+        if len(raw) != 2:
+            raise TypeError(
+                "the evaluator must return the losses, or a pair (losses, transformed_losses) "
+                f"with transformed_losses of shape (instances, transforms); got {len(raw)} items"
+            )
+        raw, transformed = raw
     try:
         losses = np.asarray(raw, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
@@ -49,7 +57,20 @@ def call_evaluator(
             f"the evaluator returned {losses.shape[0]} losses for {len(work.models)} instances; "
             "return one loss per (model, instance) pair, in their order"
         )
-    return Outcome(losses, {}, np.isfinite(losses), seconds=time.perf_counter() - t0)
+    if transformed is not None:
+        try:
+            transformed = np.asarray(transformed, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"the evaluator's transformed losses must be numbers: {err}") from None
+        if transformed.ndim == 1:
+            transformed = transformed[:, None]
+        if transformed.ndim != 2 or transformed.shape[0] != len(losses):
+            raise ValueError(
+                f"the evaluator's transformed losses have shape {transformed.shape}; give one row "
+                f"per instance and one column per transformation: ({len(losses)}, T)"
+            )
+    seconds = time.perf_counter() - t0
+    return Outcome(losses, {}, np.isfinite(losses), seconds=seconds, transformed=transformed)
 
 
 class Engine:
@@ -234,15 +255,21 @@ class Engine:
         losses = np.empty(len(models))
         ok = np.zeros(len(models), bool)
         metrics: dict[str, np.ndarray] = {}
+        grid = self.population.transforms
+        transformed = np.full((len(models), len(grid)), np.nan) if grid is not None else None
         for idx, part in pending:
             out = train.collect(part)
             ok[idx] = out.pop("ok")
             losses[idx] = out.pop("loss")
+            values = out.pop("transformed", None)
+            if transformed is not None and values is not None:
+                transformed[idx] = values
             for k, v in out.items():
                 metrics.setdefault(k, np.zeros(len(models), np.float64))[idx] = v
         # compilation on the background thread overlapped training: only the waiting counts
         seconds = time.perf_counter() - t0 - blocked
-        return Outcome(losses, metrics, ok, seconds, compile_s, steps)
+        pairs = tuple(grid.pairs) if grid is not None else None
+        return Outcome(losses, metrics, ok, seconds, compile_s, steps, transformed, pairs)
 
 
 def _sized(config: ModelConfig, train_size: int | None) -> ModelConfig:

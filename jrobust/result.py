@@ -14,17 +14,33 @@ import pandas as pd
 from jrobust.config import ModelConfig
 from jrobust.stats import get_statistic
 
-__all__ = ["SelectionResult", "loss_table", "USABLE_STATUSES"]
+__all__ = ["SelectionResult", "loss_table", "instance_rows", "USABLE_STATUSES"]
 
 #: Ledger statuses whose losses are finite: a model with none of them has only failures.
 USABLE_STATUSES = ("ok", "diverged")
 
 
-def loss_table(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ledger as a ``(models, instances)`` table: ``(losses, mask, model_ids)``.
+def instance_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger rows of the untransformed test set (all rows of a race without
+    transformations; ``transform == "none"`` otherwise)."""
+    if "transform" not in ledger.columns:
+        return ledger
+    return ledger[ledger["transform"].fillna("none") == "none"]
 
-    Row ``j`` is model ``model_ids[j]``; ``mask`` marks the trained cells.
+
+def loss_table(
+    ledger: pd.DataFrame, over: str = "instances"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ledger as a table of what the statistics see: ``(losses, mask, model_ids)``.
+
+    ``over="instances"``: ``(models, instances)`` on the untransformed test set; ``"transforms"``
+    and ``"both"``: the tables of ``jrobust.state.transform_table`` (per transformation
+    parameter, the mean over instances; per (instance, parameter)). Row ``j`` is model
+    ``model_ids[j]``; ``mask`` marks the trained cells.
     """
+    if over != "instances":
+        return _transform_loss_table(ledger, over)
+    ledger = instance_rows(ledger)
     ids = np.sort(ledger.model_id.unique()) if len(ledger) else np.zeros(0, int)
     width = int(ledger.instance.max()) + 1 if len(ledger) else 1
     table = np.full((len(ids), width), np.nan)
@@ -36,6 +52,23 @@ def loss_table(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return table, mask, ids
 
 
+def _transform_loss_table(ledger: pd.DataFrame, over: str):
+    from jrobust.state import transform_table
+
+    base, mask, ids = loss_table(ledger)
+    rows = ledger[ledger["transform"].fillna("none") != "none"] if "transform" in ledger else []
+    if not len(rows):
+        raise ValueError(f"over={over!r}: this ledger has no transformed losses")
+    pairs = list(dict.fromkeys(zip(rows["transform"], rows["param"], strict=True)))
+    column = {p: t for t, p in enumerate(pairs)}
+    tlosses = np.full((*base.shape, len(pairs)), np.nan)
+    r = np.searchsorted(ids, rows.model_id.to_numpy())
+    t = np.array([column[p] for p in zip(rows["transform"], rows["param"], strict=True)])
+    tlosses[r, rows.instance.to_numpy(), t] = rows.loss.to_numpy()
+    table, tmask = transform_table(tlosses, mask, over)
+    return table, tmask, ids
+
+
 @dataclasses.dataclass
 class SelectionResult:
     """The outcome of a race.
@@ -45,7 +78,12 @@ class SelectionResult:
       winner_id: its model id; winners: the ids of the ``n_winners`` best survivors, best first.
       ledger: one row per trained instance: ``model_id``, ``instance``, ``loss`` (+inf for a
         failed instance), ``status`` (``ok``, ``diverged`` or ``failed``), ``round``,
-        ``seconds`` (wall time share of its stack) and the test metrics.
+        ``seconds`` (wall time share of its stack) and the test metrics. On a population with
+        transformed test sets (``jrobust.data.with_transforms``) the columns ``transform`` and
+        ``param`` say which test set a row's loss is on: each instance has its row with
+        ``transform="none"`` (the untransformed test set; ``param`` NaN, the test metrics and
+        the seconds) and one row per ``(transform, param)`` of the grid
+        (``instance_ledger``, ``transform_summary``).
       history: one row per round: ``round``, ``instances_per_model``, ``survivors`` (before the
         rule), ``trained``, ``eliminated`` (ids), ``remaining``, ``seconds``,
         ``compile_seconds``, ``instance_steps``.
@@ -92,12 +130,58 @@ class SelectionResult:
     @property
     def all_failed(self) -> bool:
         """True when no instance gave a finite loss: the winner then means nothing."""
-        return bool(len(self.ledger)) and not self.ledger.status.isin(USABLE_STATUSES).any()
+        led = self.instance_ledger()
+        return bool(len(led)) and not led.status.isin(USABLE_STATUSES).any()
+
+    @property
+    def over(self) -> str:
+        """What the race's statistics were taken over (``RaceSettings.over``)."""
+        return str(self.settings.get("over", "instances"))
+
+    def instance_ledger(self) -> pd.DataFrame:
+        """The ledger rows on the untransformed test set: one per trained instance."""
+        return instance_rows(self.ledger)
 
     def losses(self, model_id: int) -> np.ndarray:
-        """The instance losses of one model, in instance order."""
-        rows = self.ledger[self.ledger.model_id == model_id].sort_values("instance")
+        """The instance losses of one model (untransformed test set), in instance order."""
+        led = self.instance_ledger()
+        rows = led[led.model_id == model_id].sort_values("instance")
         return rows["loss"].to_numpy()
+
+    def transform_losses(self, model_id: int) -> pd.DataFrame:
+        """One model's losses on the transformed test sets: instances by ``(transform, param)``."""
+        led = self._transformed_rows(self.ledger)
+        rows = led[led.model_id == model_id]
+        return rows.pivot_table(index="instance", columns=["transform", "param"], values="loss")
+
+    def transform_summary(self, models: list[int] | None = None) -> pd.DataFrame:
+        """Per model and ``(transform, param)``: the loss's ``mean``, ``std``, ``median``,
+        ``min``, ``max`` and ``instances`` over the instances of the last stage each model raced
+        in (``decisive_ledger``); failed instances count as +inf."""
+        led = self._transformed_rows(self.decisive_ledger())
+        if models is not None:
+            led = led[led.model_id.isin([int(m) for m in models])]
+        g = led.groupby(["model_id", "transform", "param"], sort=True)["loss"]
+        frame = pd.DataFrame(
+            {
+                "instances": g.size(),
+                "mean": g.mean(),
+                "std": g.std(ddof=1).fillna(0.0),
+                "median": g.median(),
+                "min": g.min(),
+                "max": g.max(),
+            }
+        )
+        return frame.reset_index()
+
+    @staticmethod
+    def _transformed_rows(led: pd.DataFrame) -> pd.DataFrame:
+        if "transform" not in led.columns:
+            raise ValueError(
+                "this race has no transformed test sets: race on "
+                "jrobust.data.with_transforms(population, rotation=[...]) to have them"
+            )
+        return led[led["transform"].fillna("none") != "none"]
 
     @property
     def dominance_note(self) -> str:
@@ -133,9 +217,12 @@ class SelectionResult:
         The winners come first (in their order), then the models alive at the end, then those
         that lasted longest, each group by ``rank_by``. With fidelity stages or a final race,
         each model's statistics are those of the last stage it raced in
-        (``decisive_ledger``), and the columns ``stage`` and ``train_size`` say which.
+        (``decisive_ledger``), and the columns ``stage`` and ``train_size`` say which. The
+        loss columns are over the untransformed test set; ``statistic`` and ``rank_value`` are
+        the race's own (over instances, transformations or both: ``RaceSettings.over``).
         """
-        led = self.decisive_ledger()
+        every = self.decisive_ledger()
+        led = instance_rows(every).copy()
         led["loss"] = np.where(np.isfinite(led["loss"]), led["loss"], np.inf)
         g = led.groupby("model_id")["loss"]
         frame = pd.DataFrame(
@@ -152,7 +239,7 @@ class SelectionResult:
         )
         stat = get_statistic(self.settings["statistic"])
         rank = get_statistic(self.settings.get("rank_by") or self.settings["statistic"])
-        table, mask, ids = loss_table(led)
+        table, mask, ids = loss_table(every, self.over)
         frame.loc[ids, "statistic"] = stat(table, mask)
         frame.loc[ids, "rank_value"] = rank(table, mask)
         last = self.path[self.path["round"] == self.path["round"].max()] if len(self.path) else None

@@ -76,7 +76,10 @@ def race(
       settings: a ``RaceSettings`` (or a mapping of its fields); default ``RaceSettings()``.
       evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer;
         with ``fidelity`` it is called ``evaluator(model_ids, instance_indices, train_sizes)``
-        (one training size per instance) and must accept that third argument.
+        (one training size per instance) and must accept that third argument. For a race
+        ``over="transforms"`` or ``"both"`` it returns ``(losses, transformed_losses)`` with
+        ``transformed_losses`` of shape ``(instances, T)`` (the ledger names the columns by the
+        ``population``'s ``TransformGrid`` when one is given, else ``custom`` 0..T-1).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
         race is resumed.
@@ -84,7 +87,7 @@ def race(
         raise ``StopRace`` to end the race there.
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
         ``max_instances``, ``budget``, ``n_winners``, ``elites``, ``final_instances``,
-        ``fidelity``, ``seed``, ...), applied over ``settings``.
+        ``fidelity``, ``over``, ``seed``, ...), applied over ``settings``.
 
     Returns:
       A ``SelectionResult``.
@@ -93,7 +96,8 @@ def race(
       ValueError, TypeError: bad settings, models that cannot train on the data, a budget that
         does not cover the warm-up round, a fidelity schedule whose sizes are below the space's
         largest batch size or above the training pool (or an evaluator that does not take
-        sizes), all before anything is compiled.
+        sizes), ``over="transforms"``/``"both"`` on a population without transformed test sets,
+        all before anything is compiled.
       jrobust.Interrupted: on Ctrl-C or SIGTERM, after the last complete round's checkpoint.
 
     Example:
@@ -110,6 +114,7 @@ def race(
     configs, models = _resolve_space(space, evaluator)
     _check_budget(settings, len(models))
     check_fidelity_fits(settings, configs, population if evaluator is None else None, evaluator)
+    check_over(settings, population, evaluator)
     if evaluator is None:
         _check_all(configs, population)
         if settings.compilation_cache:
@@ -117,7 +122,10 @@ def race(
             enable_compilation_cache(None if cache is True else cache)
         engine = evaluate = Engine(configs, population, settings, devices)
     else:
-        engine, evaluate = None, _user_evaluator(evaluator, sized=settings.fidelity is not None)
+        grid = getattr(population, "transforms", None)
+        pairs = tuple(grid.pairs) if grid is not None else None
+        sized = settings.fidelity is not None
+        engine, evaluate = None, _user_evaluator(evaluator, sized=sized, pairs=pairs)
     data = population if evaluator is None else None
     key = _race_fingerprint(settings, configs, len(models), data)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -207,17 +215,39 @@ def _takes_sizes(evaluator: Callable[..., Any]) -> bool:
     return True
 
 
-def _user_evaluator(evaluator: Evaluator, *, sized: bool) -> Callable[[Work], Any]:
+def _user_evaluator(
+    evaluator: Evaluator, *, sized: bool, pairs: tuple | None = None
+) -> Callable[[Work], Any]:
     """A user's evaluator as a work-list evaluator: ``evaluator(model_ids, instance_indices)``,
-    or with a fidelity schedule ``evaluator(model_ids, instance_indices, train_sizes)``."""
-    if not sized:
-        return lambda work: call_evaluator(evaluator, work)
+    or with a fidelity schedule ``evaluator(model_ids, instance_indices, train_sizes)``;
+    transformed losses are named by ``pairs`` (the population's grid) when their count fits."""
 
     def evaluate(work: Work):
-        sizes = np.asarray(work.train_size, np.int64).copy()
-        return call_evaluator(lambda m, i: evaluator(m, i, sizes), work)
+        if sized:
+            sizes = np.asarray(work.train_size, np.int64).copy()
+            outcome = call_evaluator(lambda m, i: evaluator(m, i, sizes), work)
+        else:
+            outcome = call_evaluator(evaluator, work)
+        if outcome.transformed is not None and pairs and len(pairs) == outcome.transformed.shape[1]:
+            outcome = outcome._replace(pairs=pairs)
+        return outcome
 
     return evaluate
+
+
+def check_over(
+    settings: RaceSettings, population: Population | None, evaluator: Evaluator | None
+) -> None:
+    """``over="transforms"``/``"both"`` needs transformed test sets: a population made with
+    ``jrobust.data.with_transforms`` (an evaluator's are checked when it first returns)."""
+    if settings.over == "instances" or evaluator is not None:
+        return
+    if getattr(population, "transforms", None) is None:
+        raise ValueError(
+            f"over={settings.over!r} takes the statistics over transformed test sets, but the "
+            "population has none: use jrobust.data.with_transforms(population, rotation=[0, 15, "
+            "30, 45]) (or scale=, shift=, custom=), or over='instances'"
+        )
 
 
 def check_fidelity_fits(

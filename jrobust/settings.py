@@ -38,7 +38,7 @@ from jrobust.rules import (
 )
 from jrobust.stats import Statistic, get_statistic
 
-__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP"]
+__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER"]
 
 #: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
 DEFAULT_WARMUP = 3
@@ -61,7 +61,10 @@ _CONV_IMPLS = (None, "auto", "im2col", "xla")
 
 # Race fields added after checkpoints existed: at their defaults they stay out of a race's
 # identity, so a checkpoint of an earlier race still resumes.
-_LATER_FIELDS = {"elites": 0, "final_instances": 0, "fidelity": None}
+_LATER_FIELDS = {"elites": 0, "final_instances": 0, "fidelity": None, "over": "instances"}
+
+#: What the statistics of a race are taken over (``RaceSettings.over``).
+OVER = ("instances", "transforms", "both")
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
@@ -246,6 +249,14 @@ class RaceSettings:
         (``M`` models, ``W = n_winners``: the same fraction ``(W / M) ** (1 / S)`` kept per stage),
         or when its survivors reach ``max_instances`` or its patience stop; a stage left with at
         most ``n_winners`` survivors skips to the last stage (or to the final race).
+      over: what the statistics and the rules see, per model: ``"instances"`` (default: one
+        loss per instance, on the untransformed test set), ``"transforms"`` (one loss per
+        transformation parameter of the population's ``TransformGrid``, the mean over the
+        stage's instances: ``statistic="max"`` is then the worst angle, ``"std"`` the spread
+        across angles) or ``"both"`` (one loss per (instance, parameter) pair). Paired rules
+        pair the same parameter (and instance) across models. ``"transforms"`` and ``"both"``
+        need a population made with ``jrobust.data.with_transforms`` (or an evaluator that
+        returns transformed losses); the warm-up and ``max_instances`` still count instances.
 
     Execution fields (may change on resume):
       max_bucket: at most this many instances per compiled call (``None``: sized from memory).
@@ -279,6 +290,7 @@ class RaceSettings:
     elites: int = 0
     final_instances: int = 0
     fidelity: tuple[int, ...] | None = None
+    over: str = "instances"
     max_bucket: int | None = None
     min_bucket: int | None = None
     conv_impl: str | None = None
@@ -325,6 +337,11 @@ class RaceSettings:
         positive_int("elites", self.elites, minimum=0)
         positive_int("final_instances", self.final_instances, minimum=0)
         object.__setattr__(self, "fidelity", check_fidelity(self.fidelity))
+        if self.over not in OVER:
+            raise ValueError(
+                f"over must be one of {', '.join(map(repr, OVER))} (what the statistics are taken "
+                f"over), got {self.over!r}"
+            )
         positive_int("max_bucket", self.max_bucket, optional=True)
         positive_int("min_bucket", self.min_bucket, optional=True)
         if self.conv_impl not in _CONV_IMPLS:

@@ -49,6 +49,7 @@ __all__ = [
     "final_order",
     "n_stages",
     "stage_target",
+    "transform_table",
     "fingerprint",
     "refuse_legacy",
 ]
@@ -92,6 +93,8 @@ class Outcome(NamedTuple):
     seconds: float = 0.0  # training wall time, compilation excluded
     compile_seconds: float = 0.0
     instance_steps: int = 0  # optimizer steps, summed over the instances
+    transformed: np.ndarray | None = None  # (W, T): the loss on each transformed test set
+    pairs: tuple[tuple[str, float], ...] | None = None  # the T (transform, param) of the columns
 
 
 def fingerprint(parts: Sequence[Any]) -> str:
@@ -233,6 +236,33 @@ def dominance_message(
     )
 
 
+def transform_table(
+    tlosses: np.ndarray, mask: np.ndarray, over: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(losses, mask)`` over transformed test sets (``over``: ``"transforms"`` or ``"both"``)
+    from ``tlosses`` ``(M, N, T)`` and the instances' ``mask`` ``(M, N)``; see
+    ``RaceState.table``.
+
+    Example:
+      >>> t = np.arange(8.0).reshape(1, 2, 4)
+      >>> transform_table(t, np.array([[True, True]]), "transforms")[0]
+      array([[2., 3., 4., 5.]])
+    """
+    m, n, n_t = tlosses.shape
+    if over == "both":
+        return tlosses.reshape(m, n * n_t), np.repeat(mask, n_t, axis=1)
+    if over != "transforms":
+        raise ValueError(f"over must be 'transforms' or 'both' here, got {over!r}")
+    counts = mask.sum(axis=1)
+    inside = mask[:, :, None] & np.isfinite(tlosses)
+    failed = (mask[:, :, None] & ~np.isfinite(tlosses)).any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(inside, tlosses, 0.0).sum(axis=1) / counts[:, None]
+    out = np.where(failed, np.inf, mean)
+    out = np.where(counts[:, None] > 0, out, np.nan)
+    return out, np.repeat((counts > 0)[:, None], n_t, axis=1)
+
+
 def _statuses(losses: np.ndarray, ok: np.ndarray, reference: np.ndarray) -> np.ndarray:
     finite = np.isfinite(losses) & ok
     scale = np.median(np.abs(reference)) if reference.size else 0.0
@@ -292,6 +322,8 @@ class RaceState:
       stages: one dict per stage entered (``stage``, ``kind`` ``"race"``/``"final"``,
         ``train_size``, ``first_instance``, ``first_round``, ``last_round``, ``models``,
         ``survivors``, ``end``).
+      tlosses: ``(M, N, T)`` float64, the losses on the population's ``T`` transformed test
+        sets (``None`` without transformations); transform_pairs: their ``(name, param)``.
       own_sizes: ``(M,)`` each model's own ``train_size`` (for the ledger; not saved).
     """
 
@@ -314,6 +346,8 @@ class RaceState:
     stage_models: int = 0
     elites: list[int] = dataclasses.field(default_factory=list)
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    tlosses: np.ndarray | None = None
+    transform_pairs: list[list[Any]] = dataclasses.field(default_factory=list)
     own_sizes: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -355,6 +389,22 @@ class RaceState:
                 return mask
         return self.mask
 
+    def table(self, mask: np.ndarray, settings: RaceSettings) -> tuple[np.ndarray, np.ndarray]:
+        """``(losses, mask)`` of the ``mask``'s instances as the statistics see them
+        (``settings.over``): ``(M, N)`` per instance; ``(M, T)`` per transformation parameter,
+        the mean over the instances (+inf when one of them failed); ``(M, N * T)`` per
+        (instance, parameter), column ``n * T + t``."""
+        over = settings.over
+        if over == "instances":
+            return self.losses, mask
+        if self.tlosses is None:
+            raise ValueError(
+                f"over={over!r} takes the statistics over transformed test sets, but this race "
+                "has none: train on jrobust.data.with_transforms(population, rotation=[...]) "
+                "or have the evaluator return (losses, transformed_losses)"
+            )
+        return transform_table(self.tlosses, mask, over)
+
     def _columns(self, k: int) -> np.ndarray:
         lo = int(self.stages[k]["first_instance"])
         hi = int(self.stages[k + 1]["first_instance"]) if k + 1 < len(self.stages) else None
@@ -368,6 +418,9 @@ class RaceState:
             n = len(self.alive)
             self.losses = np.concatenate([self.losses, np.full((n, extra), np.nan)], axis=1)
             self.mask = np.concatenate([self.mask, np.zeros((n, extra), bool)], axis=1)
+            if self.tlosses is not None:
+                pad = np.full((n, extra, self.tlosses.shape[2]), np.nan)
+                self.tlosses = np.concatenate([self.tlosses, pad], axis=1)
 
     def _begin_stage(self, stage: int, kind: str) -> None:
         trained = np.flatnonzero(self.mask.any(axis=0))
@@ -400,9 +453,8 @@ class RaceState:
             return
         if n > settings.n_winners:  # the finalists: the best n_winners survivors
             statistic, rank_by = _statistics(settings)
-            best = best_models(
-                statistic, rank_by, self.losses, self.stage_mask(), self.alive, settings.n_winners
-            )
+            table, mask = self.table(self.stage_mask(), settings)
+            best = best_models(statistic, rank_by, table, mask, self.alive, settings.n_winners)
             cut = np.flatnonzero(self.alive & ~np.isin(np.arange(len(self.alive)), best))
             self.alive[cut] = False
             if self.history:
@@ -488,6 +540,7 @@ class RaceState:
         self.n_trainings += len(work.models)
         reference = self.losses[self.mask & np.isfinite(self.losses)]
         status = _statuses(losses, ok, reference)
+        transformed = self._record_transformed(work, outcome, ok)
         share = outcome.seconds / max(len(work.models), 1)
         sizes = self._sizes_of(work)
         kind = self.stage_kind
@@ -503,7 +556,11 @@ class RaceState:
                 seconds=share,
             )
             row.update({k: float(v[j]) for k, v in outcome.metrics.items()})
+            if transformed is not None:
+                row.update(transform="none", param=float("nan"))
             self.records.append(row)
+            if transformed is not None:
+                self._transformed_rows(row, transformed[j], reference)
         self.compile_seconds += outcome.compile_seconds
         self.train_seconds += outcome.seconds
         size = int(sizes[0]) if len(sizes) and (sizes == sizes[0]).all() else 0
@@ -521,6 +578,50 @@ class RaceState:
             )
         )
 
+    def _record_transformed(self, work: Work, outcome: Outcome, ok: np.ndarray):
+        """Enter the transformed losses ``(W, T)`` of a round (failures as +inf), or ``None``."""
+        if outcome.transformed is None:
+            if self.tlosses is not None and len(work.models):
+                raise ValueError(
+                    "this race's earlier rounds had transformed losses, this one has none: an "
+                    "evaluator must return (losses, transformed_losses) in every round"
+                )
+            return None
+        values = np.asarray(outcome.transformed, np.float64)
+        if values.ndim != 2 or values.shape[0] != len(work.models):
+            raise ValueError(
+                f"transformed losses must have shape (instances, transforms) = "
+                f"({len(work.models)}, T), got {values.shape}"
+            )
+        n_t = values.shape[1]
+        pairs = [list(p) for p in (outcome.pairs or [("custom", float(t)) for t in range(n_t)])]
+        if self.tlosses is None:
+            m, n = self.losses.shape
+            self.tlosses = np.full((m, n, n_t), np.nan)
+            self.transform_pairs = pairs
+        elif self.tlosses.shape[2] != n_t:
+            raise ValueError(
+                f"this race has {self.tlosses.shape[2]} transformed test sets, a round returned "
+                f"{n_t}; every round must evaluate the same transformations"
+            )
+        values = np.where(ok[:, None] & np.isfinite(values), values, np.inf)
+        self.tlosses[work.models, work.instances] = values
+        return values
+
+    def _transformed_rows(self, row: dict, values: np.ndarray, reference: np.ndarray) -> None:
+        status = _statuses(values, np.isfinite(values), reference)
+        for t, (name, param) in enumerate(self.transform_pairs):
+            self.records.append(
+                dict(
+                    row,
+                    loss=float(values[t]),
+                    status=str(status[t]),
+                    transform=str(name),
+                    param=float(param),
+                    seconds=0.0,  # the instance's time is on its untransformed row
+                )
+            )
+
     def apply_rule(
         self, rule: Rule, statistic: Statistic, rank_by: Statistic, settings: RaceSettings
     ) -> np.ndarray:
@@ -536,13 +637,14 @@ class RaceState:
         warmup = settings.warmup_for(rule)
         acted = not final and n_min > warmup
         pvalues, protected, rescued = None, [], []
+        table, tmask = self.table(smask, settings)
         if final:
             new_alive = before.copy()
         else:
-            new_alive = rule.select(self.losses, smask, before, n_min, warmup, statistic, rank_by)
+            new_alive = rule.select(table, tmask, before, n_min, warmup, statistic, rank_by)
             new_alive = np.asarray(new_alive, bool) & before
             if acted and callable(getattr(rule, "pvalues", None)):
-                pvalues = rule.pvalues(self.losses, smask, before, statistic, rank_by)
+                pvalues = rule.pvalues(table, tmask, before, statistic, rank_by)
             if acted and settings.elites:
                 limit = min(int(settings.elites), int(before.sum()) - 1)
                 protected = [int(e) for e in self.elites if before[e]][:limit]
@@ -550,13 +652,13 @@ class RaceState:
                 new_alive[protected] = True
             keep = min(settings.n_winners, int(before.sum()))
             if new_alive.sum() < keep:
-                best = best_models(statistic, rank_by, self.losses, smask, before, keep)
+                best = best_models(statistic, rank_by, table, tmask, before, keep)
                 new_alive[best] = True
         eliminated = np.flatnonzero(before & ~new_alive)
         self.alive = new_alive
         if acted:
             self.removed_counts.append(len(eliminated))
-        stat_values, rank_values = statistic(self.losses, smask), rank_by(self.losses, smask)
+        stat_values, rank_values = statistic(table, tmask), rank_by(table, tmask)
         size = self.history[-1]["train_size"] if self.history else 0
         for m in alive_ids:
             self.path.append(
@@ -599,12 +701,9 @@ class RaceState:
         ):
             self._end_stage(settings, "target")
         if settings.elites and not self.done and self.stage_round:
-            self.elites = [
-                int(e)
-                for e in best_models(
-                    statistic, rank_by, self.losses, self.stage_mask(), self.alive, settings.elites
-                )
-            ]
+            table, tmask = self.table(self.stage_mask(), settings)
+            best = best_models(statistic, rank_by, table, tmask, self.alive, settings.elites)
+            self.elites = [int(e) for e in best]
         return eliminated
 
     def progress_info(self) -> dict[str, Any]:
@@ -646,7 +745,8 @@ class RaceState:
         std and PD; ``result.dominance`` says when that changed the winner.
         """
         n = min(settings.n_winners, int(self.alive.sum()))
-        order, note = final_order(statistic, rank_by, self.losses, self.ranking_mask(), self.alive)
+        table, mask = self.table(self.ranking_mask(), settings)
+        order, note = final_order(statistic, rank_by, table, mask, self.alive)
         winners = order[:n]
         ledger = pd.DataFrame(self.records)
         if len(ledger):
@@ -691,6 +791,8 @@ class RaceState:
             **{f: getattr(self, f) for f in _META_FIELDS},
         }
         arrays = {"losses": self.losses, "mask": self.mask, "alive": self.alive}
+        if self.tlosses is not None:
+            arrays["tlosses"] = self.tlosses
         arrays |= _columns("ledger", self.records) | _columns("path", self.path)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         write_atomic(path, lambda fh: np.savez(fh, **arrays))
@@ -728,6 +830,7 @@ class RaceState:
             losses=arrays["losses"].astype(np.float64),
             mask=arrays["mask"].astype(bool),
             alive=arrays["alive"].astype(bool),
+            tlosses=arrays["tlosses"].astype(np.float64) if "tlosses" in arrays else None,
             records=records,
             path=_rows("path", arrays),
             **fields,
@@ -759,9 +862,17 @@ _META_FIELDS = (
     "stage_models",
     "elites",
     "stages",
+    "transform_pairs",
 )
 # What a checkpoint written before stages existed stands for (one stage, from instance 0).
-_META_DEFAULTS = {"stage": 0, "stage_start": 0, "stage_models": 0, "elites": [], "stages": []}
+_META_DEFAULTS = {
+    "stage": 0,
+    "stage_start": 0,
+    "stage_models": 0,
+    "elites": [],
+    "stages": [],
+    "transform_pairs": [],
+}
 
 
 def _stage_entry(stage: int, kind: str, first_instance: int, first_round: int, models: int):

@@ -1,12 +1,17 @@
-"""Image transformations: exact special cases, hand-computed values, tracing and augmentation."""
+"""Image transformations: exact special cases, hand-computed values, tracing and augmentation;
+transformed test sets in the trainer and the race (``over=``), their ledger and run folders."""
 
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import small_cnn, stop_after
 
+import jrobust
+from jrobust.data import with_transforms
 from jrobust.data.transforms import (
     TRANSFORMS,
     apply_per_image,
@@ -19,6 +24,8 @@ from jrobust.data.transforms import (
     scale,
     shift,
 )
+from jrobust.rules import RULES
+from jrobust.state import CheckpointMismatch, transform_table
 
 
 def _images(shape=(3, 9, 9, 2), seed=0):
@@ -276,3 +283,168 @@ def test_unknown_transform_names_list_the_known_ones():
         get_transform("shear")
     with pytest.raises(ValueError, match="unknown transform 'shear'"):
         check_transform("shear", (8, 8, 1))
+
+
+# ------------------------------------------------------------- transformed test sets in a race
+
+
+def _space():
+    return jrobust.SearchSpace.from_models([small_cnn(learning_rate=lr) for lr in (3e-3, 1e-2)])
+
+
+def _rows(ledger, name=None, param=None):
+    led = ledger[ledger["transform"] == ("none" if name is None else name)]
+    if param is not None:
+        led = led[led["param"] == param]
+    return led.set_index(["model_id", "instance"])["loss"].sort_index()
+
+
+def test_a_grid_trains_once_and_the_identity_sets_are_the_untransformed_loss(toy_population):
+    """Rotation by 0 and scaling by 1 give the untransformed loss exactly; the untransformed
+    losses equal those of the same race without transformations; a grid of T sets compiles
+    one program (T evaluations inside it); rot90 inside the trainer equals jnp.rot90."""
+    quarter = lambda x, p: jnp.rot90(x, k=1, axes=(1, 2))  # noqa: E731
+    pop = with_transforms(
+        toy_population, rotation=[0, 90, 30], scale=[1.0, 1.4], custom={"rot90": quarter}
+    )
+    kw = dict(warmup=3, max_instances=3, compilation_cache=False)
+    plain = jrobust.race(_space(), toy_population, **kw)
+    r = jrobust.race(_space(), pop, **kw)
+    assert r.timing["n_compiled"] == plain.timing["n_compiled"] == 1
+    led = r.ledger
+    assert {"transform", "param"} <= set(led.columns)
+    assert len(led) == len(plain.ledger) * (1 + len(pop.transforms))  # one row per (instance, set)
+    base = _rows(led)
+    np.testing.assert_array_equal(base.to_numpy(), _rows(plain.ledger.assign(transform="none")))
+    np.testing.assert_array_equal(_rows(led, "rotation", 0.0).to_numpy(), base.to_numpy())
+    np.testing.assert_array_equal(_rows(led, "scale", 1.0).to_numpy(), base.to_numpy())
+    np.testing.assert_allclose(
+        _rows(led, "rotation", 90.0).to_numpy(), _rows(led, "rot90", 0.0).to_numpy(), rtol=1e-6
+    )
+    assert not np.allclose(_rows(led, "rotation", 30.0).to_numpy(), base.to_numpy())
+    assert np.isnan(led[led["transform"] == "none"]["param"]).all()
+    # the summary and distributions stay on the untransformed instances
+    assert (r.summary(top=None)["instances"] == 3).all()
+    np.testing.assert_array_equal(r.losses(0), plain.losses(0))
+
+
+def _planted(m_count=5, t_count=4):
+    """Model m: level 1 + 0.1 m, spread across transforms 0.8 - 0.2 m, small instance noise;
+    by instances model 0 is best, by the worst transform the last one."""
+    level = 1.0 + 0.1 * np.arange(m_count)
+    spread = np.linspace(0.8, 0.0, m_count)
+    grid = np.linspace(0.0, 1.0, t_count)
+
+    def evaluator(models, instances):
+        loss = level[models] + 0.01 * np.sin(3.0 * instances + models)
+        return loss, loss[:, None] + spread[models][:, None] * grid[None, :]
+
+    return evaluator
+
+
+@pytest.mark.parametrize("over", ["instances", "transforms", "both"])
+def test_over_decides_what_the_statistics_see(over):
+    evaluator = _planted()
+    r = jrobust.race(5, evaluator=evaluator, statistic="max", over=over, warmup=4)
+    assert r.winner_id == (0 if over == "instances" else 4)
+    # the path's statistic is the hand-computed one on the race's table
+    first = r.path[r.path["round"] == 1].set_index("model_id")["statistic"].sort_index()
+    losses, t = evaluator(np.repeat(np.arange(5), 4), np.tile(np.arange(4), 5))
+    base, t = losses.reshape(5, 4), t.reshape(5, 4, -1)
+    expected = {
+        "instances": base.max(axis=1),
+        "transforms": t.mean(axis=1).max(axis=1),
+        "both": t.reshape(5, -1).max(axis=1),
+    }[over]
+    np.testing.assert_allclose(first.to_numpy(), expected, rtol=1e-12)
+    # the summary reports the race's statistic, from the ledger alone
+    s = r.summary(top=None).set_index("model_id")
+    table, mask, ids = jrobust.result.loss_table(r.decisive_ledger(), over)
+    np.testing.assert_allclose(
+        s.loc[ids, "statistic"], jrobust.stats.get_statistic("max")(table, mask)
+    )
+
+
+def test_transform_table_matches_numpy():
+    rng = np.random.default_rng(1)
+    t = rng.random((3, 5, 4))
+    mask = rng.random((3, 5)) < 0.7
+    mask[:, 0] = True
+    t[1, 2, 3] = np.inf
+    mask[1, 2] = True
+    table, tmask = transform_table(t, mask, "transforms")
+    for m in range(3):
+        expected = t[m][mask[m]].mean(axis=0)
+        np.testing.assert_allclose(table[m], expected)
+    assert tmask.all() and np.isinf(table[1, 3])
+    both, bmask = transform_table(t, mask, "both")
+    assert both.shape == (3, 20) and bmask.sum() == mask.sum() * 4
+    np.testing.assert_array_equal(both[bmask], t[mask].reshape(-1))
+
+
+@pytest.mark.parametrize("over", ["transforms", "both"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_every_rule_races_over_transformations(rule, over):
+    spec = {"quantile": "quantile:0.5", "threshold": "threshold:1.3"}.get(rule, rule)
+    r = jrobust.race(
+        6, evaluator=_planted(6), statistic="mean", rule=spec, over=over, warmup=6, max_instances=10
+    )
+    assert r.winner_id in range(6)
+    assert len(r.ledger) == r.n_trainings * 5
+    if rule not in ("threshold",):
+        assert r.summary(top=None)["statistic"].notna().all()
+
+
+def test_a_race_over_transforms_resumes_to_the_same_result(tmp_path, toy_population):
+    pop = with_transforms(toy_population, rotation=[0, 45], shift=[1])
+    kw = dict(warmup=3, max_instances=5, instances_per_round=1, over="transforms",
+              statistic="std", compilation_cache=False)  # fmt: skip
+    full = jrobust.race(_space(), pop, **kw)
+    jrobust.race(_space(), pop, checkpoint_dir=tmp_path, progress=stop_after(1), **kw)
+    resumed = jrobust.race(_space(), pop, checkpoint_dir=tmp_path, **kw)
+    assert resumed.winner_id == full.winner_id
+    cols = ["model_id", "instance", "transform", "param", "loss"]
+    pd.testing.assert_frame_equal(full.ledger[cols], resumed.ledger[cols])
+    # another grid is another race: the checkpoint is refused
+    other = with_transforms(toy_population, rotation=[0, 30], shift=[1])
+    with pytest.raises(CheckpointMismatch, match="different race"):
+        jrobust.race(_space(), other, checkpoint_dir=tmp_path, **kw)
+
+
+def test_run_folder_keeps_the_transform_columns(tmp_path, toy_population):
+    pop = with_transforms(toy_population, rotation=[0, 20])
+    r = jrobust.race(_space(), pop, warmup=3, max_instances=3, over="both", compilation_cache=False)
+    jrobust.save_run(r, tmp_path / "run")
+    back = jrobust.load_run(tmp_path / "run")
+    assert list(back.ledger["transform"].unique()) == ["none", "rotation"]
+    assert back.winner_id == r.winner_id
+    text = (tmp_path / "run" / "summary.md").read_text()
+    assert "## Transformed test sets" in text and "rotation 20" in text
+    assert "max over both" in text
+    assert (tmp_path / "run" / "transforms.png").is_file()
+
+
+def test_bad_transform_input_fails_before_compiling(toy_population):
+    with pytest.raises(ValueError, match="with_transforms"):
+        jrobust.race(_space(), toy_population, over="transforms")
+    with pytest.raises(ValueError, match="over must be one of"):
+        jrobust.RaceSettings(over="angles")
+    with pytest.raises(ValueError, match="unknown transform 'shear'"):
+        with_transforms(toy_population, custom={"mine": ("shear", [1.0])})
+    crop = lambda x, p: x[:, 1:, 1:, :]  # noqa: E731
+    with pytest.raises(ValueError, match="must keep the images' shape"):
+        with_transforms(toy_population, custom={"crop": crop})
+    with pytest.raises(ValueError, match="scale factors must be positive"):
+        with_transforms(toy_population, scale=[1.0, 0.0])
+    flat = jrobust.Population(np.zeros((300, 5), np.float32), np.zeros((300, 1)), test_size=50)
+    with pytest.raises(ValueError, match="need images"):
+        with_transforms(flat, rotation=[0, 10])
+    with pytest.raises(TypeError):
+        with_transforms(toy_population, shear=[1.0])  # an unknown name is not a keyword
+
+
+def test_riesz_network_on_non_square_images_is_refused_before_compiling():
+    x = np.random.default_rng(0).random((300, 8, 10, 1)).astype(np.float32)
+    pop = jrobust.Population(x, np.arange(300) % 10, num_classes=10, test_size=50)
+    with pytest.raises(ValueError, match="square"):
+        jrobust.race([jrobust.zoo.riesz_config(train_size=100, epochs=1)], pop)

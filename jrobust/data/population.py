@@ -249,6 +249,13 @@ class Population:
                 h.update(np.ascontiguousarray(a).tobytes()[: 1 << 24])
                 h.update(str(np.shape(a)).encode())
         h.update(repr((self.target_names, self.side_names, self.num_classes)).encode())
+        if self.transforms is not None:  # the transformed test sets are part of the data
+            grid = self.transforms
+            names = [
+                f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', f)}"
+                for f in grid.functions
+            ]
+            h.update(repr((grid.names, grid.params, names)).encode())
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ subsets

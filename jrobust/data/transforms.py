@@ -366,8 +366,10 @@ def with_transforms(
       population: a population of images ``(H, W, C)``.
       rotation, scale, shift: the parameters of the built-in transforms (``rotate``, ``scale``,
         ``shift``).
-      custom: ``{name: (fn, params)}`` with ``fn(images, param) -> images`` of the same shape
-        (see ``check_transform``).
+      custom: ``{name: fn}`` (one test set, ``fn(images, 0.0)``) or ``{name: (fn, params)}``
+        (one per parameter), with ``fn(images, param) -> images`` a pure JAX function that
+        keeps the shape and dtype (checked by ``check_transform`` before anything compiles);
+        ``fn`` may also be a built-in's name (``"rotation"``, ``"scale"``, ``"shift"``).
 
     Returns:
       A copy of the population (the same data, splits and seed) carrying a ``TransformGrid``.
@@ -393,15 +395,17 @@ def with_transforms(
     for name, entry in dict(custom or {}).items():
         if name in names or not isinstance(name, str) or not name:
             raise ValueError(f"custom transform name {name!r} is empty or already used")
-        fn, values = entry if isinstance(entry, tuple) else (entry, None)
-        if values is None:
-            raise ValueError(f"custom transform {name!r}: give (fn, [parameters])")
+        fn, values = entry if isinstance(entry, tuple) else (entry, 0.0)
+        if isinstance(entry, tuple) and len(entry) != 2:
+            raise ValueError(f"custom transform {name!r}: give fn or (fn, [parameters])")
         names.append(name)
         functions.append(check_transform(fn, shape))
         params.append(_params(name, values))
     if not names:
         raise ValueError("give at least one of rotation=, scale=, shift= or custom=")
     if scale is not None and min(params[names.index("scale")]) <= 0:
-        raise ValueError(f"scale factors must be positive, got {list(params[names.index('scale')])}")
+        raise ValueError(
+            f"scale factors must be positive, got {list(params[names.index('scale')])}"
+        )
     grid = TransformGrid(tuple(names), tuple(functions), tuple(params))
     return dataclasses.replace(population, transforms=grid)

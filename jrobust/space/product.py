@@ -185,16 +185,16 @@ class SearchSpace:
 
     def varied_fields(self) -> list[str]:
         """Fields (config or architecture) whose value differs between models."""
-        names = []
-        for field in [*self.choices] or _all_fields(self._models[0]):
-            if len({format_value(get_field(m, field)) for m in self._models}) > 1:
-                names.append(field)
+        every = sorted({f for m in self._models for f in _all_fields(m)})
+
+        def varies(field: str) -> bool:  # among the models whose architecture has the field
+            return (
+                len({format_value(get_field(m, field)) for m in self._models if _has(m, field)}) > 1
+            )
+
+        names = [f for f in [*self.choices] or every if varies(f)]
         if not names and len(self._models) > 1:
-            names = [
-                f
-                for f in _all_fields(self._models[0])
-                if len({format_value(get_field(m, f)) for m in self._models}) > 1
-            ]
+            names = [f for f in every if varies(f)]
         return names
 
     def names(self) -> list[str]:
@@ -202,13 +202,16 @@ class SearchSpace:
         if self._names is not None:
             return list(self._names)
         fields = self.varied_fields()
+        kinds = {type(m.architecture).__name__ for m in self._models}
         out = []
         for i, m in enumerate(self._models):
             parts = [
                 f"{SHORT_NAMES.get(f, f)}={format_value(get_field(m, f))}"
                 for f in fields
-                if f != "name"
+                if f != "name" and _has(m, f)
             ]
+            if len(kinds) > 1:  # a space of several architectures: say which one
+                parts.insert(0, type(m.architecture).__name__.lower())
             if m.name and ("name" in fields or not parts):
                 parts.insert(0, m.name)
             out.append(" ".join(parts) if parts else f"model{i}")
@@ -220,7 +223,7 @@ class SearchSpace:
             {"model_id": range(len(self)), "name": self.names(), "cohort": self.cohort_ids()}
         )
         for field in self.varied_fields():
-            values = [get_field(m, field) for m in self._models]
+            values = [_value(m, field) for m in self._models]
             frame[field] = [
                 v if isinstance(v, int | float | str | bool) else format_value(v) for v in values
             ]
@@ -228,6 +231,15 @@ class SearchSpace:
 
     def __repr__(self) -> str:
         return f"SearchSpace({len(self)} models in {self.n_cohorts} cohorts, varying {self.varied_fields()})"
+
+
+def _has(config: ModelConfig, field: str) -> bool:
+    return field in CONFIG_FIELDS or field in architecture_fields(config)
+
+
+def _value(config: ModelConfig, field: str) -> Any:
+    """A field's value, or ``None`` where the model's architecture has no such field."""
+    return get_field(config, field) if _has(config, field) else None
 
 
 def _all_fields(config: ModelConfig) -> list[str]:
