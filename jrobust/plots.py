@@ -29,7 +29,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_distributions", "plot_path", "plot_sample_size", "save_figure"]
+from jrobust.result import instance_rows
+
+__all__ = ["plot_distributions", "plot_path", "plot_sample_size", "plot_transforms", "save_figure"]
 
 WINNER_COLOR = "#d62728"
 SURVIVOR_COLOR = "#1f77b4"
@@ -128,6 +130,7 @@ def plot_distributions(
     samples, labels, colors = [], [], []
     # with fidelity stages or a final race: each model's instances of the last stage it raced in
     ledger = result.decisive_ledger() if hasattr(result, "decisive_ledger") else result.ledger
+    ledger = instance_rows(ledger)
     for m in models:
         losses = ledger.loc[ledger.model_id == m, "loss"].to_numpy(dtype=float)
         finite = losses[np.isfinite(losses)]
@@ -389,6 +392,78 @@ def plot_sample_size(
     ax.set_title(
         title or "Robustness vs training-sample size (median, Q25-Q75, Q10-Q90)", fontsize=10
     )
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_transforms(
+    result: Any,
+    models: Sequence[int] | None = None,
+    *,
+    top: int = 6,
+    band: tuple[float, float] = (0.1, 0.9),
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The loss against each transformation's parameter (rotation angle, scale factor, shift):
+    one panel per transform, one line per model (the median over its instances, with the
+    ``band`` quantiles shaded), on the instances each model was judged on.
+
+    Args:
+      result: a ``SelectionResult`` of a race on ``jrobust.data.with_transforms`` data.
+      models: the model ids to draw (default: the ``top`` first of ``result.summary()``).
+      band: the quantiles of the shaded band (default: 10 % and 90 %).
+      path: also save the figure as PNG there.
+
+    Returns:
+      The figure; the winner's line is red and thicker.
+    """
+    led = result.decisive_ledger()
+    if "transform" not in led.columns:
+        raise ValueError(
+            "this result has no transformed test sets: race on "
+            "jrobust.data.with_transforms(population, rotation=[...]) to have them"
+        )
+    led = led[led["transform"].fillna("none") != "none"]
+    if models is None:
+        models = result.summary(top=top).model_id.tolist()
+    models = [int(m) for m in models]
+    names, winner = _names(result), int(result.winner_id)
+    transforms = list(dict.fromkeys(led["transform"]))
+    fig = _figure(4.2 * len(transforms) + 0.6, 3.6)
+    axes = fig.subplots(1, len(transforms), squeeze=False)[0]
+    colors = [c for c in ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")]
+    units = {"rotation": "angle (degrees)", "scale": "scale factor", "shift": "shift (pixels)"}
+    for ax, name in zip(axes, transforms, strict=True):
+        rows = led[led["transform"] == name]
+        drawn = []
+        for k, m in enumerate(models):
+            mine = rows[rows.model_id == m]
+            if not len(mine):
+                continue
+            g = mine.assign(loss=np.where(np.isfinite(mine.loss), mine.loss, np.nan))
+            g = g.groupby("param")["loss"]
+            x = np.asarray(g.median().index, float)
+            color = WINNER_COLOR if m == winner else colors[k % len(colors)]
+            ax.fill_between(
+                x, g.quantile(band[0]).to_numpy(), g.quantile(band[1]).to_numpy(),
+                color=color, alpha=0.15, linewidth=0,
+            )  # fmt: skip
+            ax.plot(
+                x, g.median().to_numpy(), marker="o", markersize=3.5, color=color,
+                linewidth=2.4 if m == winner else 1.4,
+                label=f"{_short(names.get(m, str(m)), 30)} (#{m})",
+            )  # fmt: skip
+            drawn.append(g.median().to_numpy())
+        ax.set_xlabel(units.get(name, f"{name} parameter"))
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        if drawn and _wants_log(np.concatenate(drawn)):
+            _log(ax)
+    axes[0].set_ylabel(f"test {_metric(result)} (median, {band[0]:.0%}-{band[1]:.0%} band)")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title or "Loss on the transformed test sets", fontsize=11)
     if path is not None:
         save_figure(fig, path)
     return fig

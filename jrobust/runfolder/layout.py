@@ -60,6 +60,7 @@ FIGURES = {
     "path": "path.png",
     "distributions": "distributions.png",
     "sample_size": "sample_size.png",
+    "transforms": "transforms.png",
 }
 SAMPLE_SIZE_TABLE = "sample_size"
 PROGRAMS_TABLE = "programs"

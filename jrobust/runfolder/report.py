@@ -25,6 +25,7 @@ from jrobust.runfolder.summary import (
     race_features,
     stages_view,
     summary_table,
+    transforms_view,
 )
 
 __all__ = ["write_figures", "write_report"]
@@ -45,6 +46,9 @@ def write_figures(
     if len(result.ledger):
         plots.plot_distributions(result, path=folder / FIGURES["distributions"])
         out["distributions"] = folder / FIGURES["distributions"]
+    if "transform" in result.ledger.columns and len(result.ledger):
+        plots.plot_transforms(result, path=folder / FIGURES["transforms"])
+        out["transforms"] = folder / FIGURES["transforms"]
     if sample_size is None and (folder / f"{SAMPLE_SIZE_TABLE}.parquet").is_file():
         sample_size = pd.read_parquet(folder / f"{SAMPLE_SIZE_TABLE}.parquet")
     if sample_size is not None and len(sample_size):
@@ -88,6 +92,8 @@ _CAPTIONS = {
     "distributions": "Instance-loss distributions of the best models "
     "(each dot is one instance: a new "
     "initialisation and a new training sample).",
+    "transforms": "Loss on the transformed test sets: the median over each model's instances "
+    "against the transformation's parameter, with the 10-90 % band; the winner is red.",
     "sample_size": "Robustness against the training-sample size: median and quantile bands of the "
     "instance losses.",
 }
@@ -223,13 +229,14 @@ def write_report(
     alive = set(final.model_id) if final is not None else set()
     esc = html.escape
     parts = _head(folder, f, result.settings) + _cards(f)
-    for name in ("path", "distributions", "sample_size"):
+    for name in ("path", "distributions", "transforms", "sample_size"):
         if name in figures and Path(figures[name]).is_file():
             caption = esc(_CAPTIONS[name])
             parts.append(
                 f"<figure>{_img(Path(figures[name]))}<figcaption>{caption}</figcaption></figure>"
             )
     table = summary_table(result, top=top)
+    transforms = transforms_view(result)
     rounds = _html_table(history_view(result)) if len(result.history) else None
     parts += [
         f"<h2>Models, best first ({min(top, f['n_models'])} of {f['n_models']})</h2>",
@@ -242,6 +249,15 @@ def write_report(
                 f'<div class="scroll">{_html_table(stages_view(result), left=("kind", "end"))}</div>',
             ]
             if len(result.stages) > 1
+            else []
+        ),
+        *(
+            [
+                "<h2>Transformed test sets</h2>",
+                "<p>The mean loss over each model's instances on every transformed test set.</p>",
+                f'<div class="scroll">{_html_table(transforms, set(result.winners), alive)}</div>',
+            ]
+            if len(transforms)
             else []
         ),
         "<h2>Rounds</h2>",

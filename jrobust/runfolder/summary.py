@@ -25,7 +25,9 @@ __all__ = [
     "race_features",
     "rule_text",
     "stages_view",
+    "statistic_label",
     "summary_table",
+    "transforms_view",
     "write_summary",
 ]
 
@@ -42,7 +44,11 @@ def summary_table(result: SelectionResult, top: int | None = 20) -> pd.DataFrame
     rank_name = result.settings.get("rank_by")
     # the race's own values win over the plain summary column of the same name (e.g. "std")
     shadowed = [c for c in (stat, rank_name) if c in frame.columns and c != "statistic"]
-    frame = frame.drop(columns=shadowed)
+    over = result.over
+    if over != "instances":  # e.g. "max over transforms", beside the instances' own max
+        shadowed, stat = [], statistic_label(stat, over)
+        rank_name = statistic_label(rank_name, over) if rank_name else rank_name
+    frame = frame.drop(columns=list(dict.fromkeys(shadowed)))
     frame = frame.rename(columns={"statistic": stat})
     if rank_name and rank_name != stat:
         frame = frame.rename(columns={"rank_value": rank_name})
@@ -53,6 +59,31 @@ def summary_table(result: SelectionResult, top: int | None = 20) -> pd.DataFrame
     first = [c for c in dict.fromkeys(first) if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first + last] + last]
     return frame.head(top) if top else frame
+
+
+def statistic_label(name: str, over: str = "instances") -> str:
+    """A statistic's name with what it is taken over: ``max``, ``max over transforms``."""
+    return name if over == "instances" else f"{name} over {over}"
+
+
+def transforms_view(result: SelectionResult, top: int = 8) -> pd.DataFrame:
+    """The best models' mean loss on each transformed test set: one row per model, one column
+    per ``(transform, param)`` (empty without transformations)."""
+    if "transform" not in result.ledger.columns:
+        return pd.DataFrame()
+    ids = result.summary(top=top).model_id.tolist()
+    frame = result.transform_summary(ids)
+    if not len(frame):
+        return pd.DataFrame()
+    frame["column"] = [
+        f"{t} {p:g}" for t, p in zip(frame["transform"], frame["param"], strict=True)
+    ]
+    wide = frame.pivot(index="model_id", columns="column", values="mean")
+    wide = wide[list(dict.fromkeys(frame["column"]))].reindex(ids)
+    names = result.models.set_index("model_id")["name"]
+    wide.insert(0, "name", names.reindex(wide.index).to_numpy())
+    wide.insert(0, "model_id", wide.index)
+    return wide.reset_index(drop=True)
 
 
 def _rate(result: SelectionResult) -> float | None:
@@ -75,8 +106,12 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
         "winner_name": str(
             result.models.set_index("model_id").name.get(result.winner_id, result.winner_id)
         ),
-        "statistic": s.get("statistic"),
-        "statistic_value": float(row[s.get("statistic")]) if row is not None else float("nan"),
+        "statistic": statistic_label(s.get("statistic"), result.over),
+        "statistic_value": (
+            float(row[statistic_label(s.get("statistic"), result.over)])
+            if row is not None
+            else float("nan")
+        ),
         "mean": float(row["mean"]) if row is not None else float("nan"),
         "std": float(row["std"]) if row is not None else float("nan"),
         "pd": float(row["pd"]) if row is not None else float("nan"),
@@ -120,6 +155,8 @@ def programs_view(programs: list[dict]) -> pd.DataFrame:
     if len(frame) and "stack_sizes" in frame:
         frame["stack_sizes"] = [", ".join(map(str, s)) for s in frame["stack_sizes"]]
     return frame
+
+
 def rule_text(s: Mapping[str, Any]) -> str:
     """The rule with its test options, e.g. ``welch (alpha 0.05, holm correction)``."""
     options = []
@@ -133,8 +170,16 @@ def rule_text(s: Mapping[str, Any]) -> str:
 
 
 def race_features(s: Mapping[str, Any]) -> list[str]:
-    """The race's elites, fidelity stages and final race in words (empty when none is used)."""
+    """The race's elites, fidelity stages, final race and statistics over transformed test sets
+    in words (empty when none is used)."""
     out = []
+    if s.get("over", "instances") != "instances":
+        what = (
+            "the mean over instances per transformation parameter"
+            if s["over"] == "transforms"
+            else "one loss per (instance, transformation parameter)"
+        )
+        out.append(f"statistics over the transformed test sets: {what}")
     if s.get("elites"):
         out.append(
             f"elites {s['elites']} (the best {s['elites']} by {s.get('rank_by')} at the start of "
@@ -291,8 +336,6 @@ def write_summary(
         f"- space: {f['n_models']} models"
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
         + (f", trained by {programs_line(f['programs'])}" if f["programs"] else ""),
-        f"- race: rule `{s.get('rule')}`, statistic `{s.get('statistic')}`, "
-        + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else ""),
         f"- race: rule `{f['rule_text']}`, statistic `{s.get('statistic')}`, "
         f"ranked by `{s.get('rank_by')}`, warm-up {s.get('warmup')}, "
         f"at most {s.get('max_instances')} instances"
@@ -324,6 +367,21 @@ def write_summary(
             "Every stage races on fresh instances; its rules and statistics see only its own.",
             "",
             markdown_table(stages_view(result)),
+            "",
+        ]
+    view = transforms_view(result)
+    if len(view):
+        lines += [
+            "## Transformed test sets",
+            "",
+            "The mean loss over each model's instances on every transformed test set"
+            + (
+                " (the race's statistics were taken over these)."
+                if result.over != "instances"
+                else " (the race's statistics were taken over instances, untransformed)."
+            ),
+            "",
+            markdown_table(view),
             "",
         ]
     lines += [
