@@ -247,8 +247,30 @@ def _bad_cases(files, reference):
         (["run", "--final-instances", "x"], "expected an integer >= 0"),
         ([*tiny, "--fidelity", "20,200"], "smaller than the largest batch size of the space (50"),
         ([*tiny, "--fidelity", "100,100000"], "larger than the population's training pool"),
+        (["run", "--over", "transforms"], "takes the statistics over transformed test sets"),
+        (["run", "--over", "angles"], "invalid choice: 'angles'"),
+        (["run", "--rotation", "a,b"], "expected numbers separated by commas"),
+        (["run", "--scale", "0,1"], "scale factors must be positive"),
         (["fly"], "invalid choice: 'fly'"),
     ]
+
+
+def test_transformed_test_sets_from_the_command_line(files, capsys):
+    folder = files / "runs" / "rotations"
+    argv = ["--rotation", "0,90", "--scale", "1,1.5", "--over", "transforms", "--json"]
+    code, out, err = cli(capsys, *tiny_args(files, "--out", str(folder), *argv))
+    assert code == 0, err
+    config = runfolder.read_config(folder)
+    assert config["data"]["rotation"] == [0.0, 90.0] and config["race"]["over"] == "transforms"
+    ledger = pd.read_parquet(folder / "ledger.parquet")
+    base = ledger[ledger["transform"] == "none"].set_index(["model_id", "instance"]).loss
+    same = ledger[(ledger["transform"] == "rotation") & (ledger["param"] == 0.0)]
+    np.testing.assert_array_equal(same.set_index(["model_id", "instance"]).loss, base)
+    assert len(ledger) == 5 * len(base)
+    summary = (folder / "summary.md").read_text()
+    assert "transformed test sets: rotation 0, 90; scale 1, 1.5" in summary
+    assert "## Transformed test sets" in summary and "over transforms" in summary
+    assert (folder / "transforms.png").is_file()
 
 
 def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):

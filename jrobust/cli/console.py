@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jrobust.runfolder.summary import statistic_label
+
 __all__ = ["Output", "RaceProgress", "duration", "final_line", "json_summary", "print_table"]
 
 
@@ -211,7 +213,7 @@ def _row_facts(row, stat: str) -> str:
 
 
 def final_line(result, table, folder: Path, wall: float) -> str:
-    stat = result.settings["statistic"]
+    stat = statistic_label(result.settings["statistic"], result.over)
     row = table.iloc[0]
     return (
         f"winner: model {result.winner_id} '{row['name']}': {_row_facts(row, stat)}; "
@@ -255,7 +257,7 @@ def print_table(out: Output, table, stat: str, result) -> None:
 
 
 def json_summary(result, table, folder: Path, wall: float) -> dict[str, Any]:
-    stat = result.settings["statistic"]
+    stat = statistic_label(result.settings["statistic"], result.over)
 
     def record(r) -> dict[str, Any]:
         return {

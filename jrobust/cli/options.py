@@ -23,6 +23,7 @@ __all__ = [
     "UsageError",
     "data_spec",
     "fidelity_sizes",
+    "number_list",
     "fraction",
     "instances_per_round",
     "nonnegative_float",
@@ -133,6 +134,19 @@ def fidelity_sizes(text: str) -> tuple[int, ...]:
         return check_fidelity(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def number_list(text: str) -> list[float]:
+    """``--rotation 0,15,30``: a comma-separated list of numbers."""
+    try:
+        values = [float(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, e.g. 0,15,30; got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one number, e.g. 0,15,30")
+    return values
 
 
 def stack_sizes(text: str) -> list[int]:

@@ -35,13 +35,15 @@ from jrobust.cli.options import (
     instances_per_round,
     nonnegative_float,
     nonnegative_int,
+    number_list,
     positive_int,
     rule_spec,
     statistic,
 )
 from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
+from jrobust.runfolder.summary import statistic_label
 from jrobust.select import race
-from jrobust.settings import EXECUTION_FIELDS
+from jrobust.settings import EXECUTION_FIELDS, OVER
 from jrobust.space import SpaceError, load_space_file, parse_space_text
 from jrobust.state import CheckpointMismatch, refuse_legacy
 
@@ -72,7 +74,8 @@ Ctrl-C stops after the current stack with exit status 130; --resume continues.
 # Options that define the race; --resume takes them all from the folder (the execution options,
 # such as --max-bucket and --merge, may change).
 _DEFINING = (
-    "space", "data", "events", "data_dir", "target", "epochs", "train_size",
+    "space", "data", "events", "data_dir", "rotation", "scale", "shift", "target", "epochs",
+    "train_size",
     *(o for o, s in cli_settings.RACE_OPTIONS.items() if s not in EXECUTION_FIELDS),
 )  # fmt: skip
 
@@ -111,6 +114,18 @@ def _what_to_race(g) -> None:
     g.add_argument(
         "--data-dir", metavar="DIR", help="folder of prepared TFDS data sets (tfds:NAME)"
     )
+    for name, what in (
+        ("rotation", "angles in degrees, e.g. 0,15,30,45"),
+        ("scale", "factors, e.g. 0.8,1,1.25"),
+        ("shift", "pixels, e.g. 0,1,2"),
+    ):
+        g.add_argument(
+            f"--{name}",
+            type=number_list,
+            metavar="LIST",
+            help=f"also evaluate every instance on its test set transformed by each of these "
+            f"{what} (images only; race on them with --over)",
+        )
     g.add_argument(
         "--target",
         metavar="NAME",
@@ -206,6 +221,12 @@ def _the_race(g) -> None:
         metavar="SIZES",
         help="race in stages of growing training sizes, e.g. 500,2000,8000 (default: one stage "
         "at each model's own train_size)",
+    )
+    g.add_argument(
+        "--over",
+        choices=OVER,
+        help="the statistics are taken over instances (default), over the transformed test sets "
+        "of --rotation/--scale/--shift (the mean over instances per parameter), or both",
     )
     g.add_argument("--seed", type=nonnegative_int, metavar="S", help="root seed (default: 0)")
 
@@ -307,6 +328,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     folder, file_tables, file_race, file_data = _sources(args)
     settings = cli_settings.race_settings(args, file_race, builtin=not file_tables)
     data = cli_settings.data_settings(args, file_data)
+    cli_settings.check_over(settings, data)
     if folder is not None and not args.resume:  # fail early, before generating data
         early = cli_settings.resolved_config(data, settings, [])
         cli_settings.check_folder(folder, early, parts=("jrobust", "data", "race"))
@@ -403,7 +425,9 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         out.json(json_summary(result, table, folder, wall))
     else:
         if out.chatty:
-            print_table(out, table, result.settings["statistic"], result)
+            print_table(
+                out, table, statistic_label(result.settings["statistic"], result.over), result
+            )
         out.final(final_line(result, table, folder, wall))
     if result.all_failed:
         raise _AllFailed(
@@ -424,7 +448,15 @@ def _describe(pop) -> str:
         else f"targets {', '.join(pop.target_names)}"
     )
     shape = "x".join(str(s) for s in pop.input_shape)
-    return (
+    text = (
         f"{pop.name}: {pop.n_events} events, inputs {shape}, {kind}, "
         f"pool {pop.pool_size}, test {len(pop.test_index)}"
     )
+    grid = pop.transforms
+    if grid is not None:
+        sets = "; ".join(
+            f"{n} {', '.join(f'{p:g}' for p in ps)}"
+            for n, ps in zip(grid.names, grid.params, strict=True)
+        )
+        text += f"; transformed test sets: {sets}"
+    return text

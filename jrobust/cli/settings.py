@@ -20,7 +20,7 @@ from typing import Any
 from jrobust import select
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
-from jrobust.data import load
+from jrobust.data import load, with_transforms
 from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
 from jrobust.data.population import Population, pool_size
 from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
@@ -49,6 +49,7 @@ __all__ = [
     "build_checked_space",
     "check_budget",
     "check_fidelity_fits",
+    "check_over",
     "check_folder",
     "check_space_fits",
     "check_version",
@@ -78,6 +79,7 @@ RACE_OPTIONS = {
     "final_instances": "final_instances",
     "elites": "elites",
     "fidelity": "fidelity",
+    "over": "over",
     "seed": "seed",
     "max_bucket": "max_bucket",
     "merge": "merge",
@@ -137,7 +139,39 @@ def data_settings(args: argparse.Namespace, file_data: Mapping[str, Any]) -> dic
         if not path.is_file():
             raise UsageError(f"no such .npz file: {path}")
         data["source"] = f"npz:{path.resolve()}"  # the run folder must not depend on the cwd
+    for name in TRANSFORM_KEYS:
+        values = getattr(args, name, None)
+        values = file_data.get(name) if values is None else values
+        if values is not None:
+            data[name] = _transform_values(name, values)
     return data
+
+
+#: The ``[data]`` keys (and options) of transformed test sets (``jrobust.data.with_transforms``).
+TRANSFORM_KEYS = ("rotation", "scale", "shift")
+
+
+def _transform_values(name: str, values: Any) -> list[float]:
+    if isinstance(values, int | float) and not isinstance(values, bool):
+        values = [values]
+    ok = isinstance(values, list | tuple) and values
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if not ok:
+        raise UsageError(
+            f"{name} must be a list of numbers, e.g. {name} = [0, 15, 30]; got {values!r}"
+        )
+    if name == "scale" and min(values) <= 0:
+        raise UsageError(f"scale factors must be positive, got {list(values)}")
+    return [float(v) for v in values]
+
+
+def check_over(settings: RaceSettings, data: Mapping[str, Any]) -> None:
+    """``--over transforms``/``both`` needs transformed test sets (else a ``UsageError``)."""
+    if settings.over != "instances" and not any(k in data for k in TRANSFORM_KEYS):
+        raise UsageError(
+            f"--over {settings.over} takes the statistics over transformed test sets: give them "
+            "with --rotation, --scale or --shift (or rotation = [...] in [data])"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +207,19 @@ def load_population(data: Mapping[str, Any]) -> Population:
     if "data_dir" in data:
         kwargs["data_dir"] = data["data_dir"]
     try:
-        return load(data["source"], **kwargs)
+        pop = load(data["source"], **kwargs)
     except (FileNotFoundError, ValueError, KeyError, TypeError, ImportError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         raise UsageError(
             f"cannot load data {data['source']!r}: {str(message).splitlines()[0]}"
         ) from None
+    grid = {k: data[k] for k in TRANSFORM_KEYS if k in data}
+    if not grid:
+        return pop
+    try:
+        return with_transforms(pop, **grid)
+    except ValueError as err:
+        raise UsageError(f"data {data['source']!r}: {err}") from None
 
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:

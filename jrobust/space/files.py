@@ -79,7 +79,7 @@ ZOO_MODELS = (
     "default",
 )
 RACE_KEYS = RaceSettings.field_names()
-DATA_KEYS = ("source", "events", "data_dir")
+DATA_KEYS = ("source", "events", "data_dir", "rotation", "scale", "shift")
 _TOP_KEYS = ("base", "choices", "when", "space", "race", "data", "jrobust")
 
 
