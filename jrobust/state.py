@@ -560,7 +560,7 @@ class RaceState:
                 row.update(transform="none", param=float("nan"))
             self.records.append(row)
             if transformed is not None:
-                self._transformed_rows(row, transformed[j], reference)
+                self._transformed_rows(row, transformed[j], reference, outcome.metrics)
         self.compile_seconds += outcome.compile_seconds
         self.train_seconds += outcome.seconds
         size = int(sizes[0]) if len(sizes) and (sizes == sizes[0]).all() else 0
@@ -608,12 +608,17 @@ class RaceState:
         self.tlosses[work.models, work.instances] = values
         return values
 
-    def _transformed_rows(self, row: dict, values: np.ndarray, reference: np.ndarray) -> None:
+    def _transformed_rows(
+        self, row: dict, values: np.ndarray, reference: np.ndarray, metrics: dict
+    ) -> None:
         status = _statuses(values, np.isfinite(values), reference)
+        # the metric columns describe the untransformed test set: not repeated on these rows
+        blank = {k: float("nan") for k in metrics}
         for t, (name, param) in enumerate(self.transform_pairs):
             self.records.append(
                 dict(
                     row,
+                    **blank,
                     loss=float(values[t]),
                     status=str(status[t]),
                     transform=str(name),

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jrobust
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,6 +133,44 @@ def test_digits_example(tmp_path):
     )  # the winner is the model that lasted longest
 
 
+def test_transformations_example(tmp_path):
+    measured = run("transformations", tmp_path)
+    assert_run_folder(tmp_path, "transforms.png", "transformations.png", "example.md")
+    module = load_example("transformations")
+    smoke = module.MODES["smoke"]
+    n_sets = len(smoke["angles"]) + len(smoke["factors"])
+    assert [tuple(p) for p in measured["transforms"]] == [
+        *(("rotation", float(a)) for a in smoke["angles"]),
+        *(("scale", float(f)) for f in smoke["factors"]),
+    ]
+    ledger = pd.read_parquet(tmp_path / "ledger.parquet")
+    base = ledger[ledger["transform"] == "none"]
+    assert len(base) == measured["race"]["n_trainings"] and len(ledger) == len(base) * (1 + n_sets)
+    # the race judged each model by its worst transformed test set (mean over its instances):
+    # recomputed from the ledger, the winner has the smallest such value among the survivors
+    sets = ledger[ledger["transform"] != "none"]
+    worst = sets.groupby(["model_id", "transform", "param"]).loss.mean().groupby("model_id").max()
+    result = jrobust.load_run(tmp_path)
+    assert result.over == "transforms" and result.winner_id == measured["race"]["winner_id"]
+    summary = result.summary(top=None).set_index("model_id")
+    np.testing.assert_allclose(summary.statistic.to_numpy(), worst[summary.index].to_numpy())
+    alive = summary.index[summary.alive]
+    assert worst[alive].idxmin() == result.winner_id
+    # the study's measures, per family, from its comparison grid
+    fams = {r["family"]: r for r in measured["families"]}
+    assert set(fams) == set(module.FAMILIES)
+    for r in fams.values():
+        assert r["instances"] == smoke["compare"]
+        assert set(r["error_by_angle"]) == {f"{a:g}" for a in smoke["angles"]}
+        assert r["angle_spread_median"] >= 0 and np.isfinite(r["scale_ratio_mean"])
+        # rotation by 0 and scale 1 are the untransformed test set
+        assert r["error_by_angle"]["0"] == pytest.approx(r["error_by_factor"]["1"])
+    f = measured["findings"]
+    assert f["rotation_augmentation_narrows_angle_spread"] == (
+        fams["cnn+rotate"]["angle_spread_median"] < fams["cnn"]["angle_spread_median"]
+    )
+
+
 def test_cifar10_smoke_on_a_local_tfds_stand_in(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("PIL")
@@ -154,7 +194,16 @@ def test_cifar10_without_data_fails_fast_with_instructions(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["energy", "position", "sample_size", "init_vs_sampling", "cifar10", "digits"]
+    "name",
+    [
+        "energy",
+        "position",
+        "sample_size",
+        "init_vs_sampling",
+        "cifar10",
+        "digits",
+        "transformations",
+    ],
 )
 def test_every_example_has_main_smoke_and_full(name):
     module = load_example(name)
