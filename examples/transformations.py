@@ -22,7 +22,7 @@ has one error rate per (instance, transformation, parameter). The study
    figure ``transformations.png`` (error against the angle and the factor, median and 10-90 %
    band over instances, one line per family), ``example.json`` and ``example.md``.
 
-    python examples/transformations.py            # default: under 10 minutes on 2 CPU cores
+    python examples/transformations.py            # default: about 3.5 minutes on 2 CPU cores
     python examples/transformations.py --smoke    # seconds: the code path only
     python examples/transformations.py --full     # more epochs, instances and angles
     python examples/transformations.py --data tfds:mnist --data-dir ~/tensorflow_datasets
@@ -384,7 +384,7 @@ def write_markdown(out: Path, measured: dict, s: dict) -> None:
         f"+{f['riesz_scale_excess']:.3f} ({f['riesz_scale_ratio_mean']:.1f}x), CNN "
         f"+{f['cnn_scale_excess']:.3f} ({f['cnn_scale_ratio_mean']:.1f}x)",
         f"- the race (over the transformed test sets, statistic max): winner "
-        f"#{measured['race']['winner_id']} ({measured['race']['winner_family']}), "
+        f"{measured['race']['winner']!r} of {measured['race']['n_models']} models, "
         f"{measured['race']['n_trainings']} trainings",
         "",
         f"![error against angle and scale]({NAME}.png)",
