@@ -1071,8 +1071,8 @@ def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1,
     ``jrobust.train.launch_stack`` builds them)."""
     from jrobust import zoo
     from jrobust.bench import _population
-    from jrobust.config import SCALAR_FIELDS, model_hash
-    from jrobust.train import _cached_trainer, _spec_of, _split_arrays, _static_config
+    from jrobust.config import model_hash
+    from jrobust.train import program_for
 
     train_size = train_size or steps * BATCH
     pop = _population(train_size, test_size, 0)
@@ -1085,24 +1085,21 @@ def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1,
         target=None,
         name=None,
     )
+    program = program_for([cfg], pop)
     subsets = pop.subset_indices(np.arange(stack), train_size, seed=0, bootstrap=False)
-    hyper = {f: np.full(stack, getattr(cfg, f), np.float32) for f in SCALAR_FIELDS}
-    hashes = np.full(stack, model_hash(cfg), np.int32)
-    idx = _split_arrays(pop)
+    test_index, val_index = pop.device_splits()
     args = (
-        hyper,
-        hashes,
+        program.lanes([cfg] * stack),
+        np.full(stack, model_hash(cfg), np.int32),
         np.arange(stack, dtype=np.int32),
         np.asarray(subsets, np.int32),
         np.int32(0),
         pop.device_arrays(),
-        idx["test"],
-        idx["val"],
+        test_index,
+        val_index,
     )
-    spec = _spec_of(cfg, pop, None)
-    fn = _cached_trainer(spec, _static_config(cfg), spec.conv_impl)
     t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
+    compiled = program.jitted().lower(*args).compile()
     return compiled, args, time.perf_counter() - t0
 
 

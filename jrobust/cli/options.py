@@ -136,26 +136,27 @@ def fidelity_sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def number_list(text: str) -> list[float]:
-    """``--rotation 0,15,30``: a comma-separated list of numbers."""
+def _numbers(text: str, kind: type, example: str) -> list:
+    """The comma- (or space-) separated numbers of ``text`` as ``kind``, at least one."""
     try:
-        values = [float(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+        values = [kind(v) for v in re.split(r"[,\s]+", text.strip()) if v]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, e.g. 0,15,30; got {text!r}"
+            f"expected numbers separated by commas, e.g. {example}; got {text!r}"
         ) from None
     if not values:
-        raise argparse.ArgumentTypeError("give at least one number, e.g. 0,15,30")
+        raise argparse.ArgumentTypeError(f"give at least one number, e.g. {example}")
     return values
 
 
+def number_list(text: str) -> list[float]:
+    """``--rotation 0,15,30``: a comma-separated list of numbers."""
+    return _numbers(text, float, "0,15,30")
+
+
 def stack_sizes(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in re.split(r"[,\s]+", text.strip()) if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected stack sizes like 1,8,64, got {text!r}"
-        ) from None
-    if not values or any(v < 1 for v in values):
+    """``--stacks 1,8,64``: positive stack sizes."""
+    values = _numbers(text, int, "1,8,64")
+    if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive stack sizes like 1,8,64, got {text!r}")
     return values
