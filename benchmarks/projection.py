@@ -26,11 +26,25 @@ from jrobust.rules import halving_trainings
 MODELS, INSTANCES, EPOCHS, TRAIN_SIZE, BATCH = 6912, 50, 50, 32_000, 64
 
 
-def projection(rate: float, warmup: int = 5) -> dict:
+# benchmarks/programs.py on the 2-core CPU (benchmarks/RESULTS.md): the smoke-scale race of the
+# 6912-model space compiled 6 programs (merge="auto") in 239.7 s, 40 s each; merge="none" has 768
+PROGRAMS_AUTO, PROGRAMS_NONE, COMPILE_SECONDS = 6, 768, 40.0
+
+
+def projection(
+    rate: float,
+    warmup: int = 5,
+    programs: int = PROGRAMS_AUTO,
+    compile_seconds: float = COMPILE_SECONDS,
+) -> dict:
     steps = EPOCHS * (TRAIN_SIZE // BATCH)
     exhaustive = MODELS * INSTANCES
     race = halving_trainings(MODELS, warmup)
     return {
+        "programs": programs,
+        "compile_seconds_per_program": compile_seconds,
+        "compile_hours": programs * compile_seconds / 3600,
+        "compile_hours_one_program_per_cohort": PROGRAMS_NONE * compile_seconds / 3600,
         "instance_steps_per_s": rate,
         "steps_per_instance": steps,
         "exhaustive_trainings": exhaustive,
@@ -92,6 +106,15 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--race-round", action="store_true")
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument(
+        "--programs", type=int, default=PROGRAMS_AUTO, help="compiled programs (merge='auto')"
+    )
+    p.add_argument(
+        "--compile-seconds",
+        type=float,
+        default=COMPILE_SECONDS,
+        help="seconds to compile one program (default: measured on the CPU)",
+    )
     p.add_argument("--json")
     args = p.parse_args(argv)
     out: dict = {}
@@ -99,7 +122,7 @@ def main(argv=None) -> dict:
         out["race_round"] = race_round()
         print("race round:", out["race_round"], flush=True)
     rate = args.rate or out["race_round"]["instance_steps_per_s"]
-    out["projection"] = projection(rate, args.warmup)
+    out["projection"] = projection(rate, args.warmup, args.programs, args.compile_seconds)
     for k, v in out["projection"].items():
         print(f"{k:28s} {v:,.1f}" if isinstance(v, float) else f"{k:28s} {v:,}")
     if args.json:
