@@ -272,7 +272,13 @@ def plot_path(
             )
     stat = result.settings.get("statistic", "statistic")
     ax.set_xlabel("round")
-    ax.set_ylabel(f"{stat} of the instance losses")
+    over = result.settings.get("over", "instances")
+    ax.set_ylabel(
+        {
+            "transforms": f"{stat} over the transformed test sets",
+            "both": f"{stat} over instances x test sets",
+        }.get(over, f"{stat} of the instance losses")
+    )
     if log if log is not None else _wants_log(finite):
         _log(ax, "y")
     rounds = np.sort(frame["round"].unique())
