@@ -111,3 +111,15 @@ def plain(v: Any) -> Any:
     if dataclasses.is_dataclass(v):
         return repr(v)
     return str(v)
+
+
+def write_example_md(out: Path, lines: list[str], figure: str, alt: str) -> None:
+    """``out/example.md``: the example's lines, its figure and links to the race's own pages."""
+    footer = [
+        "",
+        f"![{alt}]({figure})",
+        "",
+        "The race itself: [summary.md](summary.md), [report.html](report.html).",
+        "",
+    ]
+    (out / "example.md").write_text("\n".join([*lines, *footer]))

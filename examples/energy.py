@@ -48,7 +48,14 @@ import pandas as pd
 import jrobust
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_of_family, describe, more_instances, plain, plot_comparison  # noqa: E402
+from _common import (
+    best_of_family,
+    describe,
+    more_instances,
+    plain,
+    plot_comparison,
+    write_example_md,
+)  # noqa: E402
 
 from jrobust.space import build_space
 
@@ -319,13 +326,8 @@ def write_outputs(out: Path, measured: dict, table: pd.DataFrame, baselines: dic
     lines += [
         "",
         *(f"- baseline {k}: {v:.4g}" for k, v in baselines.items()),
-        "",
-        f"![models and baselines]({NAME}_models.png)",
-        "",
-        "The race itself: [summary.md](summary.md), [report.html](report.html).",
-        "",
     ]
-    (out / "example.md").write_text("\n".join(lines))
+    write_example_md(out, lines, f"{NAME}_models.png", "models and baselines")
 
 
 if __name__ == "__main__":

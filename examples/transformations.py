@@ -46,7 +46,7 @@ import jrobust
 from jrobust.data import with_transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import plain  # noqa: E402
+from _common import plain, write_example_md  # noqa: E402
 
 NAME = "transformations"
 FAMILIES = ("cnn", "cnn+rotate", "mlp", "riesz")
@@ -386,13 +386,8 @@ def write_markdown(out: Path, measured: dict, s: dict) -> None:
         f"- the race (over the transformed test sets, statistic max): winner "
         f"{measured['race']['winner']!r} of {measured['race']['n_models']} models, "
         f"{measured['race']['n_trainings']} trainings",
-        "",
-        f"![error against angle and scale]({NAME}.png)",
-        "",
-        "The race itself: [summary.md](summary.md), [report.html](report.html).",
-        "",
     ]
-    (out / "example.md").write_text("\n".join(lines))
+    write_example_md(out, lines, f"{NAME}.png", "error against angle and scale")
 
 
 if __name__ == "__main__":
