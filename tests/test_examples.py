@@ -171,6 +171,23 @@ def test_transformations_example(tmp_path):
     )
 
 
+def test_transformations_on_mnist_without_data_fails_fast_with_instructions(tmp_path, capsys):
+    start = time.perf_counter()
+    code = load_example("transformations").main(
+        [
+            "--data",
+            "tfds:mnist",
+            "--data-dir",
+            str(tmp_path / "nothing"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and time.perf_counter() - start < 10
+    assert "tfds build mnist" in err and not (tmp_path / "o").exists()
+
+
 def test_cifar10_smoke_on_a_local_tfds_stand_in(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("PIL")
