@@ -25,6 +25,7 @@ has one error rate per (instance, transformation, parameter). The study
     python examples/transformations.py            # default: about 3.5 minutes on 2 CPU cores
     python examples/transformations.py --smoke    # seconds: the code path only
     python examples/transformations.py --full     # more epochs, instances and angles
+    python examples/transformations.py --data digits16   # digits in a 16x16 frame: ~15 minutes
     python examples/transformations.py --data tfds:mnist --data-dir ~/tensorflow_datasets
 
 What the seed claims and what was measured: docs/paper.md, "Robustness to transformations".
