@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from jrobust.result import instance_rows
+from jrobust.result import instance_rows, transformed_rows
 
 __all__ = ["plot_distributions", "plot_path", "plot_sample_size", "plot_transforms", "save_figure"]
 
@@ -425,13 +425,7 @@ def plot_transforms(
     Returns:
       The figure; the winner's line is red and thicker.
     """
-    led = result.decisive_ledger()
-    if "transform" not in led.columns:
-        raise ValueError(
-            "this result has no transformed test sets: race on "
-            "jrobust.data.with_transforms(population, rotation=[...]) to have them"
-        )
-    led = led[led["transform"].fillna("none") != "none"]
+    led = transformed_rows(result.decisive_ledger())
     if models is None:
         models = result.summary(top=top).model_id.tolist()
     models = [int(m) for m in models]
@@ -439,7 +433,7 @@ def plot_transforms(
     transforms = list(dict.fromkeys(led["transform"]))
     fig = _figure(4.2 * len(transforms) + 0.6, 3.6)
     axes = fig.subplots(1, len(transforms), squeeze=False)[0]
-    colors = [c for c in ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")]
+    colors = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
     units = {"rotation": "angle (degrees)", "scale": "scale factor", "shift": "shift (pixels)"}
     for ax, name in zip(axes, transforms, strict=True):
         rows = led[led["transform"] == name]

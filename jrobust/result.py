@@ -14,7 +14,7 @@ import pandas as pd
 from jrobust.config import ModelConfig
 from jrobust.stats import get_statistic
 
-__all__ = ["SelectionResult", "loss_table", "instance_rows", "USABLE_STATUSES"]
+__all__ = ["SelectionResult", "loss_table", "instance_rows", "transformed_rows", "USABLE_STATUSES"]
 
 #: Ledger statuses whose losses are finite: a model with none of them has only failures.
 USABLE_STATUSES = ("ok", "diverged")
@@ -25,7 +25,22 @@ def instance_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     transformations; ``transform == "none"`` otherwise)."""
     if "transform" not in ledger.columns:
         return ledger
-    return ledger[ledger["transform"].fillna("none") == "none"]
+    return ledger[_untransformed(ledger)]
+
+
+def transformed_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger rows of the transformed test sets (one per instance, transform and
+    parameter); a ``ValueError`` for a race without transformed test sets."""
+    if "transform" not in ledger.columns:
+        raise ValueError(
+            "this race has no transformed test sets: race on "
+            "jrobust.data.with_transforms(population, rotation=[...]) to have them"
+        )
+    return ledger[~_untransformed(ledger)]
+
+
+def _untransformed(ledger: pd.DataFrame) -> pd.Series:
+    return ledger["transform"].fillna("none") == "none"
 
 
 def loss_table(
@@ -56,7 +71,7 @@ def _transform_loss_table(ledger: pd.DataFrame, over: str):
     from jrobust.state import transform_table
 
     base, mask, ids = loss_table(ledger)
-    rows = ledger[ledger["transform"].fillna("none") != "none"] if "transform" in ledger else []
+    rows = transformed_rows(ledger) if "transform" in ledger.columns else ledger.iloc[:0]
     if not len(rows):
         raise ValueError(f"over={over!r}: this ledger has no transformed losses")
     pairs = list(dict.fromkeys(zip(rows["transform"], rows["param"], strict=True)))
@@ -150,7 +165,7 @@ class SelectionResult:
 
     def transform_losses(self, model_id: int) -> pd.DataFrame:
         """One model's losses on the transformed test sets: instances by ``(transform, param)``."""
-        led = self._transformed_rows(self.ledger)
+        led = transformed_rows(self.ledger)
         rows = led[led.model_id == model_id]
         return rows.pivot_table(index="instance", columns=["transform", "param"], values="loss")
 
@@ -158,7 +173,7 @@ class SelectionResult:
         """Per model and ``(transform, param)``: the loss's ``mean``, ``std``, ``median``,
         ``min``, ``max`` and ``instances`` over the instances of the last stage each model raced
         in (``decisive_ledger``); failed instances count as +inf."""
-        led = self._transformed_rows(self.decisive_ledger())
+        led = transformed_rows(self.decisive_ledger())
         if models is not None:
             led = led[led.model_id.isin([int(m) for m in models])]
         g = led.groupby(["model_id", "transform", "param"], sort=True)["loss"]
@@ -173,15 +188,6 @@ class SelectionResult:
             }
         )
         return frame.reset_index()
-
-    @staticmethod
-    def _transformed_rows(led: pd.DataFrame) -> pd.DataFrame:
-        if "transform" not in led.columns:
-            raise ValueError(
-                "this race has no transformed test sets: race on "
-                "jrobust.data.with_transforms(population, rotation=[...]) to have them"
-            )
-        return led[led["transform"].fillna("none") != "none"]
 
     @property
     def dominance_note(self) -> str:

@@ -100,18 +100,15 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
     n_models = len(result.models)
     exhaustive = n_models * int(s.get("max_instances", 0) or 0)
     row = summary_table(result, top=1).iloc[0] if len(result.ledger) else None
+    stat = statistic_label(s.get("statistic"), result.over)
     t = result.timing
     return {
         "winner_id": int(result.winner_id),
         "winner_name": str(
             result.models.set_index("model_id").name.get(result.winner_id, result.winner_id)
         ),
-        "statistic": statistic_label(s.get("statistic"), result.over),
-        "statistic_value": (
-            float(row[statistic_label(s.get("statistic"), result.over)])
-            if row is not None
-            else float("nan")
-        ),
+        "statistic": stat,
+        "statistic_value": float(row[stat]) if row is not None else float("nan"),
         "mean": float(row["mean"]) if row is not None else float("nan"),
         "std": float(row["std"]) if row is not None else float("nan"),
         "pd": float(row["pd"]) if row is not None else float("nan"),
