@@ -1071,8 +1071,7 @@ def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1,
     ``jrobust.train.launch_stack`` builds them)."""
     from jrobust import zoo
     from jrobust.bench import _population
-    from jrobust.config import model_hash
-    from jrobust.train import program_for
+    from jrobust.train import make_stack_trainer, program_for, shared_for
 
     train_size = train_size or steps * BATCH
     pop = _population(train_size, test_size, 0)
@@ -1087,19 +1086,9 @@ def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1,
     )
     program = program_for([cfg], pop)
     subsets = pop.subset_indices(np.arange(stack), train_size, seed=0, bootstrap=False)
-    test_index, val_index = pop.device_splits()
-    args = (
-        program.lanes([cfg] * stack),
-        np.full(stack, model_hash(cfg), np.int32),
-        np.arange(stack, dtype=np.int32),
-        np.asarray(subsets, np.int32),
-        np.int32(0),
-        pop.device_arrays(),
-        test_index,
-        val_index,
-    )
+    args = (program.stack([cfg] * stack, np.arange(stack), subsets), shared_for(pop, 0))
     t0 = time.perf_counter()
-    compiled = program.jitted().lower(*args).compile()
+    compiled = make_stack_trainer(program).lower(*args).compile()
     return compiled, args, time.perf_counter() - t0
 
 

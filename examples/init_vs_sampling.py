@@ -46,13 +46,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import scipy.stats
 
 import jrobust
 from jrobust.config import SCALAR_FIELDS, model_hash
+from jrobust.train import Lanes, shared_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import plain  # noqa: E402
@@ -98,16 +98,13 @@ def settings_for(args: argparse.Namespace) -> dict[str, Any]:
     return s
 
 
-class Lanes:
+class LaneTrainer:
     """Trains lanes ``(model hash, instance index, training sample)`` of one model, in stacks."""
 
     def __init__(self, config: jrobust.ModelConfig, pop: jrobust.Population, seed: int, stack: int):
         self.config, self.pop, self.seed, self.stack = config, pop, seed, stack
         self.trainer = jrobust.make_trainer(config, pop)  # jitted; compiles once per stack size
-        self.data = pop.device_arrays()
-        self.test = jnp.asarray(pop.test_index, jnp.int32)
-        val = pop.val_index if len(pop.val_index) else pop.test_index[:1]
-        self.val = jnp.asarray(val, jnp.int32)
+        self.shared = shared_for(pop, seed)  # the population on the device, placed once
         self.hyper = {f: np.full(stack, getattr(config, f), np.float32) for f in SCALAR_FIELDS}
         self.hash = model_hash(config)
 
@@ -123,16 +120,13 @@ class Lanes:
             part = slice(start, min(start + b, n))
             k = part.stop - part.start
             pad = np.r_[np.arange(part.start, part.stop), np.full(b - k, part.stop - 1)]
-            res = self.trainer(
-                self.hyper,
-                np.asarray(hashes, np.int32)[pad],
-                np.asarray(instances, np.int32)[pad],
-                np.asarray(subsets, np.int32)[pad],
-                np.int32(self.seed),
-                self.data,
-                self.test,
-                self.val,
+            lanes = Lanes(
+                values=self.hyper,
+                model_hash=np.asarray(hashes, np.int32)[pad],
+                instance=np.asarray(instances, np.int32)[pad],
+                subset=np.asarray(subsets, np.int32)[pad],
             )
+            res = self.trainer(lanes, self.shared)
             loss, ok = np.asarray(res.loss)[:k], np.asarray(res.ok)[:k]
             losses.append(np.where(ok, loss, np.inf))
         return np.concatenate(losses)
@@ -239,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model: {config.describe()}, {s['train_size']} samples x {s['epochs']} epochs, "
         f"{s['instances']} instances per variant"
     )
-    lanes = Lanes(config, pop, args.seed, s["stack"])
+    lanes = LaneTrainer(config, pop, args.seed, s["stack"])
     seconds: dict[str, float] = {}
 
     def evaluator(model_ids: np.ndarray, instances: np.ndarray) -> np.ndarray:

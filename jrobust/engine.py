@@ -21,17 +21,16 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-import jax
 import numpy as np
 
 from jrobust import _signals, parallel, train
-from jrobust.config import ModelConfig, model_hash
+from jrobust.config import ModelConfig
 from jrobust.data.population import Population
-from jrobust.programs import plan_programs
+from jrobust.programs import model_steps, plan_programs
 from jrobust.settings import RaceSettings
 from jrobust.state import Outcome, Work
 
-__all__ = ["Engine", "call_evaluator"]
+__all__ = ["Engine", "ProgramSlot", "call_evaluator"]
 
 
 def call_evaluator(
@@ -73,6 +72,27 @@ def call_evaluator(
     return Outcome(losses, {}, np.isfinite(losses), seconds=seconds, transformed=transformed)
 
 
+@dataclasses.dataclass
+class ProgramSlot:
+    """One program of a race at one training size: everything the engine learns about it.
+
+    Attributes:
+      program: the built program (``jrobust.train.Program``).
+      size: its one stack size (lowered after a stack ran out of memory).
+      compile_seconds: seconds spent compiling its executables in this race.
+      stack_sizes: the stack sizes it was compiled for.
+      lanes: the real lanes it trained.
+      compiling: the background compilation of its stack, while it runs.
+    """
+
+    program: train.Program
+    size: int
+    compile_seconds: float = 0.0
+    stack_sizes: set[int] = dataclasses.field(default_factory=set)
+    lanes: int = 0
+    compiling: concurrent.futures.Future | None = None
+
+
 class Engine:
     """Trains work lists with the JAX trainer: per program, one stack size, dispatched before
     fetching, the next program compiled while the current one trains.
@@ -82,6 +102,8 @@ class Engine:
       population: the data.
       settings: the race settings (seed, bucket sizes, convolution form, merge policy, stack mode).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
+      cache: where programs and executables are kept (default: the process's, so a second race
+        reuses the first one's executables).
     """
 
     def __init__(
@@ -90,6 +112,7 @@ class Engine:
         population: Population,
         settings: RaceSettings,
         devices=None,
+        cache: train.ProgramCache | None = None,
     ) -> None:
         self.configs = configs
         self.population = population
@@ -98,8 +121,11 @@ class Engine:
         self.stack_mode = settings.stack_mode
         self.max_bucket = settings.max_bucket
         self.min_bucket = settings.min_bucket
+        self.cache = cache or train.default_cache()
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
+        shared = train.shared_for(population, self.seed)
+        self.shared = self.placement.put_shared(shared) if self.placement else shared
         self.plans = plan_programs(
             configs, population.input_shape, merge=settings.merge, waste=settings.waste
         )
@@ -107,41 +133,36 @@ class Engine:
         for p, plan in enumerate(self.plans):
             self.program_of[list(plan.model_ids)] = p
         self.n_cohorts = len({c.static_key() for c in configs})
-        self._programs: dict[int, train.Program] = {}
-        self._size: dict[int, int] = {}  # per program: its one stack size
-        self._compile: dict[int, float] = {}  # per program: seconds spent compiling
-        self._sizes: dict[int, set] = {}  # per program: the (stage size, stack size) compiled
-        self._lanes: dict[int, int] = {}  # per program: lanes trained (real ones)
+        self.slots: dict[tuple[int, int | None], ProgramSlot] = {}
         self._subsets: dict[tuple, dict[int, np.ndarray]] = {}
-        self._hashes = np.asarray([model_hash(c) for c in configs], np.int32)
         self._background = concurrent.futures.ThreadPoolExecutor(1, "jrobust-compile")
-        self._compiling: dict[int, concurrent.futures.Future] = {}
 
     # ------------------------------------------------------------------ programs
-    def program(self, p: int, stage: int | None = None) -> train.Program:
-        """Program ``p``, at a fidelity stage's training size ``stage`` (``None``: its own)."""
+    def slot(self, p: int, stage: int | None = None) -> ProgramSlot:
+        """Program ``p`` at a fidelity stage's training size ``stage`` (``None``: its own), built
+        at its first use with its one stack size (see the module docstring)."""
         key = (p, stage)
-        if key not in self._programs:
+        if key not in self.slots:
             variants = [_sized(v, stage) for v in self.plans[p].variants]
-            self._programs[key] = train.program_for(
-                variants, self.population, self.conv_impl, self.stack_mode
-            )
-        return self._programs[key]
+            program = self.cache.program(variants, self.population, self.conv_impl, self.stack_mode)
+            self.slots[key] = ProgramSlot(program, self._stack_size(p, program))
+        return self.slots[key]
+
+    def program(self, p: int, stage: int | None = None) -> train.Program:
+        return self.slot(p, stage).program
 
     def size(self, p: int, stage: int | None = None) -> int:
         """The program's one stack size (see the module docstring)."""
-        key = (p, stage)
-        if key not in self._size:
-            program = self.program(p, stage)
-            cap = parallel.max_stack(program, self.population, self.placement, cap=self.max_bucket)
-            n = len(self.plans[p].model_ids)
-            if program.stack_mode == "vmap":
-                n = max(n, 8 if self.min_bucket is None else self.min_bucket)
-            else:
-                group = int(program.stack_mode.partition(":")[2])
-                n = max(min(n, 2 * group), self.min_bucket or 1)
-            self._size[key] = train.bucket_size_for(n, self.multiple, cap)
-        return self._size[key]
+        return self.slot(p, stage).size
+
+    def _stack_size(self, p: int, program: train.Program) -> int:
+        cap = parallel.max_stack(program, self.population, self.placement, cap=self.max_bucket)
+        n = len(self.plans[p].model_ids)
+        if program.map_group is None:
+            n = max(n, 8 if self.min_bucket is None else self.min_bucket)
+        else:
+            n = max(min(n, 2 * program.map_group), self.min_bucket or 1)
+        return train.bucket_size_for(n, self.multiple, cap)
 
     def subsets(self, program: train.Program, instances: np.ndarray) -> np.ndarray:
         """Training subsets of the program's largest size, drawn once per instance (a smaller
@@ -159,30 +180,35 @@ class Engine:
 
     def _prefetch(self, p: int, stage: int | None) -> None:
         """Compile program ``p``'s stack on the background thread (if it is not compiled)."""
-        program, size = self.program(p, stage), self.size(p, stage)
-        key = ("compiled", program.key, size, self.placement)
-        if (p, stage) in self._compiling or key in train._cache:
+        slot = self.slot(p, stage)
+        if slot.compiling is not None or self.cache.is_compiled(
+            slot.program, slot.size, self.placement
+        ):
             return
-        args = _abstract_args(program, self.population, size, self.placement)
-        future = self._background.submit(program.compiled, size, self.placement, args)
-        self._compiling[(p, stage)] = future
+        lanes = slot.program.abstract_stack(slot.size)
+        if self.placement is not None:
+            lanes = self.placement.put_lanes(lanes)
+        slot.compiling = self._background.submit(
+            self.cache.executable, slot.program, slot.size, self.placement, lanes, self.shared
+        )
 
-    def _wait_compiled(self, p: int, stage: int | None) -> tuple[float, float]:
-        """``(compile seconds, seconds waited)`` of program ``p``'s background compilation."""
-        future = self._compiling.pop((p, stage), None)
+    def _wait_compiled(self, slot: ProgramSlot) -> tuple[float, float]:
+        """``(compile seconds, seconds waited)`` of a slot's background compilation."""
+        future, slot.compiling = slot.compiling, None
         if future is None:
             return 0.0, 0.0
         t0 = time.perf_counter()
         seconds = future.result()[1]
-        self._compile[p] = self._compile.get(p, 0.0) + seconds
-        self._sizes.setdefault(p, set()).add((stage, self.size(p, stage)))
+        slot.compile_seconds += seconds
+        slot.stack_sizes.add(slot.size)
         return seconds, time.perf_counter() - t0
 
     def timing(self) -> dict:
         """Programs, their padded work and their compile seconds, for ``result.timing``."""
         programs = []
         for p, plan in enumerate(self.plans):
-            if p not in self._sizes:
+            slots = [s for (q, _), s in self.slots.items() if q == p and s.stack_sizes]
+            if not slots:
                 continue
             programs.append(
                 dict(
@@ -191,10 +217,10 @@ class Engine:
                     variants=len(plan.variants),
                     merged=plan.merged,
                     waste=round(float(plan.waste), 4),
-                    stack_sizes=sorted({size for _, size in self._sizes[p]}),
-                    executables=len(self._sizes[p]),
-                    lanes_trained=self._lanes.get(p, 0),
-                    compile_seconds=self._compile.get(p, 0.0),
+                    stack_sizes=sorted({n for s in slots for n in s.stack_sizes}),
+                    executables=sum(len(s.stack_sizes) for s in slots),
+                    lanes_trained=sum(s.lanes for s in slots),
+                    compile_seconds=sum(s.compile_seconds for s in slots),
                 )
             )
         return {
@@ -218,45 +244,62 @@ class Engine:
         order = list(np.unique(self.program_of[models]))
         for k, p in enumerate(order):
             sel = np.flatnonzero(self.program_of[models] == p)
-            program = self.program(p, stage)
-            seconds, waited = self._wait_compiled(p, stage)
+            slot = self.slot(p, stage)
+            seconds, waited = self._wait_compiled(slot)
             compile_s, blocked = compile_s + seconds, blocked + waited
             if k + 1 < len(order):
                 self._prefetch(order[k + 1], stage)
-            start = 0
-            while start < len(sel):
-                _signals.check()
-                size = self.size(p, stage)  # lowered after a stack ran out of memory
-                chunk = sel[start : start + size]
-                start += len(chunk)
-                parts = parallel.launch_with_retry(
-                    [_sized(self.configs[m], stage) for m in models[chunk]],
-                    instances[chunk],
+            configs = [_sized(self.configs[m], stage) for m in models[sel]]
+            for idx, part in self._train(slot, configs, instances[sel]):
+                pending.append((sel[idx], part))
+                compile_s += part.compile_seconds
+                blocked += part.compile_seconds
+            steps += sum(model_steps(c) for c in configs)
+        outcome = self._collect(pending, len(models))
+        # compilation on the background thread overlapped training: only the waiting counts
+        seconds = time.perf_counter() - t0 - blocked
+        return outcome._replace(seconds=seconds, compile_seconds=compile_s, instance_steps=steps)
+
+    def _train(self, slot: ProgramSlot, configs: list[ModelConfig], instances: np.ndarray):
+        """Dispatch one program's share of a round in stacks of the slot's size; yields
+        ``(indices into configs, Pending)``."""
+        start = 0
+        while start < len(configs):
+            _signals.check()
+            chunk = np.arange(start, min(start + slot.size, len(configs)))
+            start += len(chunk)
+            subsets = self.subsets(slot.program, instances[chunk])
+
+            def launch(lanes: np.ndarray, size: int, chunk=chunk, subsets=subsets):
+                return train.launch_stack(
+                    slot.program,
+                    [configs[j] for j in chunk[lanes]],
+                    instances[chunk[lanes]],
                     self.population,
+                    self.shared,
                     seed=self.seed,
-                    subsets=self.subsets(program, instances[chunk]),
+                    subsets=subsets[lanes],
                     bucket=size,
                     placement=self.placement,
-                    program=program,
+                    cache=self.cache,
                 )
-                for part_index, part in parts:
-                    pending.append((chunk[part_index], part))
-                    compile_s += part.compile_seconds
-                    blocked += part.compile_seconds
-                    self._compile[p] = self._compile.get(p, 0.0) + part.compile_seconds
-                    self._sizes.setdefault(p, set()).add((stage, len(part.result.loss)))
-                if len(parts) > 1:  # split after running out of memory: keep the size that fit
-                    self._size[(p, stage)] = max(len(part.result.loss) for _, part in parts)
-                self._lanes[p] = self._lanes.get(p, 0) + len(chunk)
-            steps += sum(
-                c.epochs * (c.train_size // c.batch_size)
-                for c in (_sized(self.configs[m], stage) for m in models[sel])
-            )
-        losses = np.empty(len(models))
-        ok = np.zeros(len(models), bool)
+
+            parts = parallel.launch_with_retry(launch, len(chunk), slot.size, self.multiple)
+            for lanes, part in parts:
+                slot.compile_seconds += part.compile_seconds
+                slot.stack_sizes.add(len(part.result.loss))
+                yield chunk[lanes], part
+            if len(parts) > 1:  # split after running out of memory: keep the size that fit
+                slot.size = max(len(part.result.loss) for _, part in parts)
+            slot.lanes += len(chunk)
+
+    def _collect(self, pending: list, n: int) -> Outcome:
+        """Fetch every dispatched stack of a round into one ``Outcome`` (in work-list order)."""
+        losses = np.empty(n)
+        ok = np.zeros(n, bool)
         metrics: dict[str, np.ndarray] = {}
         grid = self.population.transforms
-        transformed = np.full((len(models), len(grid)), np.nan) if grid is not None else None
+        transformed = np.full((n, len(grid)), np.nan) if grid is not None else None
         for idx, part in pending:
             out = train.collect(part)
             ok[idx] = out.pop("ok")
@@ -265,31 +308,11 @@ class Engine:
             if transformed is not None and values is not None:
                 transformed[idx] = values
             for k, v in out.items():
-                metrics.setdefault(k, np.zeros(len(models), np.float64))[idx] = v
-        # compilation on the background thread overlapped training: only the waiting counts
-        seconds = time.perf_counter() - t0 - blocked
+                metrics.setdefault(k, np.zeros(n, np.float64))[idx] = v
         pairs = tuple(grid.pairs) if grid is not None else None
-        return Outcome(losses, metrics, ok, seconds, compile_s, steps, transformed, pairs)
+        return Outcome(losses, metrics, ok, transformed=transformed, pairs=pairs)
 
 
 def _sized(config: ModelConfig, train_size: int | None) -> ModelConfig:
     """The model at a fidelity stage's training size (``None``: its own)."""
     return config if train_size is None else dataclasses.replace(config, train_size=train_size)
-
-
-def _abstract_args(program: train.Program, population: Population, size: int, placement):
-    """Shape-only arguments of a stack of ``size`` lanes, to compile it ahead of its data."""
-    config = program.config
-    lanes = program.lanes([config] * size)
-    struct = lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype)  # noqa: E731
-    args = (
-        {k: struct(v) for k, v in lanes.items()},
-        jax.ShapeDtypeStruct((size,), np.int32),
-        jax.ShapeDtypeStruct((size,), np.int32),
-        jax.ShapeDtypeStruct((size, program.train_size), np.int32),
-    )
-    data = population.device_arrays()
-    if placement is not None:
-        args, data = placement.shard_abstract(args, data)
-    test_index, val_index = population.device_splits()
-    return (*args, np.int32(0), data, test_index, val_index)

@@ -22,7 +22,15 @@ from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
 from jrobust.data.transforms import random_rotate, random_scale
 from jrobust.optim import init_with
 
-__all__ = ["Body", "TrainResult", "train_one", "prefix_permutation", "permutation_rounds"]
+__all__ = [
+    "Body",
+    "Lanes",
+    "Shared",
+    "TrainResult",
+    "train_one",
+    "prefix_permutation",
+    "permutation_rounds",
+]
 
 EVAL_CHUNK = 256  # test events per evaluated chunk: 0.6x the time of 1024 on XLA:CPU (profiled)
 _U32_MAX = int(np.iinfo(np.uint32).max)
@@ -37,6 +45,25 @@ class TrainResult(NamedTuple):
     epochs: jax.Array  # (B,) int32: epochs trained (fewer with early stopping)
     params: Any = None  # the trained parameters (stacked), when the program keeps them
     transformed: Any = None  # (B, T) float32: the loss on each transformed test set, if any
+
+
+class Lanes(NamedTuple):
+    """The per-lane arguments of a stack (leading axis: its ``B`` lanes; one lane inside
+    ``train_one``). A stack trainer maps over these and shares ``Shared``."""
+
+    values: dict[str, Any]  # name -> (B,): scalar hyperparameters, merged-lane choices and steps
+    model_hash: Any  # (B,) int32: the model's stable hash (its initialisation stream)
+    instance: Any  # (B,) int32: the instance index (its subset and shuffling stream)
+    subset: Any  # (B, train_size) int32: event indices of the lane's training subset
+
+
+class Shared(NamedTuple):
+    """The arguments every lane of a stack shares: the seed and the device-resident population."""
+
+    seed: Any  # () int32: the race's root seed
+    data: Any  # the population's device arrays (``Population.device_arrays()``)
+    test_index: Any  # (n_test,) int32
+    val_index: Any  # (n_val,) int32
 
 
 class Body(NamedTuple):
@@ -255,16 +282,18 @@ def _epoch(body: Body, lane, data, subset, shuffle_key, val_index, carry, epoch_
     return (params, state, opt_state, finite, active, best, wait, epochs_run), None
 
 
-def train_one(body: Body, lane, model_hash_, instance, subset, seed, data, test_index,
-              val_index) -> TrainResult:  # fmt: skip
+def train_one(body: Body, lanes: Lanes, shared: Shared) -> TrainResult:
     """Train and test one instance (the function a program stacks over its lanes).
 
-    ``lane`` holds the instance's per-lane values: its scalar hyperparameters (the optimizer's
-    injected values) and, in a merged program, its variant and step counts.
+    ``lanes`` holds ONE lane: ``lanes.values`` are the instance's per-lane values (its scalar
+    hyperparameters, the optimizer's injected values, and in a merged program its variant and
+    step counts).
     """
+    lane, subset, instance = lanes.values, lanes.subset, lanes.instance
+    seed, data, test_index, val_index = shared
     root = jax.random.key(seed)
     init_key = jax.random.fold_in(
-        jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), model_hash_), instance
+        jax.random.fold_in(jax.random.fold_in(root, INIT_STREAM), lanes.model_hash), instance
     )
     shuffle_key = jax.random.fold_in(jax.random.fold_in(root, SHUFFLE_STREAM), instance)
     x0, _, side0 = _gather(body, data, subset[: body.batch_size])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.sharding import PartitionSpec
 
+from jrobust._placement import Placement
 from jrobust.config import CLASSIFICATION, SCALAR_FIELDS, ModelConfig, model_hash
 from jrobust.data.population import Population
 from jrobust.models.contract import make_model
@@ -52,23 +55,38 @@ from jrobust.optim import (
     schedule_steps,
 )
 from jrobust.programs import merge_signature
-from jrobust.steps import EVAL_CHUNK, Body, TrainResult, permutation_rounds, train_one
+from jrobust.steps import (
+    EVAL_CHUNK,
+    Body,
+    Lanes,
+    Shared,
+    TrainResult,
+    permutation_rounds,
+    train_one,
+)
 
 __all__ = [
     "EVAL_CHUNK",
     "STACK_MODES",
+    "Lanes",
     "Pending",
     "Program",
+    "ProgramCache",
+    "Shared",
     "TrainResult",
     "bucket_size_for",
     "check_compatible",
     "check_instances",
     "collect",
+    "default_cache",
     "launch_stack",
+    "make_stack_trainer",
     "make_trainer",
     "n_cached",
     "n_compiled",
+    "program_for",
     "resolve_stack_mode",
+    "shared_for",
     "train_instances",
     "train_stack",
 ]
@@ -99,37 +117,103 @@ def _static_config(config: ModelConfig) -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------- the cache
-#: Compiled programs (and the jitted functions they come from) kept in memory, least recently
-#: used first out. Each holds its executable and constants; a few hundred would fill a GPU host.
+#: Programs, jitted and compiled stack trainers kept in memory, least recently used first out.
+#: Each compiled one holds its executable and constants; a few hundred would fill a GPU host.
 CACHE_SIZE = 128
-_cache: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
-_cache_lock = threading.Lock()
-_n_compiled = [0]
 
 
-def _cached(key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
-    """``(value, built)``: the cached value for ``key``, built (and the oldest entry dropped
-    beyond ``CACHE_SIZE``) when missing."""
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key], False
-    value = build()
-    with _cache_lock:
-        _cache[key] = value
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return value, True
+class ProgramCache:
+    """Programs and their jitted and compiled stack trainers, in ONE least-recently-used table.
+
+    An ``Engine`` holds one (by default the process's, ``default_cache()``, so a second race
+    in a notebook reuses the first one's executables); the public functions (``train_stack``,
+    ``make_trainer``, ``train_instances``) use the process's. Thread-safe: an engine compiles
+    its next program on a background thread.
+    """
+
+    def __init__(self, capacity: int = CACHE_SIZE) -> None:
+        self.capacity = int(capacity)
+        self.n_compiled = 0  # executables compiled through this cache
+        self._entries: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _get(self, key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
+        """``(value, built)``: the entry for ``key``, built (and the oldest dropped) if missing."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key], False
+        value = build()
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return value, True
+
+    def program(
+        self,
+        variants: Sequence[ModelConfig],
+        population: Population,
+        conv_impl: str | None = None,
+        stack_mode: str | None = None,
+    ) -> Program:
+        """The program of these variants on this population (built once). The entry keeps its
+        population, so the ``id`` in its key is never reused while it is cached."""
+        statics = tuple(dict.fromkeys(_static_config(v) for v in variants))
+        key = ("program", statics, id(population), conv_impl, stack_mode)
+        build = lambda: (population, Program(statics, population, conv_impl, stack_mode))  # noqa: E731
+        held, _ = self._get(key, build)
+        if held[0] is not population:  # an id reused after its population was dropped
+            held = build()
+            with self._lock:
+                self._entries[key] = held
+        return held[1]
+
+    def trainer(self, program: Program, placement: Placement | None = None):
+        """The jitted stack trainer of ``program`` (``make_stack_trainer``)."""
+        return self._get(("trainer", program.key, placement),
+                         lambda: make_stack_trainer(program, placement))[0]  # fmt: skip
+
+    def is_compiled(self, program: Program, size: int, placement: Placement | None) -> bool:
+        with self._lock:
+            return ("executable", program.key, size, placement) in self._entries
+
+    def executable(
+        self, program: Program, size: int, placement: Placement | None, lanes: Lanes, shared: Shared
+    ) -> tuple[Any, float]:
+        """The executable for stacks of ``size`` lanes (``lanes``/``shared``: arrays or shapes)
+        and the seconds spent compiling it now (0 when it was cached)."""
+        t0 = time.perf_counter()
+
+        def build():
+            compiled = self.trainer(program, placement).lower(lanes, shared).compile()
+            with self._lock:
+                self.n_compiled += 1
+            return compiled
+
+        executable, built = self._get(("executable", program.key, size, placement), build)
+        return executable, (time.perf_counter() - t0 if built else 0.0)
+
+
+_DEFAULT_CACHE = ProgramCache()
+
+
+def default_cache() -> ProgramCache:
+    """The process's program cache (the public functions and, by default, every engine use it)."""
+    return _DEFAULT_CACHE
 
 
 def n_compiled() -> int:
     """How many stack programs this process has compiled (one per program and stack size)."""
-    return _n_compiled[0]
+    return _DEFAULT_CACHE.n_compiled
 
 
 def n_cached() -> int:
-    """How many jitted trainers and compiled programs the in-memory cache holds now."""
-    return len(_cache)
+    """How many programs, jitted trainers and executables the process's cache holds now."""
+    return len(_DEFAULT_CACHE)
 
 
 # ---------------------------------------------------------------------------------- programs
@@ -265,44 +349,61 @@ class Program:
             )
         return out
 
-    def stack_fn(self):
-        """The stack trainer: ``train_one`` over the stacked arguments (vmap, or lax.map over
-        vmapped groups), with the population and seed shared."""
-        body = self.body
-        if self.stack_mode == "vmap":
-            return jax.vmap(
-                lambda *a: train_one(body, *a), in_axes=(0, 0, 0, 0, None, None, None, None)
-            )
-        group = int(self.stack_mode.partition(":")[2])
+    def stack(
+        self,
+        configs: Sequence[ModelConfig],
+        instances: np.ndarray,
+        subsets: np.ndarray,
+    ) -> Lanes:
+        """The ``Lanes`` of a stack: ``configs[j]`` trains instance ``instances[j]`` on the
+        training subset ``subsets[j]`` (numpy arrays, placed by the caller)."""
+        return Lanes(
+            self.lanes(configs),
+            np.asarray([model_hash(c) for c in configs], np.int32),
+            np.asarray(instances, np.int32),
+            np.asarray(subsets, np.int32),
+        )
 
-        def mapped(lanes, hashes, instances, subsets, seed, data, test_index, val_index):
-            one = lambda a: train_one(body, *a, seed, data, test_index, val_index)  # noqa: E731
-            return jax.lax.map(one, (lanes, hashes, instances, subsets), batch_size=group)
+    def abstract_stack(self, size: int) -> Lanes:
+        """The shapes of a stack of ``size`` lanes, to compile it before its data exists."""
+        lanes = self.stack([self.config] * size, np.zeros(size), np.zeros((size, self.train_size)))
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), lanes)
 
-        return mapped
-
-    def jitted(self, placement: Any = None):
-        """The jitted stack trainer; with a placement, sharded over its mesh (no communication)."""
-
-        def build():
-            fn = self.stack_fn()
-            return jax.jit(placement.wrap(fn) if placement is not None else fn)
-
-        return _cached(("jit", self.key, placement), build)[0]
-
-    def compiled(self, size: int, placement: Any, call_args) -> tuple[Any, float]:
-        """The executable for stacks of ``size`` lanes and the seconds spent compiling it now."""
-        t0 = time.perf_counter()
-
-        def build():
-            _n_compiled[0] += 1
-            return self.jitted(placement).lower(*call_args).compile()
-
-        program, built = _cached(("compiled", self.key, size, placement), build)
-        return program, (time.perf_counter() - t0 if built else 0.0)
+    @property
+    def map_group(self) -> int | None:
+        """Lanes per vmapped group of a ``lax.map`` stack (``None`` for one ``vmap``)."""
+        name, _, size = self.stack_mode.partition(":")
+        return int(size) if name == "map" else None
 
 
-_PROGRAMS: collections.OrderedDict[tuple, tuple[Population, Program]] = collections.OrderedDict()
+def make_stack_trainer(program: Program, placement: Placement | None = None):
+    """The jitted stack trainer of ``program``: ``train(lanes, shared) -> TrainResult``.
+
+    ``lanes`` (``Lanes``) is mapped over, ``shared`` (``Shared``) is shared by every lane: one
+    ``vmap`` (accelerators), or ``lax.map`` over vmapped groups of ``program.map_group`` lanes
+    (the CPU). With a ``placement`` the stack is split over its mesh's axis and the shared
+    arguments replicated (``shard_map``, no communication inside); the caller places the
+    arguments (``jrobust.parallel.Placement.put_lanes``/``put_shared``).
+    """
+    one = functools.partial(train_one, program.body)
+    group = program.map_group
+    if group is None:
+        stack = jax.vmap(one, in_axes=(0, None))
+    else:
+
+        def stack(lanes: Lanes, shared: Shared) -> TrainResult:
+            return jax.lax.map(lambda lane: one(lane, shared), lanes, batch_size=group)
+
+    if placement is not None:
+        axis = PartitionSpec(placement.axis)
+        stack = jax.shard_map(
+            stack,
+            mesh=placement.mesh,
+            in_specs=(axis, PartitionSpec()),
+            out_specs=axis,
+            check_vma=False,
+        )
+    return jax.jit(stack)
 
 
 def program_for(
@@ -311,30 +412,34 @@ def program_for(
     conv_impl: str | None = None,
     stack_mode: str | None = None,
 ) -> Program:
-    """The program of these variants on this population (built once; the last ``CACHE_SIZE``
-    are kept, each with its population, so an ``id`` is never reused while cached)."""
-    statics = tuple(dict.fromkeys(_static_config(v) for v in variants))
-    key = (statics, id(population), conv_impl, stack_mode)
-    hit = _PROGRAMS.get(key)
-    if hit is not None and hit[0] is population:
-        _PROGRAMS.move_to_end(key)
-        return hit[1]
-    program = Program(statics, population, conv_impl, stack_mode)
-    _PROGRAMS[key] = (population, program)
-    while len(_PROGRAMS) > CACHE_SIZE:
-        _PROGRAMS.popitem(last=False)
-    return program
+    """The program of these variants on this population, from the process's cache."""
+    return _DEFAULT_CACHE.program(variants, population, conv_impl, stack_mode)
 
 
 def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str | None = None):
     """The jitted stack trainer of ``config``'s cohort on ``population``'s shapes (cached).
 
-    Returns ``train(lanes, model_hashes, instances, subsets, seed, data, test_index, val_index)``
-    where ``lanes`` maps each name of ``SCALAR_FIELDS`` to a ``(B,)`` array, ``model_hashes`` and
-    ``instances`` are ``(B,)`` int32, ``subsets`` is ``(B, train_size)`` int32 event indices, and
-    ``data`` is ``population.device_arrays()``. The result is a ``TrainResult``.
+    Returns ``train(lanes, shared) -> TrainResult``: ``lanes`` a ``Lanes`` of ``(B,)`` arrays
+    (``values`` maps each name of ``SCALAR_FIELDS`` to the lanes' values; ``model_hash`` and
+    ``instance`` int32; ``subset`` ``(B, train_size)`` int32 event indices) and ``shared`` a
+    ``Shared`` (``shared_for(population, seed)``).
+
+    Example:
+      >>> import jrobust, numpy as np
+      >>> from jrobust.train import make_trainer, program_for, shared_for
+      >>> pop = jrobust.data.from_arrays(np.random.rand(200, 3), np.random.rand(200))
+      >>> cfg = jrobust.zoo.mlp_config(hidden=(4,), train_size=40, batch_size=20, epochs=1)
+      >>> lanes = program_for([cfg], pop).stack([cfg] * 2, [0, 1], pop.subset_indices([0, 1], 40))
+      >>> make_trainer(cfg, pop)(lanes, shared_for(pop, seed=0)).loss.shape
+      (2,)
     """
-    return program_for([config], population, conv_impl).jitted()
+    return _DEFAULT_CACHE.trainer(program_for([config], population, conv_impl))
+
+
+def shared_for(population: Population, seed: int = 0) -> Shared:
+    """The ``Shared`` arguments of a stack on ``population`` (its device arrays, placed once)."""
+    test_index, val_index = population.device_splits()
+    return Shared(np.int32(seed), population.device_arrays(), test_index, val_index)
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -437,7 +542,7 @@ def train_stack(
     subsets: np.ndarray | None = None,
     bucket: int | None = None,
     conv_impl: str | None = None,
-    placement: Any = None,
+    placement: Placement | None = None,
     program: Program | None = None,
     stack_mode: str | None = None,
 ) -> dict[str, np.ndarray]:
@@ -461,9 +566,21 @@ def train_stack(
       dict with ``loss``, ``ok``, ``epochs``, every metric (arrays of ``len(configs)``),
       ``seconds`` (wall time of the training) and ``compile_seconds`` (0 when already compiled).
     """
+    if program is None:
+        key0 = configs[0].static_key() if len(configs) else None
+        if any(c.static_key() != key0 for c in configs):
+            raise ValueError(
+                "train_stack takes models of one cohort (equal static fields), or of one "
+                "program (program=...); group them first"
+            )
+        if len(configs):
+            program = program_for([configs[0]], population, conv_impl, stack_mode)
+    shared = shared_for(population, seed)
+    if placement is not None:
+        shared = placement.put_shared(shared)
     pending = launch_stack(
-        configs, instances, population, seed=seed, subsets=subsets, bucket=bucket,
-        conv_impl=conv_impl, placement=placement, program=program, stack_mode=stack_mode,
+        program, configs, instances, population, shared,
+        seed=seed, subsets=subsets, bucket=bucket, placement=placement,
     )  # fmt: skip
     t0 = time.perf_counter()
     out = collect(pending)
@@ -478,34 +595,30 @@ class Pending(NamedTuple):
     result: TrainResult
     n: int
     compile_seconds: float
-    placement: Any = None
+    placement: Placement | None = None
 
 
 def launch_stack(
+    program: Program | None,
     configs: Sequence[ModelConfig],
     instances: Sequence[int] | np.ndarray,
     population: Population,
+    shared: Shared,
     *,
     seed: int = 0,
     subsets: np.ndarray | None = None,
     bucket: int | None = None,
-    conv_impl: str | None = None,
-    placement: Any = None,
-    program: Program | None = None,
-    stack_mode: str | None = None,
+    placement: Placement | None = None,
+    cache: ProgramCache | None = None,
 ) -> Pending:
-    """Like ``train_stack`` but returns at once with the results still on the device."""
+    """Dispatch one stack of ``program`` and return at once, its results still on the device.
+
+    ``shared`` is the stack's shared arguments, already placed (``shared_for``, and with a
+    placement ``placement.put_shared``); the lanes are built here and padded to ``bucket``.
+    """
     n = len(configs)
-    if n == 0:
+    if n == 0 or program is None:
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
-    if program is None:
-        key0 = configs[0].static_key()
-        if any(c.static_key() != key0 for c in configs):
-            raise ValueError(
-                "train_stack takes models of one cohort (equal static fields), or of one "
-                "program (program=...); group them first"
-            )
-        program = program_for([configs[0]], population, conv_impl, stack_mode)
     instances = check_instances(instances)
     if instances.shape != (n,):
         raise ValueError(
@@ -519,16 +632,12 @@ def launch_stack(
     if size < n:
         raise ValueError(f"bucket={size} is smaller than the {n} instances of the stack")
     pad = np.concatenate([np.arange(n), np.full(size - n, n - 1)])
-    lanes = program.lanes([configs[j] for j in pad])
-    hashes = np.asarray([model_hash(configs[j]) for j in pad], np.int32)
-    args = (lanes, hashes, instances[pad], np.asarray(subsets, np.int32)[pad])
-    data = population.device_arrays()
+    lanes = program.stack([configs[j] for j in pad], instances[pad], np.asarray(subsets)[pad])
     if placement is not None:
-        args, data = placement.shard(args, data)
-    test_index, val_index = population.device_splits()
-    call_args = (*args, np.int32(seed), data, test_index, val_index)
-    executable, compile_seconds = program.compiled(size, placement, call_args)
-    return Pending(executable(*call_args), n, compile_seconds, placement)
+        lanes = placement.put_lanes(lanes)
+    cache = cache or _DEFAULT_CACHE
+    executable, compile_seconds = cache.executable(program, size, placement, lanes, shared)
+    return Pending(executable(lanes, shared), n, compile_seconds, placement)
 
 
 def collect(pending: Pending) -> dict[str, np.ndarray]:

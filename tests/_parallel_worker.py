@@ -92,22 +92,28 @@ def run_devices(out: str) -> None:
         "n_programs": sharded.timing["n_programs"],
     }
 
-    # the stacked arguments of the last stack, and the replicated population
-    report["arg_shardings"] = [
-        _sharding_record(s) for s in jax.tree.leaves(placement.last_shardings)
-    ]
-    populations = list(placement._state["population"].values())
-    report["population_shardings"] = [
-        _sharding_record(a.sharding) for _, placed in populations for a in jax.tree.leaves(placed)
-    ]
-
-    # the result of one stack: really split, one lane per device
+    # the per-lane arguments of a stack, and the population replicated once per race
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from conftest import make_regression_population
 
+    from jrobust.engine import Engine
+    from jrobust.settings import RaceSettings
+
     pop = make_regression_population()
     cfgs = small_space()
-    pending = train.launch_stack(cfgs * 2, np.arange(8), pop, bucket=n, placement=placement)
+    engine = Engine(cfgs, pop, RaceSettings(), devices=placement)
+    program = engine.program(0)
+    subsets = pop.subset_indices(np.arange(8), program.train_size)
+    lanes = placement.put_lanes(program.stack(cfgs * 2, np.arange(8), subsets))
+    report["arg_shardings"] = [_sharding_record(a.sharding) for a in jax.tree.leaves(lanes)]
+    report["population_shardings"] = [
+        _sharding_record(a.sharding) for a in jax.tree.leaves(engine.shared)
+    ]
+
+    # the result of one stack: really split, one lane per device
+    pending = train.launch_stack(
+        program, cfgs * 2, np.arange(8), pop, engine.shared, bucket=n, placement=placement
+    )
     loss = pending.result.loss
     report["result_sharding"] = _sharding_record(loss.sharding)
     report["result_shards"] = [list(s.data.shape) for s in loss.addressable_shards]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jrobust
-from jrobust import distributed, parallel, train
+from jrobust import _memory, distributed, parallel, train
 from jrobust.engine import Engine
 from jrobust.settings import RaceSettings
 from jrobust.state import Work
@@ -114,11 +114,11 @@ def test_max_stack_follows_free_memory_and_never_exceeds_the_cap(toy_population,
     cfg = jrobust.zoo.mlp_config(hidden=(8,), train_size=200, batch_size=20, epochs=1)
     per = parallel.instance_bytes(cfg, toy_population)
     assert parallel.free_device_bytes() > 0
-    monkeypatch.setattr(parallel, "free_device_bytes", lambda device=None: 64 * per)
+    monkeypatch.setattr(_memory, "free_device_bytes", lambda device=None: 64 * per)
     assert parallel.max_stack(cfg, toy_population) == 16  # half the memory, less the data: 31 fit
     for cap in (1, 3, 8, 16, 100):
         assert parallel.max_stack(cfg, toy_population, cap=cap) == min(cap, 16)
-    monkeypatch.setattr(parallel, "free_device_bytes", lambda device=None: 0)
+    monkeypatch.setattr(_memory, "free_device_bytes", lambda device=None: 0)
     assert parallel.max_stack(cfg, toy_population) == 1  # at least one instance per device
 
 
@@ -163,27 +163,22 @@ def test_forced_out_of_memory_splits_and_the_race_completes(reference, monkeypat
     assert result.n_trainings == len(reference["loss"])
 
 
-def test_other_errors_are_not_retried_and_a_lane_that_cannot_fit_fails_clearly(
-    toy_population, monkeypatch
-):
-    cfgs = worker.small_space()
+def test_other_errors_are_not_retried_and_a_lane_that_cannot_fit_fails_clearly():
     calls = []
 
-    def broken(*args, bucket=None, **kwargs):
-        calls.append(bucket)
+    def broken(lanes, size):
+        calls.append(size)
         raise ValueError("not a memory problem")
 
-    monkeypatch.setattr(train, "launch_stack", broken)
     with pytest.raises(ValueError, match="not a memory problem"):
-        parallel.launch_with_retry(cfgs, np.arange(4), toy_population, bucket=4)
+        parallel.launch_with_retry(broken, 4, 4)
     assert calls == [4]
 
-    def full(*args, bucket=None, **kwargs):
+    def full(lanes, size):
         raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
 
-    monkeypatch.setattr(train, "launch_stack", full)
     with pytest.raises(RuntimeError, match="out of device memory with a stack of 1"):
-        parallel.launch_with_retry(cfgs, np.arange(4), toy_population, bucket=4)
+        parallel.launch_with_retry(full, 4, 4)
 
 
 # ---------------------------------------------------------------------------------- 8 devices
