@@ -18,6 +18,7 @@ from jrobust import (
     stats,
 )
 from jrobust._signals import Interrupted
+from jrobust._src.race.race import Race
 from jrobust._version import __version__ as __version__
 from jrobust.config import ModelConfig, count_params
 from jrobust.data import Population
@@ -40,6 +41,7 @@ __all__ = [
     "Interrupted",
     "ModelConfig",
     "Population",
+    "Race",
     "RaceSettings",
     "SearchSpace",
     "SelectionResult",

@@ -25,6 +25,8 @@ __all__ = [
     "SCHEDULES",
     "LOSSES",
     "METRICS",
+    "config_from_dict",
+    "config_to_dict",
     "count_params",
     "model_hash",
 ]
@@ -267,6 +269,61 @@ def model_hash(config: ModelConfig) -> int:
         parts.append(f"{f.name}={value!r}")
     text = f"{type(config).__name__}({', '.join(parts)})"
     return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def _architectures() -> dict[str, type]:
+    from jrobust.models.architectures import CNN, MLP, ResNet18
+    from jrobust.models.riesz import RieszNet
+
+    return {"CNN": CNN, "MLP": MLP, "ResNet18": ResNet18, "RieszNet": RieszNet}
+
+
+def _as_data(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_as_data(v) for v in value]
+    return value
+
+
+def _from_data(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_from_data(v) for v in value)
+    return value
+
+
+def config_to_dict(config: ModelConfig) -> dict[str, Any] | None:
+    """A model as plain data (JSON-ready), or ``None`` when its architecture is not one of the
+    zoo's (a Flax module of one's own is code, not data); ``config_from_dict`` reverses it.
+
+    Example:
+      >>> config_from_dict(config_to_dict(ModelConfig(learning_rate=0.01))) == ModelConfig(
+      ...     learning_rate=0.01)
+      True
+    """
+    arch = config.architecture
+    kind = type(arch).__name__
+    if _architectures().get(kind) is not type(arch):
+        return None
+    out = {f.name: _as_data(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    out["architecture"] = {
+        "kind": kind,
+        **{f.name: _as_data(getattr(arch, f.name)) for f in dataclasses.fields(arch)},
+    }
+    return out
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """The ``ModelConfig`` of ``config_to_dict``'s data.
+
+    Raises:
+      ValueError: an unknown architecture kind or field.
+    """
+    values = {k: _from_data(v) for k, v in data.items() if k != "architecture"}
+    arch = dict(data["architecture"])
+    kind = arch.pop("kind")
+    cls = _architectures().get(kind)
+    if cls is None:
+        raise ValueError(f"unknown architecture kind {kind!r} in a saved model")
+    return ModelConfig(architecture=cls(**{k: _from_data(v) for k, v in arch.items()}), **values)
 
 
 def count_params(config: ModelConfig, input_shape: tuple[int, ...] = (15, 15, 1)) -> int:

@@ -19,57 +19,17 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 from jrobust import _signals, parallel, train
+from jrobust._src.race.work import Outcome, Work
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
 from jrobust.programs import model_steps, plan_programs
 from jrobust.settings import RaceSettings
-from jrobust.state import Outcome, Work
 
-__all__ = ["Engine", "ProgramSlot", "call_evaluator"]
-
-
-def call_evaluator(
-    evaluator: Callable[[np.ndarray, np.ndarray], np.ndarray], work: Work
-) -> Outcome:
-    """Run a user's evaluator on a work list (it gets copies: it cannot change the race's)."""
-    t0 = time.perf_counter()
-    raw = evaluator(work.models.copy(), work.instances.copy())
-    transformed = None
-    if isinstance(raw, tuple):
-        if len(raw) != 2:
-            raise TypeError(
-                "the evaluator must return the losses, or a pair (losses, transformed_losses) "
-                f"with transformed_losses of shape (instances, transforms); got {len(raw)} items"
-            )
-        raw, transformed = raw
-    try:
-        losses = np.asarray(raw, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"the evaluator must return one number per instance: {err}") from None
-    if losses.shape != work.models.shape:
-        raise ValueError(
-            f"the evaluator returned {losses.shape[0]} losses for {len(work.models)} instances; "
-            "return one loss per (model, instance) pair, in their order"
-        )
-    if transformed is not None:
-        try:
-            transformed = np.asarray(transformed, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"the evaluator's transformed losses must be numbers: {err}") from None
-        if transformed.ndim == 1:
-            transformed = transformed[:, None]
-        if transformed.ndim != 2 or transformed.shape[0] != len(losses):
-            raise ValueError(
-                f"the evaluator's transformed losses have shape {transformed.shape}; give one row "
-                f"per instance and one column per transformation: ({len(losses)}, T)"
-            )
-    seconds = time.perf_counter() - t0
-    return Outcome(losses, {}, np.isfinite(losses), seconds=seconds, transformed=transformed)
+__all__ = ["Engine", "ProgramSlot"]
 
 
 @dataclasses.dataclass
@@ -234,8 +194,8 @@ class Engine:
     # ------------------------------------------------------------------ a round
     def __call__(self, work: Work) -> Outcome:
         """Train a work list; between stacks, a pending Ctrl-C stops it (``_signals.check``)."""
-        models, instances = work.models, work.instances
-        stages = {None} if work.train_size is None else {int(v) for v in work.train_size}
+        models, instances = work.model_ids, work.instances
+        stages = {None} if work.train_sizes is None else {int(v) for v in work.train_sizes}
         if len(stages) > 1:
             raise ValueError(f"a work list trains at one size, got sizes {sorted(stages)}")
         stage = stages.pop()  # a fidelity stage's training size (None: the models' own)

@@ -6,13 +6,20 @@ A run folder (``jrobust.runfolder``) is this object on disk; ``jrobust.load_run`
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from jrobust._src.race.ledger import transform_table
+from jrobust._src.race.ranking import dominance_message, final_order
 from jrobust.config import ModelConfig
 from jrobust.stats import get_statistic
+
+if TYPE_CHECKING:
+    from jrobust._src.race.resolved import ResolvedRace
+    from jrobust._src.race.state import RaceState
 
 __all__ = ["SelectionResult", "loss_table", "instance_rows", "transformed_rows", "USABLE_STATUSES"]
 
@@ -68,8 +75,6 @@ def loss_table(
 
 
 def _transform_loss_table(ledger: pd.DataFrame, over: str):
-    from jrobust.state import transform_table
-
     base, mask, ids = loss_table(ledger)
     rows = transformed_rows(ledger) if "transform" in ledger.columns else ledger.iloc[:0]
     if not len(rows):
@@ -137,6 +142,50 @@ class SelectionResult:
     dominance: dict[str, Any] | None = None
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
+    @classmethod
+    def from_state(
+        cls,
+        state: RaceState,
+        race: ResolvedRace,
+        models: pd.DataFrame,
+        *,
+        configs: list[ModelConfig] | None = None,
+        timing: Mapping[str, Any] | None = None,
+    ) -> SelectionResult:
+        """The result of a race's state (``timing["finished"]`` is False while it is not done).
+
+        The survivors are ranked on the instances of the latest stage they raced in (the final
+        race's fresh instances once it has run) by ``rank_by``, with the dominance guarantee of
+        ``final_order``: no model comes first while another survivor is strictly better on
+        mean, std and PD; ``dominance`` says when that changed the winner.
+        """
+        n = min(race.settings.n_winners, int(state.alive.sum()))
+        table, mask = state.table(state.ranking_mask(), race.settings.over)
+        order, note = final_order(race.statistic, race.rank_by, table, mask, state.alive)
+        winners = [int(w) for w in order[:n]]
+        return cls(
+            winner=configs[winners[0]] if configs is not None else None,
+            winner_id=winners[0],
+            winners=winners,
+            ledger=state.ledger.frame(),
+            history=pd.DataFrame(state.history),
+            path=pd.DataFrame(state.path),
+            models=models,
+            n_trainings=state.n_trainings,
+            timing=dict(
+                compile_seconds=state.compile_seconds,
+                train_seconds=state.train_seconds,
+                wall_seconds=state.compile_seconds + state.train_seconds,
+                stop_reason=state.stop_reason,
+                finished=state.done,
+                **(timing or {}),
+            ),
+            settings=race.settings.describe(),
+            configs=configs,
+            dominance=note,
+            stages=[dict(s) for s in state.stages],
+        )
+
     @property
     def finished(self) -> bool:
         """False when the race was stopped (interrupted, killed) before its end."""
@@ -193,8 +242,6 @@ class SelectionResult:
     def dominance_note(self) -> str:
         """The dominance guarantee in a sentence when it changed the winner (else ``""``), e.g.
         "model 3 was ranked first by q3+iqr but model 5 is better on mean, std and PD ..."."""
-        from jrobust.state import dominance_message
-
         names = self.models.set_index("model_id").name.to_dict() if "name" in self.models else {}
         return dominance_message(self.dominance, names)
 

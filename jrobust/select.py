@@ -1,22 +1,21 @@
 """The race: Algorithm 1 of Boldyrev, Ratnikov, Shevelev (IEEE Access 2025) as batched rounds.
 
-Each round trains new instances of every surviving model (grouped by cohort and packed into
-buckets that one compiled, vmapped call trains each), updates the ledger and applies the
-elimination rule. The warm-up (``warmup`` instances per model, during which nothing is removed)
-is one round: its instances are independent, so training them together gives the ledger of
-Algorithm 1's first ``k`` steps. After it, each round adds ``instances_per_round`` instances per
-survivor (1: the paper's exact semantics; ``"auto"``: as many as keep the stack as wide as the
-warm-up round, so the device stays full when few models survive).
+``race`` is the loop ``ask -> evaluate -> tell`` over a ``jrobust.Race``: each round trains new
+instances of every surviving model (grouped into programs and packed into stacks that one
+compiled, vmapped call trains each), updates the ledger and applies the elimination rule. The
+warm-up (``warmup`` instances per model, during which nothing is removed) is one round: its
+instances are independent, so training them together gives the ledger of Algorithm 1's first
+``k`` steps. After it, each round adds ``instances_per_round`` instances per survivor (1: the
+paper's exact semantics; ``"auto"``: as many as keep the stack as wide as the warm-up round, so
+the device stays full when few models survive).
 
 The race is deterministic: the same seed gives the same ledger and winner, a killed race resumes
 from its checkpoint to the same result, and every host of a multi-host run takes the same
-decisions. The steps of a round are the methods of ``jrobust.state.RaceState``; the settings are
-a ``jrobust.RaceSettings``.
+decisions.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import warnings
@@ -26,29 +25,29 @@ from typing import Any
 
 import jax
 import numpy as np
-import pandas as pd
 
 from jrobust import _signals
 from jrobust._cache import enable_compilation_cache
-from jrobust._version import __version__
+from jrobust._src.checks import (
+    CheckError,
+    check_budget,
+    check_fidelity_fits,
+    check_over,
+    check_space_fits,
+)
+from jrobust._src.race.checkpoint import CHECKPOINT_FILE
+from jrobust._src.race.race import Race, as_outcome
+from jrobust._src.race.work import Outcome, Work
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
-from jrobust.engine import Engine, call_evaluator
 from jrobust.result import SelectionResult
 from jrobust.settings import RaceSettings
 from jrobust.space.product import SearchSpace
-from jrobust.state import (
-    CHECKPOINT_FILE,
-    Evaluator,
-    RaceState,
-    Work,
-    fingerprint,
-    refuse_legacy,
-)
-from jrobust.stats import get_statistic
-from jrobust.train import check_compatible
 
 __all__ = ["race", "exhaustive", "StopRace", "SelectionResult", "CHECKPOINT_FILE"]
+
+# A user's evaluator: losses for the work list, in its order.
+Evaluator = Callable[[np.ndarray, np.ndarray], Any]
 
 
 class StopRace(Exception):
@@ -108,47 +107,46 @@ def race(
       0
     """
     t_start = time.perf_counter()
-    settings = RaceSettings.of(settings, **overrides).resolved(evaluator=evaluator is not None)
-    rule, statistic = settings.make_rule(), get_statistic(settings.statistic)
-    rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
-    configs, models = _resolve_space(space, evaluator)
-    _check_budget(settings, len(models))
-    check_fidelity_fits(settings, configs, population if evaluator is None else None, evaluator)
-    check_over(settings, population, evaluator)
+    if evaluator is None and isinstance(space, int | np.integer) and not isinstance(space, bool):
+        raise CheckError(
+            "a bare model count needs an evaluator; pass a SearchSpace to train with JAX"
+        )
+    trainer = "external" if evaluator is not None else "jax"
+    r = Race(space, population if evaluator is None else None, settings, trainer=trainer,
+             **overrides)  # fmt: skip
+    if evaluator is not None:
+        r.population = population  # names the transformed losses' columns (not in the key)
+    settings = r.resolved.settings
+    check_budget(settings, len(r.models))
+    check_fidelity_fits(settings, r.configs, population if evaluator is None else None, evaluator)
     if evaluator is None:
-        _check_all(configs, population)
+        check_over(settings, getattr(population, "transforms", None) is not None)
+        check_space_fits(r.configs, population, list(r.models["name"]))
         if settings.compilation_cache:
             cache = settings.compilation_cache
             enable_compilation_cache(None if cache is True else cache)
-        engine = evaluate = Engine(configs, population, settings, devices)
+        from jrobust.engine import Engine  # the JAX trainer, only when it trains
+
+        engine = evaluate = Engine(r.configs, population, settings, devices)
     else:
-        grid = getattr(population, "transforms", None)
-        pairs = tuple(grid.pairs) if grid is not None else None
-        sized = settings.fidelity is not None
-        engine, evaluate = None, _user_evaluator(evaluator, sized=sized, pairs=pairs)
-    data = population if evaluator is None else None
-    key = _race_fingerprint(settings, configs, len(models), data)
-    ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
-    state = _start(ckpt, key, len(models), settings)
-    if configs is not None:
-        state.own_sizes = np.array([c.train_size for c in configs], np.int64)
+        engine, evaluate = None, _user_evaluator(evaluator, r, sized=settings.fidelity is not None)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        r.resume(folder)
     with _signals.deferred_signals():
-        while not state.done:
-            work = state.plan(settings)
-            if work is None:  # the race ends here (max_instances or budget): record that
-                _save(state, ckpt, key)
-                break
-            state.record(work, evaluate(work))
-            state.apply_rule(rule, statistic, rank_by, settings)
-            _save(state, ckpt, key)
+        while (work := r.ask()) is not None:
+            r.tell(work, evaluate(work))
+            _save(r, folder)
             _signals.check()
             if progress is not None:
                 try:
-                    progress(state.progress_info())
+                    progress(_progress_info(r))
                 except StopRace:
                     break
+        else:
+            _save(r, folder)  # the race ended at ``ask`` (its budget): record that
     timing = dict(engine.timing() if engine else {"n_cohorts": 0, "n_programs": 0})
-    result = state.to_result(models, settings, statistic, rank_by, configs=configs, timing=timing)
+    result = r.result(timing)
     result.timing["wall_seconds"] = time.perf_counter() - t_start
     if result.all_failed:
         warnings.warn(
@@ -177,157 +175,44 @@ def _never(losses, mask, alive, round_index):
     return alive
 
 
-# ---------------------------------------------------------------------------------- checks
-def _resolve_space(space, evaluator) -> tuple[list[ModelConfig] | None, pd.DataFrame]:
-    if isinstance(space, int | np.integer) and not isinstance(space, bool):
-        if evaluator is None:
-            raise TypeError(
-                "a bare model count needs an evaluator; pass a SearchSpace to train with JAX"
-            )
-        if space < 1:
-            raise ValueError(f"the space is empty ({space} models)")
-        return None, pd.DataFrame(
-            {"model_id": range(int(space)), "name": [f"model{i}" for i in range(int(space))]}
-        )
-    if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_models(list(space))
-    return space.models, space.to_frame()
-
-
-def _check_budget(settings: RaceSettings, n_models: int) -> None:
-    needed = n_models * settings.warmup_for()
-    if settings.budget is not None and settings.budget < needed:
-        raise ValueError(
-            f"budget={settings.budget} trainings cannot cover the warm-up round ({n_models} "
-            f"models x {settings.warmup_for()} instances = {needed}): nothing would be trained; "
-            f"raise the budget to at least {needed}, or lower warmup"
-        )
-
-
-def _takes_sizes(evaluator: Callable[..., Any]) -> bool:
-    """Whether ``evaluator`` can be called with three positional arguments."""
-    try:
-        inspect.signature(evaluator).bind(None, None, None)
-    except TypeError:
-        return False
-    except ValueError:  # no signature to inspect (some builtins): assume the documented two
-        return False
-    return True
-
-
-def _user_evaluator(
-    evaluator: Evaluator, *, sized: bool, pairs: tuple | None = None
-) -> Callable[[Work], Any]:
+def _user_evaluator(evaluator: Evaluator, r: Race, *, sized: bool) -> Callable[[Work], Outcome]:
     """A user's evaluator as a work-list evaluator: ``evaluator(model_ids, instance_indices)``,
-    or with a fidelity schedule ``evaluator(model_ids, instance_indices, train_sizes)``;
-    transformed losses are named by ``pairs`` (the population's grid) when their count fits."""
+    or with a fidelity schedule ``evaluator(model_ids, instance_indices, train_sizes)``; it
+    gets copies, so it cannot change the race's work."""
 
-    def evaluate(work: Work):
+    def evaluate(work: Work) -> Outcome:
+        t0 = time.perf_counter()
+        args = [work.model_ids.copy(), work.instances.copy()]
         if sized:
-            sizes = np.asarray(work.train_size, np.int64).copy()
-            outcome = call_evaluator(lambda m, i: evaluator(m, i, sizes), work)
-        else:
-            outcome = call_evaluator(evaluator, work)
-        if outcome.transformed is not None and pairs and len(pairs) == outcome.transformed.shape[1]:
-            outcome = outcome._replace(pairs=pairs)
-        return outcome
+            args.append(np.asarray(work.train_sizes, np.int64).copy())
+        outcome = as_outcome(evaluator(*args), len(work.model_ids), r._pairs())
+        return outcome._replace(seconds=time.perf_counter() - t0)
 
     return evaluate
 
 
-def check_over(
-    settings: RaceSettings, population: Population | None, evaluator: Evaluator | None
-) -> None:
-    """``over="transforms"``/``"both"`` needs transformed test sets: a population made with
-    ``jrobust.data.with_transforms`` (an evaluator's are checked when it first returns)."""
-    if settings.over == "instances" or evaluator is not None:
-        return
-    if getattr(population, "transforms", None) is None:
-        raise ValueError(
-            f"over={settings.over!r} takes the statistics over transformed test sets, but the "
-            "population has none: use jrobust.data.with_transforms(population, rotation=[0, 15, "
-            "30, 45]) (or scale=, shift=, custom=), or over='instances'"
-        )
-
-
-def check_fidelity_fits(
-    settings: RaceSettings,
-    configs: list[ModelConfig] | None,
-    population: Population | None,
-    evaluator: Evaluator | None = None,
-) -> None:
-    """A fidelity schedule that cannot run is an error before anything is compiled: a size
-    below the largest batch size of the space, above the population's training pool, or an
-    evaluator that does not take sizes."""
-    sizes = settings.fidelity
-    if sizes is None:
-        return
-    if evaluator is not None and not _takes_sizes(evaluator):
-        raise TypeError(
-            f"fidelity={list(sizes)} trains instances at several sizes, so the evaluator must take "
-            "them: evaluator(model_ids, instance_indices, train_sizes) -> losses (a third "
-            "argument, one size per instance)"
-        )
-    if configs:
-        batch = max(c.batch_size for c in configs)
-        if sizes[0] < batch:
-            widest = next(i for i, c in enumerate(configs) if c.batch_size == batch)
-            raise ValueError(
-                f"fidelity size {sizes[0]} is smaller than the largest batch size of the space "
-                f"({batch}, model {widest}): every fidelity size must be at least {batch}"
-            )
-    if population is not None and configs:
-        pool = population.pool_size
-        fixed = [i for i, c in enumerate(configs) if not c.bootstrap]
-        if fixed and sizes[-1] > pool:
-            raise ValueError(
-                f"fidelity size {sizes[-1]} is larger than the population's training pool of "
-                f"{pool} events (model {fixed[0]} draws without replacement); use sizes up to "
-                f"{pool}, bootstrap=True, or more data"
-            )
-
-
-def _check_all(configs: list[ModelConfig], population: Population | None) -> None:
-    if population is None:
-        raise TypeError(
-            "race() trains the models on a population: pass one, e.g. "
-            "jrobust.data.calorimeter(10_000), or pass evaluator= to race losses you compute"
-        )
-    seen = set()
-    for i, c in enumerate(configs):
-        key = c.static_key()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            check_compatible(c, population)
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"model {i} ({c.describe()}): {err}") from None
-
-
-def _race_fingerprint(settings, configs, n_models, population) -> str:
-    return fingerprint(
-        [
-            __version__,
-            settings.identity(),
-            [repr(c) for c in configs] if configs is not None else n_models,
-            population.fingerprint() if population is not None else None,
-        ]
+def _progress_info(r: Race) -> dict[str, Any]:
+    """The facts of the last round, as the race's ``progress`` callback receives them."""
+    state = r.state
+    last = state.history[-1]
+    return dict(
+        round=state.round,
+        survivors=int(state.alive.sum()),
+        models=state.n_models,
+        trained=last["trained"],
+        n_trainings=state.n_trainings,
+        seconds=last["seconds"],
+        compile_seconds=last["compile_seconds"],
+        instance_steps=last["instance_steps"],
+        eliminated=len(last["eliminated"]),
+        instances_per_model=last["instances_per_model"],
+        stage=last.get("stage", "race"),
+        train_size=last.get("train_size", 0),
+        done=state.done,
     )
 
 
-# ---------------------------------------------------------------------------------- checkpoints
-def _start(ckpt: Path | None, key: str, n_models: int, settings: RaceSettings) -> RaceState:
-    if ckpt is None:
-        return RaceState.new(n_models, settings.max_instances)
-    refuse_legacy(ckpt.parent)
-    if ckpt.exists():
-        return RaceState.load(ckpt, key)
-    return RaceState.new(n_models, settings.max_instances)
-
-
-def _save(state: RaceState, ckpt: Path | None, key: str) -> None:
-    if ckpt is None or not state.round or jax.process_index() != 0:
+def _save(r: Race, folder: Path | None) -> None:
+    if folder is None or not r.state.round or jax.process_index() != 0:
         return
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    state.save(ckpt, key)
+    r.save(folder)

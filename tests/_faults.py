@@ -115,14 +115,14 @@ def check_interrupted(trial: Trial, out: Path) -> None:
         assert trial.returncode == -signal.SIGKILL
     if not out.exists():
         return
+    from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
     from jrobust.runfolder import read_config
-    from jrobust.state import CHECKPOINT_FILE, RaceState
 
     if read_config(out) is None:  # killed while writing the configuration, the first file
         assert not (out / CHECKPOINT_FILE).exists()
         return
     if (out / CHECKPOINT_FILE).exists():
-        RaceState.peek(out / CHECKPOINT_FILE)  # never a half-written checkpoint
+        peek(out / CHECKPOINT_FILE)  # never a half-written checkpoint
     if trial.kind == "SIGINT":
         assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
 

@@ -17,8 +17,8 @@ import pytest
 
 import jrobust
 from jrobust import __version__, runfolder
+from jrobust._src.race.checkpoint import peek
 from jrobust.cli import UsageError, main
-from jrobust.state import RaceState
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -150,12 +150,13 @@ def test_report_command_rebuilds_the_folder(reference, capsys):
 _SLOW_RACE = """
 import sys, time
 import jrobust.cli
-from jrobust.state import RaceState
-save = RaceState.save
+from jrobust._src.race.race import Race
+save = Race.save
 def save_and_hold(self, *args, **kwargs):
-    save(self, *args, **kwargs)
+    out = save(self, *args, **kwargs)
     time.sleep(120)
-RaceState.save = save_and_hold
+    return out
+Race.save = save_and_hold
 sys.exit(jrobust.cli.main(sys.argv[1:]))
 """
 
@@ -179,7 +180,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(files, reference, capsys
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    state = RaceState.peek(checkpoint)
+    state = peek(checkpoint)
     assert state["round"] == 1 and not state["done"]
     assert not (folder / "result.json").exists()
 

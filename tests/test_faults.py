@@ -19,8 +19,8 @@ import pytest
 
 import jrobust
 from jrobust import _atomic
+from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
 from jrobust.cli import main
-from jrobust.state import CHECKPOINT_FILE, RaceState
 
 pytestmark = pytest.mark.faults
 
@@ -120,7 +120,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         jrobust.race(8, evaluator=ev, warmup=3, checkpoint_dir=tmp_path)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]  # no temporary file
-    assert RaceState.peek(tmp_path / CHECKPOINT_FILE)["round"] == 1
+    assert peek(tmp_path / CHECKPOINT_FILE)["round"] == 1
     resumed = jrobust.race(8, evaluator=ev, warmup=3, checkpoint_dir=tmp_path)
     pd.testing.assert_frame_equal(
         resumed.ledger.drop(columns="seconds"), full.ledger.drop(columns="seconds")
@@ -137,7 +137,7 @@ def test_a_full_disk_in_the_command_is_exit_1_with_one_line(inputs, tmp_path, ca
     monkeypatch.undo()
     assert code == 1 and err.count("\n") == 1
     assert "no space left on the device" in err and "jrobust run --resume" in err
-    assert RaceState.peek(out / CHECKPOINT_FILE)["round"] == 1  # intact, and resumable
+    assert peek(out / CHECKPOINT_FILE)["round"] == 1  # intact, and resumable
     assert run_cli(capsys, "run", "--resume", str(out), "-q")[0] == 0
 
 

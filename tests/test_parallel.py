@@ -17,9 +17,9 @@ import pytest
 
 import jrobust
 from jrobust import _memory, distributed, parallel, train
+from jrobust._src.race.work import Work
 from jrobust.engine import Engine
 from jrobust.settings import RaceSettings
-from jrobust.state import Work
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -7,9 +7,10 @@ import pytest
 from conftest import stop_after
 
 import jrobust
+from jrobust._src.race.ranking import dominance_message, final_order
+from jrobust._src.race.stages import stage_target
 from jrobust.rules import get_rule
 from jrobust.settings import RaceSettings
-from jrobust.state import dominance_message, final_order, stage_target
 from jrobust.stats import adjust_pvalues, get_statistic, two_sample_pvalues
 
 

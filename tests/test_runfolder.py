@@ -12,7 +12,7 @@ from conftest import stop_after
 
 import jrobust
 from jrobust import runfolder as results
-from jrobust.state import CHECKPOINT_FILE
+from jrobust._src.race.checkpoint import CHECKPOINT_FILE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SPREAD = np.linspace(0.05, 0.5, 8)

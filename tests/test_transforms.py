@@ -11,6 +11,8 @@ import pytest
 from conftest import small_cnn, stop_after
 
 import jrobust
+from jrobust._src.race.checkpoint import CheckpointMismatch
+from jrobust._src.race.ledger import transform_table
 from jrobust.data import with_transforms
 from jrobust.data.transforms import (
     TRANSFORMS,
@@ -25,7 +27,6 @@ from jrobust.data.transforms import (
     shift,
 )
 from jrobust.rules import RULES
-from jrobust.state import CheckpointMismatch, transform_table
 
 
 def _images(shape=(3, 9, 9, 2), seed=0):

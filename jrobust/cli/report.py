@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jrobust._src.race.checkpoint import CheckpointMismatch
 from jrobust.cli.options import DEBUG, EXIT_OK, Help, UsageError
 from jrobust.runfolder import (
     RESULT_FILE,
@@ -19,7 +20,6 @@ from jrobust.runfolder import (
     write_summary,
     write_table,
 )
-from jrobust.state import CheckpointMismatch
 
 __all__ = ["add_parser", "command"]
 

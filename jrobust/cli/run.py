@@ -20,6 +20,7 @@ from typing import Any
 import jax
 
 from jrobust import _signals, distributed
+from jrobust._src.race.checkpoint import CheckpointMismatch, refuse_legacy
 from jrobust.cli import settings as cli_settings
 from jrobust.cli.console import Output, RaceProgress, final_line, json_summary, print_table
 from jrobust.cli.options import (
@@ -45,7 +46,6 @@ from jrobust.runfolder.summary import statistic_label
 from jrobust.select import race
 from jrobust.settings import EXECUTION_FIELDS, OVER
 from jrobust.space import SpaceError, load_space_file, parse_space_text
-from jrobust.state import CheckpointMismatch, refuse_legacy
 
 __all__ = ["add_parser", "command"]
 

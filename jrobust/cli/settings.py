@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jrobust import select
+from jrobust._src import checks
+from jrobust._src.race.checkpoint import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    CheckpointMismatch,
+    peek,
+    refuse_legacy,
+)
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
 from jrobust.data import load, with_transforms
@@ -34,14 +41,6 @@ from jrobust.space import (
     with_overrides,
 )
 from jrobust.space.product import SearchSpace
-from jrobust.state import (
-    CHECKPOINT_FILE,
-    CheckpointError,
-    CheckpointMismatch,
-    RaceState,
-    refuse_legacy,
-)
-from jrobust.train import check_compatible
 
 __all__ = [
     "DataFacts",
@@ -167,11 +166,8 @@ def _transform_values(name: str, values: Any) -> list[float]:
 
 def check_over(settings: RaceSettings, data: Mapping[str, Any]) -> None:
     """``--over transforms``/``both`` needs transformed test sets (else a ``UsageError``)."""
-    if settings.over != "instances" and not any(k in data for k in TRANSFORM_KEYS):
-        raise UsageError(
-            f"--over {settings.over} takes the statistics over transformed test sets: give them "
-            "with --rotation, --scale or --shift (or rotation = [...] in [data])"
-        )
+    with checks.as_usage(UsageError):
+        checks.check_over(settings, any(k in data for k in TRANSFORM_KEYS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,35 +246,20 @@ def build_checked_space(
 
 def check_space_fits(space: SearchSpace, pop: Population) -> None:
     """Every cohort of the space can train on the population (else a ``UsageError``)."""
-    seen: set = set()
-    names = space.names()
-    for i, config in enumerate(space):
-        key = config.static_key()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            check_compatible(config, pop)
-        except (ValueError, TypeError) as err:
-            raise UsageError(f"model {i} ({names[i]}) does not fit the data: {err}") from None
+    with checks.as_usage(UsageError):
+        checks.check_space_fits(space.models, pop, space.names())
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
     """A ``--fidelity`` schedule the space and data can train (else a ``UsageError``)."""
-    try:
-        select.check_fidelity_fits(settings, space.models, pop)
-    except (ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+    with checks.as_usage(UsageError):
+        checks.check_fidelity_fits(settings, space.models, pop)
 
 
 def check_budget(settings: RaceSettings, n_models: int) -> None:
-    needed = n_models * int(settings.warmup)
-    if settings.budget is not None and settings.budget < needed:
-        raise UsageError(
-            f"--budget {settings.budget} cannot cover the warm-up round ({n_models} models x "
-            f"{settings.warmup} instances = {needed} trainings), so nothing would be trained; "
-            f"raise --budget to at least {needed} or lower --warmup"
-        )
+    """A ``--budget`` that covers the warm-up round (else a ``UsageError``)."""
+    with checks.as_usage(UsageError):
+        checks.check_budget(settings, n_models)
 
 
 # ------------------------------------------------------------------------------ run folders
@@ -379,7 +360,7 @@ def checkpoint_facts(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return RaceState.peek(path)
+        return peek(path)
     except CheckpointError:
         return {}
 

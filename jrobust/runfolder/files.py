@@ -21,6 +21,8 @@ import pandas as pd
 import pyarrow
 
 from jrobust._atomic import write_text_atomic
+from jrobust._src.race.checkpoint import load_state, refuse_legacy
+from jrobust._src.race.resolved import ResolvedRace
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
 from jrobust.result import SelectionResult
@@ -39,8 +41,6 @@ from jrobust.runfolder.report import write_figures, write_report
 from jrobust.runfolder.summary import programs_view, write_summary
 from jrobust.settings import RaceSettings
 from jrobust.space.files import SpaceError, build_space
-from jrobust.state import RaceState, refuse_legacy
-from jrobust.stats import get_statistic
 
 __all__ = ["RunFolderError", "load_run", "save_run"]
 
@@ -224,11 +224,11 @@ def _from_checkpoint(folder: Path, config: Mapping[str, Any] | None) -> Selectio
             f"{folder} holds a checkpoint but no {CONFIG_FILE} with its [race] settings"
         )
     try:
-        settings = RaceSettings.from_table(config["race"]).resolved()
+        race = ResolvedRace.of(RaceSettings.from_table(config["race"]), batched=True)
     except (ValueError, TypeError) as err:
         raise RunFolderError(f"{folder / CONFIG_FILE}: bad [race] settings: {err}") from None
-    state = RaceState.load(folder / CHECKPOINT_FILE)
-    n_models = len(state.alive)
+    state, _ = load_state(folder / CHECKPOINT_FILE)
+    n_models = state.n_models
     space = _space_of(config, n_models)
     if space is not None:
         models = space.to_frame()
@@ -236,12 +236,6 @@ def _from_checkpoint(folder: Path, config: Mapping[str, Any] | None) -> Selectio
         models = pd.DataFrame(
             {"model_id": range(n_models), "name": [f"model{i}" for i in range(n_models)]}
         )
-    statistic = get_statistic(settings.statistic)
-    rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
-    return state.to_result(
-        models,
-        settings,
-        statistic,
-        rank_by,
-        configs=space.models if space is not None else None,
+    return SelectionResult.from_state(
+        state, race, models, configs=space.models if space is not None else None
     )

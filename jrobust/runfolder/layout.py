@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from jrobust._atomic import write_atomic, write_text_atomic
+from jrobust._src.race.checkpoint import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE
 from jrobust.space.files import to_toml
-from jrobust.state import CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE
 
 __all__ = [
     "CHECKPOINT_FILE",

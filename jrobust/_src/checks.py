@@ -1,0 +1,140 @@
+"""Every check of a race's inputs that needs more than one setting, in one place.
+
+Each raises ``CheckError`` (a ``ValueError``, and a ``TypeError`` where the input is of the wrong
+kind) with one sentence that says what is wrong and how to fix it, before anything is compiled or
+written. ``jrobust.race`` calls them; the command line calls the same functions and turns the
+error into its usage error (exit status 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from jrobust.config import ModelConfig
+from jrobust.data.population import Population
+from jrobust.settings import RaceSettings
+
+__all__ = [
+    "CheckError",
+    "as_usage",
+    "check_budget",
+    "check_fidelity_fits",
+    "check_over",
+    "check_space_fits",
+    "takes_sizes",
+]
+
+
+class CheckError(ValueError, TypeError):
+    """Bad input found before anything is compiled (a ``ValueError``; also a ``TypeError``, so
+    an input of the wrong kind is caught as one)."""
+
+
+@contextlib.contextmanager
+def as_usage(error: type[Exception]) -> Iterator[None]:
+    """Turn a ``CheckError`` inside the block into ``error`` (the command line's usage error),
+    with the same one-line message."""
+    try:
+        yield
+    except CheckError as err:
+        raise error(str(err)) from None
+
+
+def check_budget(settings: RaceSettings, n_models: int) -> None:
+    """A budget must cover the warm-up round: else nothing would be trained."""
+    warmup = settings.warmup_for()
+    needed = n_models * warmup
+    if settings.budget is not None and settings.budget < needed:
+        raise CheckError(
+            f"budget={settings.budget} trainings cannot cover the warm-up round ({n_models} "
+            f"models x {warmup} instances = {needed}): nothing would be trained; raise the "
+            f"budget to at least {needed}, or lower warmup"
+        )
+
+
+def check_over(settings: RaceSettings, has_transforms: bool) -> None:
+    """``over="transforms"``/``"both"`` needs transformed test sets (a population made with
+    ``jrobust.data.with_transforms``; an evaluator's are checked when it first returns)."""
+    if settings.over != "instances" and not has_transforms:
+        raise CheckError(
+            f"over={settings.over!r} takes the statistics over transformed test sets, but the "
+            "population has none: use jrobust.data.with_transforms(population, rotation=[0, 15, "
+            "30, 45]) (or scale=, shift=, custom=; on the command line --rotation, --scale, "
+            "--shift), or over='instances'"
+        )
+
+
+def takes_sizes(evaluator: Callable[..., Any]) -> bool:
+    """Whether ``evaluator`` can be called with three positional arguments."""
+    try:
+        inspect.signature(evaluator).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): assume the documented two
+        return False
+    return True
+
+
+def check_fidelity_fits(
+    settings: RaceSettings,
+    configs: Sequence[ModelConfig] | None,
+    population: Population | None,
+    evaluator: Callable[..., Any] | None = None,
+) -> None:
+    """A fidelity schedule that cannot run: a size below the largest batch size of the space,
+    above the population's training pool, or an evaluator that does not take sizes."""
+    sizes = settings.fidelity
+    if sizes is None:
+        return
+    if evaluator is not None and not takes_sizes(evaluator):
+        raise CheckError(
+            f"fidelity={list(sizes)} trains instances at several sizes, so the evaluator must take "
+            "them: evaluator(model_ids, instance_indices, train_sizes) -> losses (a third "
+            "argument, one size per instance)"
+        )
+    if configs:
+        batch = max(c.batch_size for c in configs)
+        if sizes[0] < batch:
+            widest = next(i for i, c in enumerate(configs) if c.batch_size == batch)
+            raise CheckError(
+                f"fidelity size {sizes[0]} is smaller than the largest batch size of the space "
+                f"({batch}, model {widest}): every fidelity size must be at least {batch}"
+            )
+    if population is not None and configs:
+        pool = population.pool_size
+        fixed = [i for i, c in enumerate(configs) if not c.bootstrap]
+        if fixed and sizes[-1] > pool:
+            raise CheckError(
+                f"fidelity size {sizes[-1]} is larger than the population's training pool of "
+                f"{pool} events (model {fixed[0]} draws without replacement); use sizes up to "
+                f"{pool}, bootstrap=True, or more data"
+            )
+
+
+def check_space_fits(
+    configs: Sequence[ModelConfig],
+    population: Population | None,
+    names: Sequence[str] | None = None,
+) -> None:
+    """Every cohort of the space can train on the population (one check per cohort)."""
+    from jrobust.train import check_compatible
+
+    if population is None:
+        raise CheckError(
+            "race() trains the models on a population: pass one, e.g. "
+            "jrobust.data.calorimeter(10_000), or pass evaluator= to race losses you compute"
+        )
+    seen: set = set()
+    for i, config in enumerate(configs):
+        key = config.static_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_compatible(config, population)
+        except (ValueError, TypeError) as err:
+            name = names[i] if names is not None else config.describe()
+            raise CheckError(f"model {i} ({name}) does not fit the data: {err}") from None
