@@ -27,7 +27,7 @@ from jrobust._src.race.work import Outcome, Work
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
 from jrobust.programs import model_steps, plan_programs
-from jrobust.settings import RaceSettings
+from jrobust.settings import Execution
 
 __all__ = ["Engine", "ProgramSlot"]
 
@@ -60,7 +60,9 @@ class Engine:
     Args:
       configs: the models of the race (model id = index).
       population: the data.
-      settings: the race settings (seed, bucket sizes, convolution form, merge policy, stack mode).
+      execution: how to compute (stack sizes, convolution form, merge policy, stack mode:
+        ``RaceSettings.execution``).
+      seed: the race's root seed.
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       cache: where programs and executables are kept (default: the process's, so a second race
         reuses the first one's executables).
@@ -70,24 +72,22 @@ class Engine:
         self,
         configs: list[ModelConfig],
         population: Population,
-        settings: RaceSettings,
+        execution: Execution,
+        seed: int = 0,
         devices=None,
         cache: train.ProgramCache | None = None,
     ) -> None:
         self.configs = configs
         self.population = population
-        self.seed = int(settings.seed)
-        self.conv_impl = settings.conv_impl
-        self.stack_mode = settings.stack_mode
-        self.max_bucket = settings.max_bucket
-        self.min_bucket = settings.min_bucket
+        self.seed = int(seed)
+        self.execution = execution
         self.cache = cache or train.default_cache()
         self.placement = parallel.placement_for(devices)
         self.multiple = self.placement.n_devices if self.placement is not None else 1
         shared = train.shared_for(population, self.seed)
         self.shared = self.placement.put_shared(shared) if self.placement else shared
         self.plans = plan_programs(
-            configs, population.input_shape, merge=settings.merge, waste=settings.waste
+            configs, population.input_shape, merge=execution.merge, waste=execution.waste
         )
         self.program_of = np.empty(len(configs), np.int64)
         for p, plan in enumerate(self.plans):
@@ -104,7 +104,10 @@ class Engine:
         key = (p, stage)
         if key not in self.slots:
             variants = [_sized(v, stage) for v in self.plans[p].variants]
-            program = self.cache.program(variants, self.population, self.conv_impl, self.stack_mode)
+            execution = self.execution
+            program = self.cache.program(
+                variants, self.population, execution.conv_impl, execution.stack_mode
+            )
             self.slots[key] = ProgramSlot(program, self._stack_size(p, program))
         return self.slots[key]
 
@@ -116,12 +119,13 @@ class Engine:
         return self.slot(p, stage).size
 
     def _stack_size(self, p: int, program: train.Program) -> int:
-        cap = parallel.max_stack(program, self.population, self.placement, cap=self.max_bucket)
+        execution = self.execution
+        cap = parallel.max_stack(program, self.population, self.placement, cap=execution.max_bucket)
         n = len(self.plans[p].model_ids)
         if program.map_group is None:
-            n = max(n, 8 if self.min_bucket is None else self.min_bucket)
+            n = max(n, 8 if execution.min_bucket is None else execution.min_bucket)
         else:
-            n = max(min(n, 2 * program.map_group), self.min_bucket or 1)
+            n = max(min(n, 2 * program.map_group), execution.min_bucket or 1)
         return train.bucket_size_for(n, self.multiple, cap)
 
     def subsets(self, program: train.Program, instances: np.ndarray) -> np.ndarray:

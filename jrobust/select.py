@@ -127,7 +127,8 @@ def race(
             enable_compilation_cache(None if cache is True else cache)
         from jrobust.engine import Engine  # the JAX trainer, only when it trains
 
-        engine = evaluate = Engine(r.configs, population, settings, devices)
+        engine = Engine(r.configs, population, settings.execution, settings.seed, devices)
+        evaluate = engine
     else:
         engine, evaluate = None, _user_evaluator(evaluator, r, sized=settings.fidelity is not None)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None

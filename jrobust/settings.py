@@ -38,21 +38,41 @@ from jrobust.rules import (
 )
 from jrobust.stats import Statistic, get_statistic
 
-__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER"]
+__all__ = ["RaceSettings", "Execution", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER"]
 
 #: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
 DEFAULT_WARMUP = 3
 
-#: Settings that change how a race is computed, never its ledger.
-EXECUTION_FIELDS = (
-    "max_bucket",
-    "min_bucket",
-    "conv_impl",
-    "compilation_cache",
-    "merge",
-    "waste",
-    "stack_mode",
-)
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a race is computed, never its ledger (so these may change when a race is resumed).
+    Each field is documented in ``RaceSettings``, which holds them beside the race's own
+    settings; ``RaceSettings.execution`` is this part of it."""
+
+    max_bucket: int | None = None
+    min_bucket: int | None = None
+    conv_impl: str | None = None
+    compilation_cache: bool | str = True
+    merge: str = "auto"
+    waste: float | None = None
+    stack_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        positive_int("max_bucket", self.max_bucket, optional=True)
+        positive_int("min_bucket", self.min_bucket, optional=True)
+        if self.conv_impl not in _CONV_IMPLS:
+            raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
+        check_merge(self.merge, self.waste)
+        check_stack_mode(self.stack_mode)
+        if not isinstance(self.compilation_cache, bool | str):
+            raise ValueError(
+                f"compilation_cache must be True, False or a folder, got {self.compilation_cache!r}"
+            )
+
+
+#: Settings that change how a race is computed, never its ledger (the fields of ``Execution``).
+EXECUTION_FIELDS = tuple(f.name for f in dataclasses.fields(Execution))
 
 StatisticLike = str | Statistic | Callable[[np.ndarray], float]
 RuleLike = str | Rule | Callable[..., np.ndarray]
@@ -342,18 +362,19 @@ class RaceSettings:
                 f"over must be one of {', '.join(map(repr, OVER))} (what the statistics are taken "
                 f"over), got {self.over!r}"
             )
-        positive_int("max_bucket", self.max_bucket, optional=True)
-        positive_int("min_bucket", self.min_bucket, optional=True)
-        if self.conv_impl not in _CONV_IMPLS:
-            raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
-        check_merge(self.merge, self.waste)
-        _check_stack_mode(self.stack_mode)
-        if not isinstance(self.compilation_cache, bool | str):
-            raise ValueError(
-                f"compilation_cache must be True, False or a folder, got {self.compilation_cache!r}"
-            )
+        self.execution  # noqa: B018 - validates the execution fields
 
     # ------------------------------------------------------------------ derived
+    @property
+    def execution(self) -> Execution:
+        """The fields that say how the race is computed (``Execution``)."""
+        return Execution(**{f: getattr(self, f) for f in EXECUTION_FIELDS})
+
+    @classmethod
+    def race_part(cls, table: Mapping[str, Any]) -> dict[str, Any]:
+        """The race's own entries of a ``[race]`` table (its execution fields dropped)."""
+        return {k: v for k, v in table.items() if k not in EXECUTION_FIELDS}
+
     def make_rule(self) -> Rule:
         """The elimination rule, with ``alpha``/``patience``/``correction`` applied."""
         return parse_rule(
@@ -472,10 +493,21 @@ class RaceSettings:
         )
 
 
-def _check_stack_mode(mode: str | None) -> None:
+def check_stack_mode(mode: str | None) -> tuple[str, int | None]:
+    """``(name, group size)`` of a ``stack_mode`` (``"auto"``, ``"vmap"``, ``"map"``,
+    ``"map:N"``); a ``ValueError`` for anything else. ``jrobust.train.resolve_stack_mode``
+    resolves ``"auto"`` for the backend.
+
+    Example:
+      >>> check_stack_mode("map:4")
+      ('map', 4)
+    """
     name, _, size = (mode or "auto").partition(":")
-    if name not in ("auto", "vmap", "map") or (size and (name != "map" or not size.isdigit())):
+    if name not in ("auto", "vmap", "map") or (
+        size and (name != "map" or not size.isdigit() or int(size) < 1)
+    ):
         raise ValueError(f"stack_mode must be 'auto', 'vmap', 'map' or 'map:N', got {mode!r}")
+    return name, int(size) if size else None
 
 
 def _check_names(names: Mapping[str, Any] | Any) -> None:

@@ -55,6 +55,7 @@ from jrobust.optim import (
     schedule_steps,
 )
 from jrobust.programs import merge_signature
+from jrobust.settings import check_stack_mode
 from jrobust.steps import (
     EVAL_CHUNK,
     Body,
@@ -98,11 +99,8 @@ MAP_GROUP = 2
 
 def resolve_stack_mode(mode: str | None) -> str:
     """``"auto"`` is ``"map"`` on the CPU (groups of ``MAP_GROUP`` lanes), else ``"vmap"``;
-    ``"map:N"`` sets the group size."""
-    mode = mode or "auto"
-    name, _, size = mode.partition(":")
-    if name not in STACK_MODES or (size and (name != "map" or not size.isdigit() or int(size) < 1)):
-        raise ValueError(f"stack_mode must be 'auto', 'vmap', 'map' or 'map:N', got {mode!r}")
+    ``"map:N"`` sets the group size (checked by ``jrobust.settings.check_stack_mode``)."""
+    name, size = check_stack_mode(mode)
     if name == "auto":
         return f"map:{MAP_GROUP}" if jax.default_backend() == "cpu" else "vmap"
     return f"map:{size or MAP_GROUP}" if name == "map" else "vmap"

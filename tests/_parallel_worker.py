@@ -97,11 +97,11 @@ def run_devices(out: str) -> None:
     from conftest import make_regression_population
 
     from jrobust.engine import Engine
-    from jrobust.settings import RaceSettings
+    from jrobust.settings import Execution
 
     pop = make_regression_population()
     cfgs = small_space()
-    engine = Engine(cfgs, pop, RaceSettings(), devices=placement)
+    engine = Engine(cfgs, pop, Execution(), devices=placement)
     program = engine.program(0)
     subsets = pop.subset_indices(np.arange(8), program.train_size)
     lanes = placement.put_lanes(program.stack(cfgs * 2, np.arange(8), subsets))

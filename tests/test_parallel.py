@@ -19,7 +19,7 @@ import jrobust
 from jrobust import _memory, distributed, parallel, train
 from jrobust._src.race.work import Work
 from jrobust.engine import Engine
-from jrobust.settings import RaceSettings
+from jrobust.settings import Execution
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -132,13 +132,13 @@ def test_race_buckets_follow_the_memory_cap(toy_population, monkeypatch):
 
     monkeypatch.setattr(train, "launch_stack", spy)
     monkeypatch.setattr(parallel, "max_stack", lambda *a, cap=None, **k: min(4, cap or 4))
-    engine = Engine(worker.small_space(), toy_population, RaceSettings(min_bucket=1))
+    engine = Engine(worker.small_space(), toy_population, Execution(min_bucket=1))
     outcome = engine(Work(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)))
     losses = outcome.losses
     assert sizes == [4, 4, 4] and np.isfinite(losses).all()
     monkeypatch.undo()
     engine = Engine(
-        worker.small_space(), toy_population, RaceSettings(max_bucket=3, min_bucket=1)
+        worker.small_space(), toy_population, Execution(max_bucket=3, min_bucket=1)
     )  # the user's cap
     assert engine.size(0) == 3  # 4 models, at most 3 per call (the user's cap)
 

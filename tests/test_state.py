@@ -98,7 +98,10 @@ def test_finalists_are_cut_in_the_round_that_ends_the_racing_stage():
     record(state, next_work(state, race), outcome([1.0, 1.1, 2.0, 2.1, 3.0, 3.1, 4.0, 4.1]))
     path_before, history_before = len(state.path), len(state.history)
     report = decide(state, race)
-    assert report.stage_end == "max_instances" and report.removed == {2: "finalists", 3: "finalists"}
+    assert report.stage_end == "max_instances" and report.removed == {
+        2: "finalists",
+        3: "finalists",
+    }
     assert len(state.path) == path_before + 4 and len(state.history) == history_before
     assert state.history[-1]["eliminated"] == [2, 3]
     assert [p["alive"] for p in state.path] == [True, True, False, False]

@@ -44,7 +44,7 @@ from jrobust.cli.options import (
 from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
 from jrobust.runfolder.summary import statistic_label
 from jrobust.select import race
-from jrobust.settings import EXECUTION_FIELDS, OVER
+from jrobust.settings import OVER, RaceSettings
 from jrobust.space import SpaceError, load_space_file, parse_space_text
 
 __all__ = ["add_parser", "command"]
@@ -76,7 +76,7 @@ Ctrl-C stops after the current stack with exit status 130; --resume continues.
 _DEFINING = (
     "space", "data", "events", "data_dir", "rotation", "scale", "shift", "target", "epochs",
     "train_size",
-    *(o for o, s in cli_settings.RACE_OPTIONS.items() if s not in EXECUTION_FIELDS),
+    *(o for o, s in cli_settings.RACE_OPTIONS.items() if RaceSettings.race_part({s: 0})),
 )  # fmt: skip
 
 

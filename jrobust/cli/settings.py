@@ -31,7 +31,7 @@ from jrobust.data import load, with_transforms
 from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
 from jrobust.data.population import Population, pool_size
 from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
-from jrobust.settings import EXECUTION_FIELDS, RaceSettings
+from jrobust.settings import RaceSettings
 from jrobust.space import (
     BUILTIN_RACE,
     SpaceError,
@@ -291,9 +291,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     doc = tomllib.loads(to_toml(config))
-    race = doc.get("race", {})
-    for key in EXECUTION_FIELDS:
-        race.pop(key, None)
+    race = doc["race"] = RaceSettings.race_part(doc.get("race", {}))
     if race:
         try:  # compare resolved values, so an explicit default equals an omitted one
             doc["race"] = RaceSettings.from_table(race).resolved().to_table(execution=False)

@@ -106,9 +106,7 @@ def save_state(
     write_atomic(Path(path), lambda fh: np.savez(fh, **arrays))
 
 
-def load_state(
-    path: str | os.PathLike, key: str | None = None
-) -> tuple[RaceState, dict[str, Any]]:
+def load_state(path: str | os.PathLike, key: str | None = None) -> tuple[RaceState, dict[str, Any]]:
     """Read a checkpoint (data only, never pickle), checking its fingerprint first.
 
     Returns:
