@@ -54,7 +54,7 @@ from jrobust.optim import (
     make_optimizer,
     schedule_steps,
 )
-from jrobust.programs import merge_signature
+from jrobust.programs import merge_signature, model_steps
 from jrobust.settings import check_stack_mode
 from jrobust.steps import (
     EVAL_CHUNK,
@@ -289,7 +289,7 @@ class Program:
         else:
             self.tx = make_optimizer(
                 config.optimizer, nesterov=config.nesterov, schedule=config.schedule,
-                total_steps=(config.train_size // config.batch_size) * config.epochs,
+                total_steps=model_steps(config),
                 warmup_fraction=config.warmup_fraction,
             )  # fmt: skip
         self.key = (variants, self.facts, self.conv_impl, self.stack_mode, self.keep_params)
@@ -328,8 +328,7 @@ class Program:
         out = {f: np.asarray([getattr(c, f) for c in configs], np.float32) for f in SCALAR_FIELDS}
         if not self.merged:
             return out
-        steps = [schedule_steps(c.epochs * (c.train_size // c.batch_size), c.warmup_fraction)
-                 for c in configs]  # fmt: skip
+        steps = [schedule_steps(model_steps(c), c.warmup_fraction) for c in configs]
         out["variant"] = np.asarray([self.variant_of(c) for c in configs], np.int32)
         if self.adam_lanes:
             out["nesterov"] = np.asarray(
