@@ -241,6 +241,9 @@ def _bad_cases(files, reference):
         (["run", "--resume", str(reference), "--seed", "1"], "drop --seed"),
         (["report", str(files / "nowhere")], "no such run folder"),
         (["bench", "--stacks", "0"], "expected positive stack sizes"),
+        (["bench", "--torch", "--model", "2"], "compares the paper's model 1 only"),
+        (["bench", "--stack-mode", "sideways"], "stack_mode must be"),
+        (["bench", "--torch-processes", "-1"], "expected an integer >= 0"),
         (["run", "--fidelity", "200,100"], "must increase strictly"),
         (["run", "--fidelity", "a,b"], "increasing training sizes"),
         (["run", "--elites", "-1"], "expected an integer >= 0"),
@@ -356,8 +359,10 @@ def test_bench_command(capsys):
         capsys, "bench", "--stacks", "2", "--steps", "2", "--batch-size", "8", "--json"
     )
     assert code == 0, err
-    (row,) = json.loads(out)
+    record = json.loads(out)
+    (row,) = record["rows"]
     assert row["stack"] == 2 and row["steps"] == 2 and row["instance_steps_per_s"] > 0
+    assert row["repeats"] == 1 and record["step_gflop"] == pytest.approx(127_700_352 / 8 / 1e9)
 
 
 def test_python_dash_m(files):
