@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jrobust import presets
+from jrobust import presets, torch_reference
 from jrobust.data.population import Population
 from jrobust.models.layers import resolve_conv_impl
 from jrobust.programs import own_flops
@@ -302,14 +302,16 @@ def torch_setups(
 
 
 class _Worker:
-    """One PyTorch worker process (``python -m jrobust.torch_reference --serve``) and a thread
+    """One PyTorch worker process (``jrobust/torch_reference.py --serve``) and a thread
     that reads its answers, so that a caller can wait with a timeout."""
 
     def __init__(self, setup: TorchSetup, batch_size: int, warmup: int, seed: int) -> None:
-        argv = [sys.executable, "-m", "jrobust.torch_reference", "--serve",
+        # The module runs as a script, so the worker imports PyTorch only, not jrobust (nor
+        # JAX); -P keeps the script's folder off sys.path (its select.py is not the stdlib's).
+        argv = [sys.executable, "-P", torch_reference.__file__, "--serve",
                 "--batch-size", str(batch_size), "--device", setup.device,
                 "--warmup", str(warmup)]  # fmt: skip
-        env = dict(os.environ, JAX_PLATFORMS="cpu")  # the worker never uses JAX
+        env = dict(os.environ)
         if setup.threads is not None:
             argv += ["--threads", str(setup.threads)]
         if setup.threads == 1:  # no idle pools: OpenMP's, MKL's and the compiler's workers
@@ -681,6 +683,8 @@ def _label(key: tuple, pairs: Sequence[tuple]) -> str:
 
 
 def _json_safe(value: Any) -> Any:
+    if value is pd.NA:
+        return None
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -717,7 +721,7 @@ def format_table(frame: pd.DataFrame, markdown: bool = False) -> str:
     head += ["compile s"] + (["overlap"] if has_groups else [])
     lines = []
     for row in frame.to_dict(orient="records"):
-        if row["error"]:
+        if isinstance(row["error"], str) and row["error"]:  # a missing error reads NaN
             cells = [row["setup"], f"failed: {row['error'][:60]}"] + [""] * (len(head) - 2)
             lines.append(cells)
             continue

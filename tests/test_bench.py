@@ -96,7 +96,7 @@ def test_pytorch_setups_are_timed_together_and_the_best_is_the_denominator():
         (1,), steps=10, batch_size=8, repeats=2, test_size=16, torch=True, torch_processes=2
     )
     assert list(frame.framework) == ["jrobust", "pytorch", "pytorch"]
-    assert not frame.error.any() and (frame.repeats == 2).all()
+    assert frame.error.isna().all() and (frame.repeats == 2).all()
     group = frame[frame.processes == 2].iloc[0]
     assert group.threads == 1 and 0.3 < group.overlap <= 1.0  # the two workers ran at once
     best = frame.attrs["best_pytorch"]
@@ -117,3 +117,20 @@ def test_bad_settings_are_refused_before_compiling():
         throughput((1,), stack_mode="sideways")
     with pytest.raises(ValueError, match="positive"):
         throughput((0,))
+
+
+@pytest.mark.skipif(not have_torch(), reason="needs the torch extra")
+def test_a_pytorch_setup_that_fails_to_compile_is_reported_and_left_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "/bin/false")  # inductor finds no working C++ compiler
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # and no kernels cached
+    frame = throughput(
+        (1,), steps=5, batch_size=8, test_size=16, torch=True, torch_processes=0,
+        torch_compile=True,
+    )  # fmt: skip
+    eager, compiled = frame[frame.framework == "pytorch"].to_dict(orient="records")
+    assert compiled["compiled"] and "Compiler" in compiled["error"]
+    assert math.isnan(compiled["instance_steps_per_s"]) and compiled["repeats"] == 0
+    assert frame.attrs["best_pytorch"] == eager["setup"] and eager["vs_pytorch"] == 1.0
+    record = json.loads(json.dumps(throughput_record(frame), allow_nan=False))
+    assert record["rows"][2]["error"] == compiled["error"] and record["rows"][1]["error"] is None
+    assert "failed: " in format_table(frame)
