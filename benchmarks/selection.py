@@ -495,8 +495,14 @@ def choice_markdown(choice: Mapping[str, Any]) -> str:
             for n in names
         )
         mark = f"**{name}** (chosen)" if name == choice["chosen"] else name
+        if name == choice.get("default"):
+            mark += " (the defaults)"
+        lo, hi = e["score_ci"]
+        diff = e.get("minus_default_ci")
+        diff = f"[{diff[0]:+.3f}, {diff[1]:+.3f}]" if diff else ""
         lines.append(
-            f"| {mark} | {cells} | {e['score']:.3f} | {'yes' if e['eligible'] else 'no'} |"
+            f"| {mark} | {cells} | {e['score']:.3f} [{lo:.3f}, {hi:.3f}] | {diff} "
+            f"| {'yes' if e['eligible'] else 'no'} |"
         )
     first = choice["candidates"][next(iter(choice["candidates"]))]
     chance = " ; ".join(
@@ -599,6 +605,30 @@ def summary_markdown(summary: Sequence[Mapping[str, Any]], grids: Mapping[str, G
             lines.append(f"| {s['strategy']} | {span} | {' | '.join(cells)} | {' | '.join(tops)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def compact_markdown(
+    summary: Sequence[Mapping[str, Any]], references: Mapping[str, tuple[str, str]]
+) -> str:
+    """One line per space and reported race: its trainings and mean held-out regrets next to
+    exhaustive search's (at the race's budget, at the full budget) and random choice's."""
+    by = {(s["space"], s["strategy"]): s for s in summary}
+
+    def cell(s: Mapping[str, Any]) -> str:
+        regrets = " / ".join(fmt(s[f"regret_{m}"]) for m in MEASURES)
+        return f"{s['trainings']:.0f}: {regrets}"
+
+    lines = [
+        "Trainings (median): mean held-out regret in mean / std / PD.",
+        "",
+        "| space | race | race | exhaustive, race's budget | exhaustive, full | random |",
+        "|---|---|---|---|---|---|",
+    ]
+    for space in dict.fromkeys(s["space"] for s in summary):
+        for name, (full, budget) in references.items():
+            cells = [by[space, name], by[space, budget], by[space, full], by[space, RANDOM.name]]
+            lines.append(f"| {space} | {name} | " + " | ".join(map(cell, cells)) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def targets_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -705,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     text += [
         f"### Phase 2: held-out figures (test columns), chosen settings: `{choice['chosen']}`",
         "",
+        compact_markdown(summary, references),
         summary_markdown(summary, grids),
         "### Targets",
         "",

@@ -45,8 +45,8 @@ statistics), and the regret of each (winner's value minus the best model's on th
 columns). Intervals: 95 % percentile bootstrap over seeds. Target: the race's winner at least as
 good on fresh std and PD as each Optuna search's in at least 4 of 5 seeds (here: 80 % of them).
 
-    python benchmarks/vs_optuna.py --seeds 10 --json benchmarks/results/vs_optuna.json \\
-        --markdown benchmarks/RESULTS_optuna.md
+    python benchmarks/vs_optuna.py --choice benchmarks/results/selection_choice.json \\
+        --json benchmarks/results/vs_optuna.json --markdown benchmarks/results/vs_optuna.md
 """
 
 from __future__ import annotations
