@@ -48,10 +48,13 @@ random choice; the ranks are the regrets' order, on a scale that a few untrained
 not dominate); ties go to fewer trainings. Location weighs as much as the two spreads. The
 choice is printed and written to ``--choice`` (JSON) before phase 2 reads it back and computes
 the test columns' figures of the chosen settings, the defaults and the reference strategies.
-``--frozen-choice FILE`` skips phase 1 and uses a choice made before.
+``--frozen-choice FILE`` skips phase 1 and uses a choice made before; ``--choice-only`` stops
+after it (with ``--first-seed``, a check of the choice on other seeds' validation columns).
 
     python benchmarks/selection.py --json benchmarks/results/selection.json \\
         --markdown benchmarks/results/selection.md    # the choice: results/selection_choice.json
+    python benchmarks/selection.py --first-seed 10 --seeds 20 --choice-only \\
+        --choice benchmarks/results/selection_choice_seeds10-29.json
 """
 
 from __future__ import annotations
@@ -328,19 +331,19 @@ def _pool() -> Any:
 def evaluate_all(
     grids: Sequence[Grid],
     strategies: Sequence[Strategy],
-    seeds: int,
+    seeds: Sequence[int],
     heldout: str,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """``evaluate_seed`` for every grid and seeds ``0..seeds-1`` (in ``WORKERS`` processes);
-    rows in grid and seed order."""
+    """``evaluate_seed`` for every grid and seed (in ``WORKERS`` processes); rows in grid and
+    seed order."""
     t0 = time.perf_counter()
-    jobs = [(grid, strategies, seed, heldout) for grid in grids for seed in range(seeds)]
+    jobs = [(grid, strategies, seed, heldout) for grid in grids for seed in seeds]
     if WORKERS > 1:
         parts = list(_pool().map(evaluate_seed, *zip(*jobs, strict=True)))
     else:
         parts = [evaluate_seed(*job) for job in jobs]
-    log(f"  {', '.join(g.name for g in grids)}: {len(strategies)} strategies x {seeds} seeds "
+    log(f"  {', '.join(g.name for g in grids)}: {len(strategies)} strategies x {len(seeds)} seeds "
         f"on {heldout} columns ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     return [r for part in parts for r in part]
 
@@ -410,7 +413,7 @@ def default_candidate() -> str:
     return f"{statistic}, {d.describe()['rule']}, warm-up {d.warmup_for()}"
 
 
-def choose(grids: Sequence[Grid], seeds: int, log: Callable[[str], None] = print) -> dict:
+def choose(grids: Sequence[Grid], seeds: Sequence[int], log: Callable[[str], None] = print) -> dict:
     """Phase 1: every candidate on the validation columns of ``grids`` (each seed's test columns
     blanked out); returns the choice and the figures it was made from."""
     cands = candidates()
@@ -461,7 +464,8 @@ def choose(grids: Sequence[Grid], seeds: int, log: Callable[[str], None] = print
         settings=table[chosen]["settings"],
         default=default,
         spaces=names,
-        seeds=seeds,
+        seeds=len(seeds),
+        first_seed=int(seeds[0]),
         criterion=(
             "eligible: median trainings <= half of models x search columns on every space; "
             "score: mean over spaces and seeds of 0.5 q_mean + 0.25 q_std + 0.25 q_pd, q_x = "
@@ -475,7 +479,8 @@ def choose(grids: Sequence[Grid], seeds: int, log: Callable[[str], None] = print
 def choice_markdown(choice: Mapping[str, Any]) -> str:
     names = choice["spaces"]
     lines = [
-        f"Phase 1 (validation columns of {', '.join(names)}; {choice['seeds']} seeds): "
+        f"Phase 1 (validation columns of {', '.join(names)}; {choice['seeds']} seeds from "
+        f"{choice.get('first_seed', 0)}): "
         f"{choice['criterion']}. q = rank fractions, r = mean regrets (loss units).",
         "",
         "| candidate | "
@@ -550,7 +555,7 @@ def targets(
     seeds = {(r["space"], r["strategy"], r["seed"]): r for r in rows}
     out = []
     for space in dict.fromkeys(s["space"] for s in summary):
-        n_seeds = by[space, next(iter(references))]["seeds"]
+        space_seeds = sorted({r["seed"] for r in rows if r["space"] == space})
         for name, (full_name, budget_name) in references.items():
             r, full, budget = by[space, name], by[space, full_name], by[space, budget_name]
             row: dict[str, Any] = dict(
@@ -560,8 +565,7 @@ def targets(
             for m in MEASURES:
                 k = f"regret_{m}"
                 diff = [
-                    seeds[space, name, i][k] - seeds[space, budget_name, i][k]
-                    for i in range(n_seeds)
+                    seeds[space, name, i][k] - seeds[space, budget_name, i][k] for i in space_seeds
                 ]
                 row[f"{m}_vs_budget"] = (r[k], budget[k], bool(r[k] <= budget[k] + 1e-12))
                 row[f"{m}_minus_budget_ci"] = bootstrap_ci(diff)
@@ -677,6 +681,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--seeds", type=int, default=10, help="benchmark seeds (column splits)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+SEEDS-1")
+    p.add_argument(
+        "--choice-only", action="store_true", help="stop after phase 1 (validation columns)"
+    )
     p.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
     p.add_argument(
         "--choice",
@@ -693,8 +701,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         p.error("--workers must be a positive integer")
     global WORKERS
     WORKERS = args.workers
-    if args.seeds < 2:
-        p.error("--seeds must be at least 2 (intervals over seeds)")
+    if args.seeds < 2 or args.first_seed < 0:
+        p.error("--seeds must be at least 2 (intervals over seeds), --first-seed at least 0")
+    if args.choice_only and args.frozen_choice is not None:
+        p.error("--choice-only makes a choice; --frozen-choice skips making one")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.frozen_choice is not None and not args.frozen_choice.is_file():
         p.error(f"--frozen-choice {args.frozen_choice}: no such file")
     command = " ".join(
@@ -708,11 +719,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sys.exit(2)
     print(f"# {command}")
     text = [f"Command: `{command}` (jrobust {jrobust.__version__}, commit {git_commit()}, "
-            f"{time.strftime('%Y-%m-%d')}); {args.seeds} seeds.", ""]  # fmt: skip
+            f"{time.strftime('%Y-%m-%d')}); seeds {seeds[0]}..{seeds[-1]}.", ""]  # fmt: skip
 
     if args.frozen_choice is None:
         print("# phase 1: the choice, on validation columns (test columns blanked out)")
-        choice = choose([grids[n] for n in CHOICE_SPACES], args.seeds)
+        choice = choose([grids[n] for n in CHOICE_SPACES], seeds)
         choice["made"] = dict(command=command, commit=git_commit(), date=time.strftime("%Y-%m-%d"))
         args.choice.parent.mkdir(parents=True, exist_ok=True)
         args.choice.write_text(json.dumps(choice, indent=1))
@@ -724,10 +735,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         frozen = args.frozen_choice
         text += [f"Phase 1 skipped: the choice frozen in `{frozen}` is used.", ""]
     choice = json.loads(frozen.read_text())  # phase 2 starts from the file, as frozen
+    if args.choice_only:
+        if _POOL is not None:
+            _POOL.shutdown()
+        return dict(command=command, seeds=args.seeds, choice=choice)
 
     print("# phase 2: test columns")
     strategies, references = reported_strategies(choice)
-    rows = evaluate_all([grids[n] for n in args.spaces], strategies, args.seeds, "test")
+    rows = evaluate_all([grids[n] for n in args.spaces], strategies, seeds, "test")
     if _POOL is not None:
         _POOL.shutdown()
     summary = summarize(rows)
