@@ -6,7 +6,7 @@
 - ``report``: the figures and the self-contained ``report.html``.
 """
 
-from jrobust.runfolder.files import RunFolderError, load_run, save_run
+from jrobust.runfolder.files import RunFolderError, RunFolderMismatch, load_run, save_run
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -28,6 +28,7 @@ __all__ = [
     "RESULT_FILE",
     "TABLES",
     "RunFolderError",
+    "RunFolderMismatch",
     "is_run_folder",
     "load_run",
     "read_config",
