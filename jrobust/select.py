@@ -82,7 +82,8 @@ def race(
         ``population``'s ``TransformGrid`` when one is given, else ``custom`` 0..T-1).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
-        race is resumed.
+        race is resumed. The race holds the folder's lock (``run.lock``) while it runs, so a
+        second race or ``jrobust run`` into it at the same time is refused.
       progress: called after every round with a dict (round, survivors, trained, ...); it may
         raise ``StopRace`` to end the race there.
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
@@ -98,7 +99,10 @@ def race(
         largest batch size or above the training pool (or an evaluator that does not take
         sizes), ``over="transforms"``/``"both"`` on a population without transformed test sets,
         all before anything is compiled.
-      jrobust.Interrupted: on Ctrl-C or SIGTERM, after the last complete round's checkpoint.
+      jrobust.runfolder.FolderInUse: ``checkpoint_dir`` is in use by another running race (the
+        message names its process, host and start), or locked from another host.
+      jrobust.Interrupted: on Ctrl-C, SIGTERM or SIGHUP, after the last complete round's
+        checkpoint.
 
     Example:
       >>> import numpy as np
@@ -239,7 +243,7 @@ _LEDGER_COLUMNS = 12
 
 def memory_text(n_bytes: float) -> str:
     """``12.3 GB``: a byte count for a message."""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n_bytes >= size:
             return f"{n_bytes / size:.3g} {unit}"
     return f"{n_bytes / 1e3:.3g} kB"

@@ -419,7 +419,7 @@ def check_memory(settings: RaceSettings, n_models: int, data: Mapping[str, Any])
     if data["source"].startswith("calo"):
         events = int(data.get("events", DEFAULT_EVENTS))
         data_bytes = events * CALO_EVENT_BYTES
-        text = f"events={events} ({events} calorimeter events of 15x15 cells)"
+        text = f"events={events} (calorimeter events of 15x15 cells)"
     try:
         select.check_memory(
             n_models, settings, n_transforms=n_transforms, data_bytes=data_bytes, data_text=text

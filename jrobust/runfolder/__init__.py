@@ -6,6 +6,7 @@
 - ``report``: the figures and the self-contained ``report.html``.
 """
 
+from jrobust._lock import LOCK_FILE, FolderInUse
 from jrobust.runfolder.files import RunFolderError, RunFolderMismatch, load_run, save_run
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
@@ -25,6 +26,8 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "FIGURES",
+    "FolderInUse",
+    "LOCK_FILE",
     "RESULT_FILE",
     "TABLES",
     "RunFolderError",

@@ -212,7 +212,8 @@ def read_result_json(folder: str | os.PathLike) -> dict[str, Any]:
         if value is None and key in _OPTIONAL_TYPES:
             continue
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise _damaged(folder, RESULT_FILE, f"{key} is {value!r}, not a {kind.__name__}")
+            what = {dict: "a JSON object", list: "a JSON list", int: "an integer"}[kind]
+            raise _damaged(folder, RESULT_FILE, f"{key} is {value!r}, not {what}")
     if not all(isinstance(w, int) and not isinstance(w, bool) for w in payload["winners"]):
         raise _damaged(folder, RESULT_FILE, f"winners {payload['winners']!r} are not model ids")
     return payload
@@ -234,14 +235,18 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             f"(rebuild it with jrobust run --space {folder / CONFIG_FILE})"
         ) from None
     ids = set(tables["models"]["model_id"].tolist()) if "model_id" in tables["models"] else set()
-    unknown = [w for w in [winner_id, *winners] if w not in ids]
-    if unknown or (winners and winners[0] != winner_id):
-        raise _damaged(
-            folder,
-            RESULT_FILE,
-            f"its winner {winner_id} and winners {winners} are not models of models.parquet, "
-            "best first",
-        )
+    unknown = [w for w in winners if w not in ids]
+    why = (
+        f"winner_id {winner_id} is not a model id of models.parquet"
+        if winner_id not in ids
+        else f"winners {unknown} are not model ids of models.parquet"
+        if unknown
+        else f"winners {winners} do not start with winner_id {winner_id}"
+        if winners and winners[0] != winner_id
+        else ""
+    )
+    if why:
+        raise _damaged(folder, RESULT_FILE, why)
     history = tables["history"]
     if "eliminated" in history:
         history["eliminated"] = [
