@@ -12,6 +12,7 @@ at the target's name instead of writing through it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -27,6 +28,8 @@ _WRITER = re.compile(r"\.tmp(\d+)")
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would signal it there; a live writer's open file
+        return False  # cannot be removed on Windows anyway (the unlink fails, and is ignored)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +48,8 @@ def _remove_stale(path: Path) -> None:
             continue
         pid = int(match.group(1))
         if pid == os.getpid() or not _pid_alive(pid):
-            Path(stale).unlink(missing_ok=True)  # a link is removed, never followed
+            with contextlib.suppress(OSError):
+                Path(stale).unlink(missing_ok=True)  # a link is removed, never followed
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -53,7 +57,8 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     path = Path(path)
     _remove_stale(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o666)  # less the umask, as open() gives
     try:
         with open(fd, "wb") as fh:

@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -38,6 +37,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # no flock on this system: the record's process id and host decide alone
+    fcntl = None
 
 __all__ = [
     "LOCK_FILE",
@@ -99,6 +103,8 @@ def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` runs on this host (one that cannot be signalled counts)."""
     if pid <= 0:
         return False
+    if os.name == "nt":  # os.kill(pid, 0) would signal it there: count it as running
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -154,12 +160,18 @@ def _foreign(folder: Path, owner: Owner) -> FolderInUse:
 
 def _open(path: Path, flags: int) -> int:
     """Open the lock file without following a symbolic link."""
-    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+_SHARED = fcntl.LOCK_SH if fcntl is not None else 0
+_EXCLUSIVE = fcntl.LOCK_EX if fcntl is not None else 0
 
 
 def _flock(fd: int, kind: int) -> bool | None:
     """Try to lock ``fd``: True when locked, False when another holds it, None when the file
     system has no ``flock`` (then the record's process id and host decide alone)."""
+    if fcntl is None:
+        return None
     try:
         fcntl.flock(fd, kind | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -220,7 +232,7 @@ def check_free(folder: str | os.PathLike) -> None:
     except OSError:
         return  # gone meanwhile, or unreadable: acquire decides
     try:
-        locked = _flock(fd, fcntl.LOCK_SH)
+        locked = _flock(fd, _SHARED)
         owner = _read(fd)
         if locked is False:
             raise _busy(folder, owner)
@@ -315,7 +327,7 @@ def _take(folder: Path, notify: Callable[[str], None] | None) -> int:
                 ) from None
             raise
         try:
-            locked = _flock(fd, fcntl.LOCK_EX)
+            locked = _flock(fd, _EXCLUSIVE)
             owner = _read(fd)
             if locked is False:
                 # a reader's brief shared lock, or a holder that is just starting or ending:
