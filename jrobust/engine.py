@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import numbers
 import time
 from collections.abc import Callable
 
@@ -48,20 +49,16 @@ def call_evaluator(
                 f"with transformed_losses of shape (instances, transforms); got {len(raw)} items"
             )
         raw, transformed = raw
-    try:
-        losses = np.asarray(raw, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"the evaluator must return one number per instance: {err}") from None
+    losses = _real_numbers(raw, "the evaluator must return real numbers, one per instance")
     if losses.shape != work.models.shape:
         raise ValueError(
             f"the evaluator returned {losses.shape[0]} losses for {len(work.models)} instances; "
             "return one loss per (model, instance) pair, in their order"
         )
     if transformed is not None:
-        try:
-            transformed = np.asarray(transformed, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"the evaluator's transformed losses must be numbers: {err}") from None
+        transformed = _real_numbers(
+            transformed, "the evaluator's transformed losses must be real numbers", flat=False
+        )
         if transformed.ndim == 1:
             transformed = transformed[:, None]
         if transformed.ndim != 2 or transformed.shape[0] != len(losses):
@@ -71,6 +68,34 @@ def call_evaluator(
             )
     seconds = time.perf_counter() - t0
     return Outcome(losses, {}, np.isfinite(losses), seconds=seconds, transformed=transformed)
+
+
+def _real_numbers(values, message: str, flat: bool = True) -> np.ndarray:
+    """``values`` as float64 if they are real numbers (integers or floats; NaN and inf are
+    failures the race records), else a ``TypeError``: strings, booleans, complex numbers and
+    other objects are refused rather than converted (``"1.5"`` is not a loss, ``True`` is not
+    1.0, and a complex loss has no order)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{message}: {err}") from None
+    if arr.dtype == object:
+        bad = [v for v in arr.reshape(-1) if isinstance(v, bool | np.bool_) or not _is_real(v)]
+    elif arr.dtype.kind in "iuf":
+        bad = []
+    else:
+        bad = arr.reshape(-1)[:1].tolist() or [arr.dtype]
+    if bad:
+        raise TypeError(
+            f"{message}, got {type(bad[0]).__name__} {bad[0]!r} (dtype {arr.dtype}); return a "
+            "float array, with NaN for an instance that failed"
+        )
+    arr = arr.astype(np.float64)
+    return arr.reshape(-1) if flat else arr
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 class Engine:

@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jrobust._atomic import write_atomic
 from jrobust.result import instance_rows, transformed_rows
 
 __all__ = ["plot_distributions", "plot_path", "plot_sample_size", "plot_transforms", "save_figure"]
@@ -45,12 +46,11 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> str:
-    """Save ``fig`` as PNG (atomically: a partly written file never replaces a good one)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, path)
-    return path
+    """Save ``fig`` as PNG through the atomic writer (``jrobust._atomic``: a partly written file
+    never replaces a good one, a planted link is never followed, a killed writer's temporary
+    file is removed by the next write)."""
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=dpi, format="png"))
+    return os.fspath(path)
 
 
 def _horizontal() -> dict[str, Any]:

@@ -16,6 +16,7 @@ a ``jrobust.RaceSettings``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import time
@@ -28,9 +29,8 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jrobust import _signals
+from jrobust import _lock, _signals, parallel
 from jrobust._cache import enable_compilation_cache
-from jrobust._version import __version__
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
 from jrobust.engine import Engine, call_evaluator
@@ -42,7 +42,7 @@ from jrobust.state import (
     Evaluator,
     RaceState,
     Work,
-    fingerprint,
+    race_fingerprint,
     refuse_legacy,
 )
 from jrobust.stats import get_statistic
@@ -82,7 +82,8 @@ def race(
         ``population``'s ``TransformGrid`` when one is given, else ``custom`` 0..T-1).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
-        race is resumed.
+        race is resumed. The race holds the folder's lock (``run.lock``) while it runs, so a
+        second race or ``jrobust run`` into it at the same time is refused.
       progress: called after every round with a dict (round, survivors, trained, ...); it may
         raise ``StopRace`` to end the race there.
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
@@ -98,7 +99,10 @@ def race(
         largest batch size or above the training pool (or an evaluator that does not take
         sizes), ``over="transforms"``/``"both"`` on a population without transformed test sets,
         all before anything is compiled.
-      jrobust.Interrupted: on Ctrl-C or SIGTERM, after the last complete round's checkpoint.
+      jrobust.runfolder.FolderInUse: ``checkpoint_dir`` is in use by another running race (the
+        message names its process, host and start), or locked from another host.
+      jrobust.Interrupted: on Ctrl-C, SIGTERM or SIGHUP, after the last complete round's
+        checkpoint.
 
     Example:
       >>> import numpy as np
@@ -113,6 +117,8 @@ def race(
     rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
     configs, models = _resolve_space(space, evaluator)
     _check_budget(settings, len(models))
+    grid = getattr(population, "transforms", None)
+    check_memory(len(models), settings, n_transforms=len(grid) if grid is not None else 0)
     check_fidelity_fits(settings, configs, population if evaluator is None else None, evaluator)
     check_over(settings, population, evaluator)
     if evaluator is None:
@@ -126,13 +132,16 @@ def race(
         pairs = tuple(grid.pairs) if grid is not None else None
         sized = settings.fidelity is not None
         engine, evaluate = None, _user_evaluator(evaluator, sized=sized, pairs=pairs)
-    data = population if evaluator is None else None
-    key = _race_fingerprint(settings, configs, len(models), data)
+    data_key = population.fingerprint() if evaluator is None else None
+    key = race_fingerprint(settings, configs, len(models), data_key)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
-    state = _start(ckpt, key, len(models), settings)
-    if configs is not None:
-        state.own_sizes = np.array([c.train_size for c in configs], np.int64)
-    with _signals.deferred_signals():
+    # one race per folder: the lock is taken before the folder is read or written
+    owner = _lock.hold(checkpoint_dir) if ckpt is not None and jax.process_index() == 0 else None
+    with owner or contextlib.nullcontext(), _signals.deferred_signals():
+        state = _start(ckpt, key, len(models), settings)
+        state.data_fingerprint = data_key
+        if configs is not None:
+            state.own_sizes = np.array([c.train_size for c in configs], np.int64)
         while not state.done:
             work = state.plan(settings)
             if work is None:  # the race ends here (max_instances or budget): record that
@@ -190,8 +199,30 @@ def _resolve_space(space, evaluator) -> tuple[list[ModelConfig] | None, pd.DataF
             {"model_id": range(int(space)), "name": [f"model{i}" for i in range(int(space))]}
         )
     if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_models(list(space))
+        space = list(space)
+        _refuse_repeats(space)
+        space = SearchSpace.from_models(space)
     return space.models, space.to_frame()
+
+
+def _refuse_repeats(models: list) -> None:
+    """A list of models races under the list's indices: a model listed twice is refused (the
+    ids of the models after it would otherwise shift, and the race cannot tell a model from
+    itself; see docs/reliability.md)."""
+    first: dict = {}
+    for i, model in enumerate(models):
+        try:
+            j = first.setdefault(model, i)
+        except TypeError:  # not hashable, so not a ModelConfig: SearchSpace names the problem
+            return
+        if j != i:
+            what = model.describe() if hasattr(model, "describe") else repr(model)
+            raise ValueError(
+                f"models {j} and {i} of the list are the same configuration ({what}): model ids "
+                "are the list's indices, so a repeat cannot be dropped without shifting the ids "
+                "after it, and racing a model against itself decides nothing; remove the repeat "
+                "(e.g. list(dict.fromkeys(models))) or pass a SearchSpace"
+            )
 
 
 def _check_budget(settings: RaceSettings, n_models: int) -> None:
@@ -202,6 +233,69 @@ def _check_budget(settings: RaceSettings, n_models: int) -> None:
             f"models x {settings.warmup_for()} instances = {needed}): nothing would be trained; "
             f"raise the budget to at least {needed}, or lower warmup"
         )
+
+
+#: Bytes per value of a ledger column, and the columns of a ledger row (keys, loss, status,
+#: round, stage, size, seconds and a few metrics): the memory estimate of ``check_memory``.
+_VALUE_BYTES = 8
+_LEDGER_COLUMNS = 12
+
+
+def memory_text(n_bytes: float) -> str:
+    """``12.3 GB``: a byte count for a message."""
+    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.3g} {unit}"
+    return f"{n_bytes / 1e3:.3g} kB"
+
+
+def check_memory(
+    n_models: int,
+    settings: RaceSettings,
+    *,
+    n_transforms: int = 0,
+    data_bytes: int = 0,
+    data_text: str = "",
+    available: int | None = None,
+) -> None:
+    """Refuse a race whose ledger (and data) cannot fit in the host's available memory, before
+    anything is allocated or written: the loss tables are ``models x instances`` (instances:
+    ``max_instances`` per stage and ``final_instances``) and, at most, the ledger has a row of
+    ``_LEDGER_COLUMNS`` columns per (instance, test set).
+
+    Args:
+      n_models: the models of the race.
+      settings: the race settings.
+      n_transforms: transformed test sets per instance.
+      data_bytes: the memory of data still to be generated (0: already in memory), described
+        by ``data_text`` (e.g. ``events=10000 (10000 events of 15x15 inputs)``).
+      available: the bytes available (default: the host's available memory).
+
+    Raises:
+      ValueError: one line naming the setting to lower.
+    """
+    columns = settings.max_instances * (len(settings.fidelity) if settings.fidelity else 1)
+    columns += settings.final_instances
+    tests = 1 + n_transforms
+    cell = 9 + _VALUE_BYTES * n_transforms + tests * _LEDGER_COLUMNS * _VALUE_BYTES
+    ledger = float(n_models) * columns * cell
+    if available is None:
+        available = parallel._host_available_bytes()
+    if ledger + data_bytes <= available:
+        return
+    have = f"more than the {memory_text(available)} this machine has available"
+    if data_bytes > ledger:
+        raise ValueError(
+            f"{data_text} needs about {memory_text(data_bytes)} of memory for the data, {have}; "
+            "use fewer events"
+        )
+    shape = f"{n_models} models x {columns} instances" + (
+        f" x {tests} test sets" if n_transforms else ""
+    )
+    raise ValueError(
+        f"max_instances={settings.max_instances} needs about {memory_text(ledger)} of memory for "
+        f"the race's ledger ({shape}), {have}; lower max_instances"
+    )
 
 
 def _takes_sizes(evaluator: Callable[..., Any]) -> bool:
@@ -303,17 +397,6 @@ def _check_all(configs: list[ModelConfig], population: Population | None) -> Non
             check_compatible(c, population)
         except (ValueError, TypeError) as err:
             raise type(err)(f"model {i} ({c.describe()}): {err}") from None
-
-
-def _race_fingerprint(settings, configs, n_models, population) -> str:
-    return fingerprint(
-        [
-            __version__,
-            settings.identity(),
-            [repr(c) for c in configs] if configs is not None else n_models,
-            population.fingerprint() if population is not None else None,
-        ]
-    )
 
 
 # ---------------------------------------------------------------------------------- checkpoints

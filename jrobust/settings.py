@@ -38,7 +38,7 @@ from jrobust.rules import (
 )
 from jrobust.stats import Statistic, get_statistic
 
-__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER"]
+__all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER", "SEED_MAX", "check_seed"]
 
 #: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
 DEFAULT_WARMUP = 3
@@ -81,6 +81,29 @@ def positive_int(name: str, value: Any, *, minimum: int = 1, optional: bool = Fa
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
+
+
+#: The largest seed: seeds enter the compiled trainer as 32-bit signed integers.
+SEED_MAX = 2**31 - 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an ``int`` if it is an integer in ``[0, SEED_MAX]``, else a ``ValueError``
+    that says the range (checked where the settings are, before anything compiles).
+
+    Example:
+      >>> check_seed(2**31)
+      Traceback (most recent call last):
+      ...
+      ValueError: seed must be an integer in [0, 2147483647], got 2147483648
+    """
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= SEED_MAX
+    ):
+        raise ValueError(f"{name} must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    return int(seed)
 
 
 def check_fidelity(sizes: Any) -> tuple[int, ...] | None:
@@ -317,7 +340,7 @@ class RaceSettings:
                 f"warmup={self.warmup} is too small for rule {rule.name!r}: it needs at least "
                 f"{rule.min_warmup} instances per model; use warmup >= {rule.min_warmup}"
             )
-        positive_int("seed", self.seed, minimum=0)
+        check_seed(self.seed)
         positive_int("max_instances", self.max_instances)
         if self.max_instances < self.warmup_for(rule):
             raise ValueError(

@@ -50,7 +50,10 @@ __all__ = [
     "n_stages",
     "stage_target",
     "transform_table",
+    "belongs_to",
     "fingerprint",
+    "ledger_rows",
+    "race_fingerprint",
     "refuse_legacy",
 ]
 
@@ -58,10 +61,11 @@ CHECKPOINT_FILE = "checkpoint.npz"
 LEGACY_CHECKPOINT_FILE = "checkpoint.pkl"
 CHECKPOINT_FORMAT = 2
 
-#: An instance is ``diverged`` when its loss is finite but its magnitude is at least
-#: ``DIVERGED_LOSS``, or more than ``DIVERGED_FACTOR`` times the median magnitude of every finite
-#: loss in the ledger so far. Its loss still counts in the statistics: divergence is
-#: non-robustness, and the statistics should see it.
+#: An instance is ``diverged`` when its loss is finite but at least ``DIVERGED_LOSS``, or above
+#: the median of every finite loss in the ledger so far by more than ``DIVERGED_FACTOR`` times
+#: their median magnitude (for positive losses: about ``DIVERGED_FACTOR`` times the median).
+#: Divergence is a loss far *above* the others: a low or negative loss never is. Its loss still
+#: counts in the statistics: divergence is non-robustness, and the statistics should see it.
 DIVERGED_FACTOR = 1e3
 DIVERGED_LOSS = 1e10
 
@@ -103,6 +107,36 @@ def fingerprint(parts: Sequence[Any]) -> str:
     for p in parts:
         h.update(repr(p).encode())
     return h.hexdigest()
+
+
+def race_fingerprint(
+    settings: RaceSettings,
+    configs: Sequence[ModelConfig] | None,
+    n_models: int,
+    data_fingerprint: str | None,
+    version: str = __version__,
+) -> str:
+    """The fingerprint of a race, which its checkpoint carries: a checkpoint is resumed, and a
+    run folder read, only when the settings, models and data give the same one.
+
+    Args:
+      settings: the resolved race settings (their ``identity()`` counts, not execution options).
+      configs: the models (``None`` for a bare model count with an evaluator).
+      n_models: the number of models (counts when ``configs`` is ``None``).
+      data_fingerprint: ``Population.fingerprint()`` of the data (``None`` with an evaluator).
+      version: the jrobust version that wrote the checkpoint.
+
+    Returns:
+      A hex string.
+    """
+    return fingerprint(
+        [
+            version,
+            settings.identity(),
+            [repr(c) for c in configs] if configs is not None else n_models,
+            data_fingerprint,
+        ]
+    )
 
 
 def best_models(
@@ -264,11 +298,87 @@ def transform_table(
 
 
 def _statuses(losses: np.ndarray, ok: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``failed`` (not finite or not ok), ``diverged`` (far *above* the reference losses: a
+    loss is never too good, and losses may be negative), else ``ok``."""
     finite = np.isfinite(losses) & ok
+    center = np.median(reference) if reference.size else 0.0
     scale = np.median(np.abs(reference)) if reference.size else 0.0
-    size = np.abs(np.where(finite, losses, 0.0))
-    diverged = finite & ((size >= DIVERGED_LOSS) | ((scale > 0) & (size > DIVERGED_FACTOR * scale)))
+    value = np.where(finite, losses, 0.0)
+    far = (scale > 0) & (value - center > DIVERGED_FACTOR * scale)
+    diverged = finite & ((value >= DIVERGED_LOSS) | far)
     return np.where(~finite, "failed", np.where(diverged, "diverged", "ok"))
+
+
+def ledger_rows(
+    keys: Mapping[str, np.ndarray],
+    losses: np.ndarray,
+    ok: np.ndarray,
+    reference: np.ndarray,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, np.ndarray] | None = None,
+    transformed: np.ndarray | None = None,
+    pairs: Sequence[Sequence[Any]] = (),
+) -> list[dict[str, Any]]:
+    """The ledger rows of ``W`` trained instances, as a race's ledger and ``train_instances``
+    have them.
+
+    Each instance has its row: ``keys`` (e.g. ``model_id``, ``instance``), ``loss`` (+inf when
+    failed), ``status`` (``ok``, ``diverged`` against ``reference``, or ``failed``), ``extra``
+    and the test ``metrics``. With ``transformed`` losses ``(W, T)`` that row gets
+    ``transform="none"`` and ``param`` NaN, and is followed by one row per ``pairs[t] = (name,
+    param)`` with that loss and status, NaN metrics (they describe the untransformed test set)
+    and ``seconds`` 0 (the instance's time is on its own row).
+
+    Args:
+      keys, extra: columns of one value per instance (an array of ``W``) or one for all.
+      losses, ok: ``(W,)`` the test losses and which instances trained (failed ones are +inf).
+      reference: the finite losses that divergence is judged against (``DIVERGED_FACTOR``).
+      metrics: ``name -> (W,)`` further test metrics.
+      transformed: ``(W, T)`` the losses on the transformed test sets (failures +inf), or
+        ``None``; pairs: their ``T`` ``(transform, param)``.
+
+    Returns:
+      A list of row dicts (plain Python values).
+
+    Example:
+      >>> rows = ledger_rows({"instance": np.array([0, 1])}, np.array([0.5, np.inf]),
+      ...                    np.array([True, False]), np.array([0.5]))
+      >>> [(r["instance"], r["status"]) for r in rows]
+      [(0, 'ok'), (1, 'failed')]
+    """
+    losses = np.asarray(losses, np.float64).reshape(-1)
+    status = _statuses(losses, np.asarray(ok, bool).reshape(-1), reference)
+    metrics = dict(metrics or {})
+    columns = {**keys, **(extra or {})}
+    rows = []
+    for j in range(len(losses)):
+        value = {k: _plain(v[j]) if np.ndim(v) else _plain(v) for k, v in columns.items()}
+        row = {k: value[k] for k in keys}
+        row.update(loss=float(losses[j]), status=str(status[j]))
+        row.update({k: value[k] for k in (extra or {})})
+        row.update({k: float(v[j]) for k, v in metrics.items()})
+        if transformed is None:
+            rows.append(row)
+            continue
+        row.update(transform="none", param=float("nan"))
+        rows.append(row)
+        values = np.asarray(transformed[j], np.float64)
+        tstatus = _statuses(values, np.isfinite(values), reference)
+        blank = {k: float("nan") for k in metrics}
+        for t, (name, param) in enumerate(pairs):
+            rows.append(
+                dict(
+                    row,
+                    **blank,
+                    loss=float(values[t]),
+                    status=str(tstatus[t]),
+                    transform=str(name),
+                    param=float(param),
+                    **({"seconds": 0.0} if "seconds" in row else {}),
+                )
+            )
+    return rows
 
 
 def _statistics(settings: RaceSettings) -> tuple[Statistic, Statistic]:
@@ -324,6 +434,9 @@ class RaceState:
         ``survivors``, ``end``).
       tlosses: ``(M, N, T)`` float64, the losses on the population's ``T`` transformed test
         sets (``None`` without transformations); transform_pairs: their ``(name, param)``.
+      data_fingerprint: the data's part of the race's fingerprint (``race_fingerprint``), kept
+        so that a run folder's checkpoint can be checked against its ``config.toml`` without
+        loading the data.
       own_sizes: ``(M,)`` each model's own ``train_size`` (for the ledger; not saved).
     """
 
@@ -348,6 +461,7 @@ class RaceState:
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     tlosses: np.ndarray | None = None
     transform_pairs: list[list[Any]] = dataclasses.field(default_factory=list)
+    data_fingerprint: str | None = None
     own_sizes: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -539,28 +653,20 @@ class RaceState:
         self.mask[work.models, work.instances] = True
         self.n_trainings += len(work.models)
         reference = self.losses[self.mask & np.isfinite(self.losses)]
-        status = _statuses(losses, ok, reference)
         transformed = self._record_transformed(work, outcome, ok)
         share = outcome.seconds / max(len(work.models), 1)
         sizes = self._sizes_of(work)
         kind = self.stage_kind
-        for j, (m, i) in enumerate(zip(work.models, work.instances, strict=True)):
-            row = dict(
-                model_id=int(m),
-                instance=int(i),
-                loss=float(losses[j]),
-                status=str(status[j]),
-                round=self.round,
-                stage=kind,
-                train_size=int(sizes[j]),
-                seconds=share,
-            )
-            row.update({k: float(v[j]) for k, v in outcome.metrics.items()})
-            if transformed is not None:
-                row.update(transform="none", param=float("nan"))
-            self.records.append(row)
-            if transformed is not None:
-                self._transformed_rows(row, transformed[j], reference, outcome.metrics)
+        self.records += ledger_rows(
+            {"model_id": work.models, "instance": work.instances},
+            losses,
+            ok,
+            reference,
+            extra={"round": self.round, "stage": kind, "train_size": sizes, "seconds": share},
+            metrics=outcome.metrics,
+            transformed=transformed,
+            pairs=self.transform_pairs,
+        )
         self.compile_seconds += outcome.compile_seconds
         self.train_seconds += outcome.seconds
         size = int(sizes[0]) if len(sizes) and (sizes == sizes[0]).all() else 0
@@ -607,25 +713,6 @@ class RaceState:
         values = np.where(ok[:, None] & np.isfinite(values), values, np.inf)
         self.tlosses[work.models, work.instances] = values
         return values
-
-    def _transformed_rows(
-        self, row: dict, values: np.ndarray, reference: np.ndarray, metrics: dict
-    ) -> None:
-        status = _statuses(values, np.isfinite(values), reference)
-        # the metric columns describe the untransformed test set: not repeated on these rows
-        blank = {k: float("nan") for k in metrics}
-        for t, (name, param) in enumerate(self.transform_pairs):
-            self.records.append(
-                dict(
-                    row,
-                    **blank,
-                    loss=float(values[t]),
-                    status=str(status[t]),
-                    transform=str(name),
-                    param=float(param),
-                    seconds=0.0,  # the instance's time is on its untransformed row
-                )
-            )
 
     def apply_rule(
         self, rule: Rule, statistic: Statistic, rank_by: Statistic, settings: RaceSettings
@@ -817,29 +904,40 @@ class RaceState:
                 meta = json.loads(bytes(f["meta"]).decode())
                 _check_meta(meta, path, fingerprint)
                 arrays = {k: f[k] for k in f.files if k != "meta"}
+            _check_shapes(arrays)
+            records = _rows("ledger", arrays)
+            table_path = _rows("path", arrays)
+            state_arrays = dict(
+                losses=arrays["losses"].astype(np.float64),
+                mask=arrays["mask"].astype(bool),
+                alive=arrays["alive"].astype(bool),
+                tlosses=arrays["tlosses"].astype(np.float64) if "tlosses" in arrays else None,
+            )
         except (CheckpointMismatch, CheckpointError):
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        except _Shape as err:
+            raise CheckpointError(
+                f"the checkpoint {path} is damaged (its arrays have the wrong shape: {err}): "
+                "delete it to start the race afresh"
+            ) from None
+        except (
+            OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError
+        ) as err:  # fmt: skip
             raise CheckpointError(
                 f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); it is damaged: "
                 "delete it to start the race afresh"
             ) from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(
+                f"the checkpoint {path} is damaged (its meta entry is not a table)"
+            )
         fields = {f: meta.get(f, _META_DEFAULTS.get(f)) for f in _META_FIELDS}
         if fields["stage_round"] is None:
             fields["stage_round"] = fields["round"]
-        records = _rows("ledger", arrays)
         for row in records:
             row.setdefault("stage", "race")
             row.setdefault("train_size", 0)
-        return cls(
-            losses=arrays["losses"].astype(np.float64),
-            mask=arrays["mask"].astype(bool),
-            alive=arrays["alive"].astype(bool),
-            tlosses=arrays["tlosses"].astype(np.float64) if "tlosses" in arrays else None,
-            records=records,
-            path=_rows("path", arrays),
-            **fields,
-        )
+        return cls(records=records, path=table_path, **state_arrays, **fields)
 
     @staticmethod
     def peek(path: str | os.PathLike) -> dict[str, Any]:
@@ -868,6 +966,7 @@ _META_FIELDS = (
     "elites",
     "stages",
     "transform_pairs",
+    "data_fingerprint",
 )
 # What a checkpoint written before stages existed stands for (one stage, from instance 0).
 _META_DEFAULTS = {
@@ -877,6 +976,7 @@ _META_DEFAULTS = {
     "elites": [],
     "stages": [],
     "transform_pairs": [],
+    "data_fingerprint": None,
 }
 
 
@@ -908,6 +1008,39 @@ def _check_zip(path: Path) -> None:
         )
 
 
+class _Shape(ValueError):
+    """Arrays of a checkpoint whose shapes do not fit together."""
+
+
+def _check_shapes(arrays: Mapping[str, np.ndarray]) -> None:
+    """The tables of a checkpoint fit each other: ``losses`` ``(M, N)``, ``mask`` ``(M, N)``,
+    ``alive`` ``(M,)``, ``tlosses`` ``(M, N, T)``, ledger and path columns of one length each,
+    the ledger's models and instances inside the table (else ``_Shape``)."""
+    missing = [k for k in ("losses", "mask", "alive") if k not in arrays]
+    if missing:
+        raise _Shape(f"no {', '.join(missing)}")
+    losses, mask, alive = arrays["losses"], arrays["mask"], arrays["alive"]
+    if losses.ndim != 2 or mask.shape != losses.shape or alive.shape != losses.shape[:1]:
+        raise _Shape(f"losses {losses.shape}, mask {mask.shape}, alive {alive.shape}")
+    if "tlosses" in arrays and (
+        arrays["tlosses"].ndim != 3 or arrays["tlosses"].shape[:2] != losses.shape
+    ):
+        raise _Shape(f"tlosses {arrays['tlosses'].shape} for losses {losses.shape}")
+    for prefix in ("ledger", "path"):
+        lengths = {k: v.shape for k, v in arrays.items() if k.startswith(prefix + ".")}
+        if len({shape for shape in lengths.values()}) > 1 or any(
+            len(shape) != 1 for shape in lengths.values()
+        ):
+            raise _Shape(f"{prefix} columns of different lengths {sorted(set(lengths.values()))}")
+    for column, size in (
+        ("ledger.model_id", losses.shape[0]),
+        ("ledger.instance", losses.shape[1]),
+    ):
+        values = arrays.get(column)
+        if values is not None and len(values) and (values.min() < 0 or values.max() >= size):
+            raise _Shape(f"{column} outside the table of {losses.shape}")
+
+
 def _check_meta(meta: dict, path: Path, fingerprint: str | None) -> None:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatch(
@@ -919,6 +1052,30 @@ def _check_meta(meta: dict, path: Path, fingerprint: str | None) -> None:
             f"the checkpoint {path} belongs to a different race (another space, data, settings or "
             "jrobust version); resume with exactly the same arguments, or use a new checkpoint_dir"
         )
+
+
+def belongs_to(
+    path: str | os.PathLike,
+    settings: RaceSettings,
+    configs: Sequence[ModelConfig] | None,
+    n_models: int,
+) -> bool | None:
+    """Whether the checkpoint at ``path`` is one of the race of ``settings`` and ``configs``
+    (``race_fingerprint`` with the data's part the checkpoint keeps); ``None`` when it cannot
+    tell (a checkpoint written before checkpoints kept it). ``settings`` are resolved as the
+    race resolved them (a race without data had an evaluator).
+
+    Raises:
+      CheckpointError: the file is not a readable checkpoint.
+    """
+    meta = RaceState.peek(path)
+    if not isinstance(meta, dict) or "data_fingerprint" not in meta:
+        return None
+    version = str(meta.get("jrobust_version", __version__))
+    data = meta["data_fingerprint"]
+    settings = settings.resolved(evaluator=data is None)
+    expected = race_fingerprint(settings, configs, n_models, data, version)
+    return expected == meta.get("fingerprint")
 
 
 def refuse_legacy(folder: str | os.PathLike) -> None:

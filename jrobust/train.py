@@ -52,6 +52,8 @@ from jrobust.optim import (
     schedule_steps,
 )
 from jrobust.programs import merge_signature
+from jrobust.settings import check_seed
+from jrobust.state import ledger_rows
 from jrobust.steps import EVAL_CHUNK, Body, TrainResult, permutation_rounds, train_one
 
 __all__ = [
@@ -498,6 +500,7 @@ def launch_stack(
     n = len(configs)
     if n == 0:
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
+    seed = check_seed(seed)
     if program is None:
         key0 = configs[0].static_key()
         if any(c.static_key() != key0 for c in configs):
@@ -574,8 +577,17 @@ def train_instances(
       max_stack: train at most this many instances per compiled call.
 
     Returns:
-      DataFrame with ``instance``, ``loss`` (the test metric, lower is better), ``status``
-      (``"ok"``/``"failed"``), ``epochs`` and every test metric.
+      DataFrame of the rows a race's ledger has (``jrobust.state.ledger_rows``): ``instance``,
+      ``loss`` (the test metric, lower is better; +inf for a failed instance), ``status``
+      (``"ok"``, ``"diverged"`` or ``"failed"``), ``epochs`` and every test metric. On a
+      population with transformed test sets (``jrobust.data.with_transforms``) each instance
+      has its row with ``transform="none"`` (``param`` NaN) followed by one row per
+      ``(transform, param)`` of the grid, as in the race's ledger.
+
+    Raises:
+      TypeError, ValueError: instance indices that are not non-negative integers, a seed
+        outside ``[0, 2**31 - 1]``, a model that cannot train on the population; all before
+        anything compiles.
 
     Example:
       >>> import jrobust, numpy as np
@@ -587,6 +599,7 @@ def train_instances(
     instances = check_instances(instance_indices)
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
+    seed = check_seed(seed)
     check_compatible(config, population)
     step = max_stack or bucket_size_for(instances.size)
     parts = []
@@ -602,7 +615,24 @@ def train_instances(
         )
         res.pop("seconds")
         res.pop("compile_seconds")
-        parts.append(pd.DataFrame({"instance": chunk, **res}))
-    frame = pd.concat(parts, ignore_index=True)
-    frame["status"] = np.where(frame.pop("ok"), "ok", "failed")
-    return frame
+        res.pop("params", None)
+        parts.append(res)
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ok = joined.pop("ok").astype(bool) & np.isfinite(joined["loss"])
+    losses = np.where(ok, joined.pop("loss").astype(np.float64), np.inf)
+    transformed = joined.pop("transformed", None)
+    grid = population.transforms
+    if transformed is not None:
+        transformed = np.where(
+            ok[:, None] & np.isfinite(transformed), transformed.astype(np.float64), np.inf
+        )
+    rows = ledger_rows(
+        {"instance": instances.astype(np.int64)},
+        losses,
+        ok,
+        losses[np.isfinite(losses)],
+        metrics=joined,
+        transformed=transformed,
+        pairs=list(grid.pairs) if transformed is not None else (),
+    )
+    return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from jrobust.cli.options import DEBUG, EXIT_OK, Help, UsageError
 from jrobust.runfolder import (
     RESULT_FILE,
     TABLES,
+    RunFolderMismatch,
     load_run,
     read_config,
     write_figures,
@@ -19,6 +20,7 @@ from jrobust.runfolder import (
     write_summary,
     write_table,
 )
+from jrobust.runfolder.files import read_result_json
 from jrobust.state import CheckpointMismatch
 
 __all__ = ["add_parser", "command"]
@@ -52,8 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _info(folder: Path, result) -> dict[str, Any]:
     if (folder / RESULT_FILE).is_file():
-        payload = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
-        return dict(payload.get("info", {}))
+        return dict(read_result_json(folder).get("info") or {})
     config = read_config(folder) or {}
     return {
         "data": ", ".join(f"{k} {v}" for k, v in config.get("data", {}).items()),
@@ -67,7 +68,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"no such run folder: {folder}")
     try:
         result = load_run(folder)
-    except (FileNotFoundError, CheckpointMismatch) as err:
+    except (FileNotFoundError, CheckpointMismatch, RunFolderMismatch) as err:
         raise UsageError(str(err)) from None
     info = _info(folder, result)
     if args.csv:

@@ -11,6 +11,7 @@ the last complete round stays, the folder is consistent, and the exit status is 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ from jrobust.runfolder.summary import statistic_label
 from jrobust.select import race
 from jrobust.settings import EXECUTION_FIELDS, OVER
 from jrobust.space import SpaceError, load_space_file, parse_space_text
-from jrobust.state import CheckpointMismatch, refuse_legacy
+from jrobust.state import CHECKPOINT_FILE, CheckpointMismatch, refuse_legacy
 
 __all__ = ["add_parser", "command"]
 
@@ -303,6 +304,7 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     except (ValueError, CheckpointMismatch) as err:
         raise UsageError(str(err)) from None
     if saved is None:
+        cli_settings.check_free(folder)  # a run that has not written its configuration yet
         raise UsageError(
             f"--resume {folder}: no {CONFIG_FILE} there, so no jrobust run to continue"
         )
@@ -325,6 +327,10 @@ def _check_devices(devices: int | None) -> None:
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # 1. everything that needs no data: options, the space file, the race and data settings
+    if args.out or args.resume:  # a folder that cannot be written is refused before the data
+        cli_settings.check_writable(
+            Path(args.resume or args.out), "--resume" if args.resume else "--out"
+        )
     folder, file_tables, file_race, file_data = _sources(args)
     settings = cli_settings.race_settings(args, file_race, builtin=not file_tables)
     data = cli_settings.data_settings(args, file_data)
@@ -345,8 +351,12 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         overrides["target"] = args.target  # the built-in calorimeter space already chose its models
     space, tables = cli_settings.build_checked_space(tables, overrides)
     cli_settings.check_budget(settings, len(space))
+    cli_settings.check_memory(settings, len(space), data)
     config = cli_settings.resolved_config(data, settings, tables)
     folder = folder or cli_settings.new_folder(data["source"])
+    args.run_folder = folder  # for the messages of a failure (a full disk)
+    if main_process:  # the folder's owner until the command ends: the first thing written there
+        args.held.enter_context(cli_settings.own_folder(folder, "jrobust " + " ".join(argv), _note))
     resuming = bool(args.resume) or cli_settings.check_folder(folder, config)
     # 4. the data, and whether every model fits it; only then the folder is written
     if pop is None:
@@ -373,6 +383,8 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
     main_process = out.main
     done = cli_settings.checkpoint_facts(folder) if resuming else {}
+    if resuming and not (folder / CHECKPOINT_FILE).is_file():
+        _note(f"{folder / CHECKPOINT_FILE} is missing, so the race starts again from round 1")
     resumed_from = int(done.get("round", 0))
     out.info(
         f"[bold]jrobust run[/bold]: {len(space)} models in {space.n_cohorts} cohorts "
@@ -435,6 +447,11 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
             f"winner; see {folder / 'summary.md'} and check the learning rates and the data"
         )
     return EXIT_OK
+
+
+def _note(text: str) -> None:
+    """One line on stderr that the run goes on after (whatever --quiet or --json say)."""
+    print(f"jrobust: note: {text}", file=sys.stderr, flush=True)
 
 
 class _AllFailed(RuntimeError):

@@ -9,15 +9,17 @@ created or any data is generated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jrobust import select
+from jrobust import _lock, select
+from jrobust._lock import LOCK_FILE
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
 from jrobust.data import load, with_transforms
@@ -48,6 +50,9 @@ __all__ = [
     "RACE_OPTIONS",
     "build_checked_space",
     "check_budget",
+    "check_free",
+    "check_memory",
+    "check_writable",
     "check_fidelity_fits",
     "check_over",
     "check_folder",
@@ -58,6 +63,7 @@ __all__ = [
     "data_settings",
     "load_population",
     "new_folder",
+    "own_folder",
     "race_settings",
     "resolved_config",
     "space_tables",
@@ -332,9 +338,12 @@ def check_folder(
     """
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file, not a folder")
-    if not folder.exists() or not [p for p in folder.iterdir() if not _STALE.search(p.name)]:
-        return False  # empty, or holding only what a killed atomic write left
+    left = [p for p in folder.iterdir() if not _STALE.search(p.name)] if folder.exists() else []
+    if not [p for p in left if p.name != LOCK_FILE]:
+        check_free(folder)
+        return False  # empty, or holding only what a killed atomic write or run left
     if not is_run_folder(folder):
+        check_free(folder)
         raise UsageError(
             f"--out {folder} exists and holds something else than a jrobust run; "
             "choose a new folder"
@@ -345,6 +354,7 @@ def check_folder(
     except (ValueError, CheckpointMismatch) as err:
         raise UsageError(str(err)) from None
     if old is None:
+        check_free(folder)  # a run that has not written its configuration yet
         raise UsageError(
             f"--out {folder} holds a jrobust run without its config.toml; choose a new folder"
         )
@@ -354,12 +364,68 @@ def check_folder(
         new = {k: v for k, v in new.items() if k in parts}
     diff = _differences(old, new)
     if diff:
+        check_free(folder)  # a running run is named as such
         shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
         raise UsageError(
             f"--out {folder} holds a different run (it differs in {shown}); choose another --out, "
             f"or continue that run with: jrobust run --resume {folder}"
         )
     return True
+
+
+def check_free(folder: Path) -> None:
+    """A ``UsageError`` naming the process that holds ``folder`` (a live run, or a lock of
+    another host); nothing when the folder is free or its lock is stale. Read only."""
+    try:
+        _lock.check_free(folder)
+    except _lock.FolderInUse as err:
+        raise UsageError(str(err)) from None
+
+
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """A ``UsageError`` when the run folder cannot be created or written (a file in its place
+    or above it, a folder this user cannot write): before any data is generated."""
+    try:
+        _lock.check_writable(folder, what=f"{option} {folder}")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+@contextlib.contextmanager
+def own_folder(folder: Path, command: str, notify: Callable[[str], None]) -> Iterator[Path]:
+    """Hold the lock of ``folder`` for this run (``jrobust._lock``); a ``UsageError`` naming
+    the running process when another run holds it. ``notify`` says when a stale lock is
+    taken over."""
+    try:
+        _lock.acquire(folder, command, notify)
+    except (_lock.FolderInUse, ValueError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        yield folder
+    finally:
+        _lock.release(folder)
+
+
+#: Memory of one generated calorimeter event while it is made and kept (15x15 cells in float64
+#: and float32, the side features and the truth): the estimate ``check_memory`` uses.
+CALO_EVENT_BYTES = 4096
+
+
+def check_memory(settings: RaceSettings, n_models: int, data: Mapping[str, Any]) -> None:
+    """A ``UsageError`` when the race's ledger and the data to generate cannot fit in the
+    host's available memory (``jrobust.select.check_memory``), before anything is written."""
+    n_transforms = sum(len(data[k]) for k in TRANSFORM_KEYS if k in data)
+    data_bytes, text = 0, ""
+    if data["source"].startswith("calo"):
+        events = int(data.get("events", DEFAULT_EVENTS))
+        data_bytes = events * CALO_EVENT_BYTES
+        text = f"events={events} (calorimeter events of 15x15 cells)"
+    try:
+        select.check_memory(
+            n_models, settings, n_transforms=n_transforms, data_bytes=data_bytes, data_text=text
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def check_version(config: Mapping[str, Any], folder: Path) -> None:

@@ -19,6 +19,9 @@ A run folder holds::
     path.png           the elimination path (statistic of each model per round)
     sample_size.png    robustness vs training-sample size (when a study provides
                        ``sample_size.parquet``)
+    run.lock           only while a run or race writes the folder: its owner (process id,
+                       host, start time, command), locked; removed when it ends
+                       (``jrobust._lock``)
 
 Nothing in a run folder is executable or pickled: a folder received from someone else can be
 read safely.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ __all__ = [
     "fmt",
     "history_view",
     "markdown_table",
+    "md_code",
+    "md_text",
     "race_features",
     "rule_text",
     "stages_view",
@@ -255,14 +258,44 @@ def duration(seconds: float) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
+def md_text(value: Any) -> str:
+    r"""``value`` as Markdown text that renders as itself: no HTML (``<``, ``>``, ``&`` become
+    entities), no emphasis, links, code or table cells (their characters are escaped; an
+    underscore inside a word, which emphasises nothing, stays as it is), one line.
+
+    Example:
+      >>> print(md_text("<b>*x*</b> | p_min _y_"))
+      &lt;b&gt;\*x\*&lt;/b&gt; \| p_min \_y\_
+    """
+    text = " ".join(str(value).splitlines())
+    text = re.sub(r"([\\`*\[\]|~])", r"\\\1", text)
+    text = re.sub(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])", r"\\_", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(value: Any) -> str:
+    """``value`` as a Markdown code span: fenced by more backticks than it holds in a row, so a
+    backtick inside cannot end it early (code spans show HTML as text).
+
+    Example:
+      >>> md_code("a`b")
+      '``a`b``'
+    """
+    text = " ".join(str(value).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     cols = list(frame.columns)
     lines = [
-        "| " + " | ".join(str(c) for c in cols) + " |",
+        "| " + " | ".join(md_text(c) for c in cols) + " |",
         "|" + "|".join("---" for _ in cols) + "|",
     ]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c]).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(md_text(fmt(row[c])) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -306,11 +339,11 @@ def write_summary(
     folder = Path(folder)
     f = facts(result, info)
     s = result.settings
-    lines = [f"# jrobust run `{folder.name}`", ""]
+    lines = [f"# jrobust run {md_code(folder.name)}", ""]
     if not f["finished"]:
         lines += [
             "> **Unfinished**: this race was stopped; the tables show the state after round "
-            f"{f['rounds']}. Continue it with `jrobust run --resume {folder}`.",
+            f"{f['rounds']}. Continue it with {md_code(f'jrobust run --resume {folder}')}.",
             "",
         ]
     if f["all_failed"]:
@@ -320,25 +353,26 @@ def write_summary(
             "",
         ]
     lines += [
-        f"**Winner: model {f['winner_id']}, `{f['winner_name']}`**: {f['statistic']} = "
+        f"**Winner: model {f['winner_id']}, {md_code(f['winner_name'])}**: "
+        f"{md_text(f['statistic'])} = "
         f"{fmt(f['statistic_value'])}, mean {fmt(f['mean'])}, std {fmt(f['std'])}, "
         f"PD {fmt(f['pd'])} "
         f"over {f['instances']} instances.",
         "",
     ]
     if f["dominance"]:
-        lines += [f"> **Dominance**: {f['dominance']}.", ""]
+        lines += [f"> **Dominance**: {md_text(f['dominance'])}.", ""]
     lines += [
-        f"- data: {f.get('data', '?')}",
+        f"- data: {md_text(f.get('data', '?'))}",
         f"- space: {f['n_models']} models"
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
         + (f", trained by {programs_line(f['programs'])}" if f["programs"] else ""),
-        f"- race: rule `{f['rule_text']}`, statistic `{s.get('statistic')}`, "
-        f"ranked by `{s.get('rank_by')}`, warm-up {s.get('warmup')}, "
+        f"- race: rule {md_code(f['rule_text'])}, statistic {md_code(s.get('statistic'))}, "
+        f"ranked by {md_code(s.get('rank_by'))}, warm-up {s.get('warmup')}, "
         f"at most {s.get('max_instances')} instances"
         + (" per stage" if len(f["stages"]) > 1 else "")
         + f", {s.get('n_winners', 1)} winner(s), seed {s.get('seed')}",
-        *(f"- {feature}" for feature in race_features(s)),
+        *(f"- {md_text(feature)}" for feature in race_features(s)),
         f"- trainings: {f['n_trainings']} in {f['rounds']} rounds"
         + (
             f" (an exhaustive search with {s.get('max_instances')} instances per model: "
@@ -350,7 +384,7 @@ def write_summary(
         f"(compilation {duration(f['compile_seconds'])}, training "
         f"{duration(f['train_seconds'])})"
         + (f", {f['rate']:.0f} instance-steps/s" if f["rate"] else ""),
-        f"- stopped: {f['stop_reason'] or 'not yet'}",
+        f"- stopped: {md_text(f['stop_reason'] or 'not yet')}",
         "",
         "## Models, best first",
         "",
@@ -397,14 +431,7 @@ def write_summary(
     for name, file in FIGURES.items():
         if (folder / file).is_file():
             lines.append(f"![{name}]({file})")
-    lines += [
-        "",
-        "## Rerun",
-        "",
-        "```",
-        f"jrobust run --space {folder / CONFIG_FILE}",
-        f"jrobust report {folder}",
-        "```",
-        "",
-    ]
+    rerun = [f"jrobust run --space {folder / CONFIG_FILE}", f"jrobust report {folder}"]
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", "".join(rerun))), default=0))
+    lines += ["", "## Rerun", "", fence, *rerun, fence, ""]
     return write_text_atomic(folder / "summary.md", "\n".join(lines))
