@@ -194,7 +194,9 @@ class Distribution:
         if self.integer:
             values = np.clip(np.floor(values + 0.5), self.low, self.high).astype(np.int64)
             return int(values) if values.ndim == 0 else values
-        values = np.clip(values, self.low, self.high)  # exp(log(x)) may round past an end
+        # the ends exactly: exp(log(low)) may round past low
+        values = np.where(units <= 0, self.low, np.where(units >= 1, self.high, values))
+        values = np.clip(values, self.low, self.high)
         return float(values) if values.ndim == 0 else values
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:

@@ -343,16 +343,16 @@ def _labels(tables: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ files
-def _line_of(text: str, key: str, section: str | None = None) -> int | None:
-    """The 1-based line where ``key`` is set (inside ``[section]`` when given), if found."""
+def _line_of(text: str, key: str, section: str | None = None, nth: int = 0) -> int | None:
+    """The 1-based line where ``key`` is set (inside the ``nth`` ``[section]`` when given), if
+    found."""
     lines = text.splitlines()
     start = 0
     if section is not None:
         header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
-        for i, line in enumerate(lines):
-            if header.match(line):
-                start = i
-                break
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        if starts:
+            start = starts[min(nth, len(starts) - 1)]
     k = re.escape(key)
     pattern = re.compile(rf"^\s*(\"?{k}\"?)\s*=|[{{,]\s*{k}\s*=|^\s*\[\[?\s*{k}\s*[\].]")
     for i in range(start, len(lines)):
@@ -373,8 +373,10 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
         where = f"{source}:{line.group(1)}" if line else source
         raise SpaceError(f"{where}: malformed TOML: {err}") from None
 
-    def fail(message: str, key: str | None = None, section: str | None = None) -> SpaceError:
-        line = _line_of(text, key, section) if key else None
+    def fail(
+        message: str, key: str | None = None, section: str | None = None, nth: int = 0
+    ) -> SpaceError:
+        line = _line_of(text, key, section, nth) if key else None
         return SpaceError(f"{source}{f':{line}' if line else ''}: {message}")
 
     unknown = set(doc) - set(_TOP_KEYS)
@@ -424,7 +426,8 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
     ranged = [j for j, table in enumerate(tables) if _has_ranges(table)]
     if ranged and len(tables) > 1:
         first = next(f for f, v in tables[ranged[0]]["choices"].items() if _is_range(v))
-        raise fail(_SEVERAL_WITH_RANGES.format(j=ranged[0] + 1, n=len(tables)), first, "space")
+        message = _SEVERAL_WITH_RANGES.format(j=ranged[0] + 1, n=len(tables))
+        raise fail(message, first, "space", ranged[0])
     for j, table in enumerate(tables):
         try:
             _one_space(table)

@@ -17,6 +17,7 @@ them all in one stack.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -171,19 +172,41 @@ class SearchSpace:
     # ------------------------------------------------------------------ one assignment
     def _assign(self, values: Mapping[str, Any], inactive: set[str] | None = None) -> ModelConfig:
         """The model of one value per choice (in the choices' order), conditions applied; the
-        fields whose condition fails (back at their base value) are added to ``inactive``."""
+        fields whose condition fails (back at their base value) are added to ``inactive``.
+
+        Each value is set in turn, then each condition is checked in turn, every step a valid
+        model. When a step is not valid but the conditions would drop the value that makes it so
+        (a weight decay only for AdamW, with Adam among the optimizers), the values are set
+        unchecked, the conditions see that draft, and the final model alone is checked."""
+        dropped: set[str] = set()
+        try:
+            config = self._set_each(values, dropped, set_field)
+        except (ValueError, TypeError):
+            if not self.when:
+                raise
+            dropped.clear()
+            config = _checked(self._set_each(values, dropped, _set_unchecked))
+        if inactive is not None:
+            inactive |= dropped
+        return config
+
+    def _set_each(
+        self,
+        values: Mapping[str, Any],
+        dropped: set[str],
+        setter: Callable[[ModelConfig, str, Any], ModelConfig],
+    ) -> ModelConfig:
         config = self.base
         for field, value in values.items():
             if isinstance(self.choices[field], Distribution):
                 current = get_field(config, field)
                 if isinstance(current, tuple):  # a width range: every layer of the tuple
                     value = (value,) * len(current)
-            config = set_field(config, field, value)
+            config = setter(config, field, value)
         for field, predicate in self.when.items():
             if not predicate(config):
-                config = set_field(config, field, get_field(self.base, field))
-                if inactive is not None:
-                    inactive.add(field)
+                config = setter(config, field, get_field(self.base, field))
+                dropped.add(field)
         return config
 
     def _expand(self) -> list[ModelConfig]:
@@ -583,6 +606,27 @@ def _value(config: ModelConfig, field: str) -> Any:
 def _all_fields(config: ModelConfig) -> list[str]:
     fields = {f for f in CONFIG_FIELDS if f not in ("architecture", "name")}
     return sorted(fields | (architecture_fields(config) - CONFIG_FIELDS))
+
+
+def _set_unchecked(config: ModelConfig, field: str, value: Any) -> ModelConfig:
+    """A copy of ``config`` with one field replaced, not validated (a draft; see ``_checked``)."""
+    if field in CONFIG_FIELDS:
+        return _copy_with(config, field, value)
+    return _copy_with(config, "architecture", _copy_with(config.architecture, field, value))
+
+
+def _copy_with(obj: Any, field: str, value: Any) -> Any:
+    out = copy.copy(obj)
+    object.__setattr__(out, field, value)  # frozen dataclasses: a draft, rebuilt by _checked
+    return out
+
+
+def _checked(draft: ModelConfig) -> ModelConfig:
+    """The draft rebuilt through the constructors, which normalise and validate every field."""
+    arch = draft.architecture
+    if dataclasses.is_dataclass(arch):
+        arch = dataclasses.replace(arch)
+    return dataclasses.replace(draft, architecture=arch)
 
 
 # ------------------------------------------------------------------------------ ranges
