@@ -225,6 +225,8 @@ def test_parameters_in_the_order_given():
         "learning_rate": Categorical([1e-4, 1e-3]),
         "dense": Categorical([(9,), (16, 9)]),
     }
+    same = SearchSpace(zoo.paper_config(1), **finite.parameters)  # Categorical works as a list
+    assert same.models == finite.models and same.names() == finite.names()
 
 
 def test_sample_is_deterministic_for_a_seed():
