@@ -354,6 +354,61 @@ def test_space_command_lists_models(files, capsys):
     assert len(models) == 16 and models[0]["params"] == 23923  # the paper's model 1
 
 
+RANGED_SPACE = """
+[base]
+model = "mlp"
+hidden = [8, 8]
+epochs = 1
+
+[choices]
+learning_rate = { loguniform = [1e-4, 1e-1] }
+hidden = { intrange = [4, 16] }
+optimizer = ["adam", "sgd"]
+"""
+
+
+def test_space_command_on_a_space_with_ranges(files, tmp_path, capsys):
+    path = tmp_path / "ranged.toml"
+    path.write_text(RANGED_SPACE)
+    data = f"npz:{files / 'tiny.npz'}"
+    code, out, err = cli(capsys, "space", str(path), "--data", data)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("a space with ranges: 3 parameters") and "--budget" in lines[0]
+    rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[2:5]}
+    assert (
+        rows["learning_rate"].startswith("loguniform(0.0001, 0.1)")
+        and "scalar" in rows["learning_rate"]
+    )
+    assert rows["hidden"].startswith("intrange(4, 16)") and "width" in rows["hidden"]
+    assert rows["optimizer"].startswith("adam, sgd") and "static" in rows["optimizer"]
+    widest = jrobust.zoo.mlp_config(hidden=(16, 16))  # every hidden layer at the high end
+    assert lines[5] == (
+        f"widest shapes: 2 static variants, at most "
+        f"{jrobust.count_params(widest, (6, 6, 1)):,} parameters (inputs 6x6x1)"
+    )
+    code, out, _ = cli(capsys, "space", str(path), "--data", data, "--json")
+    record = json.loads(out)
+    assert code == 0 and record["finite"] is False and len(record["envelope"]) == 2
+    assert [(p["parameter"], p["role"]) for p in record["parameters"]] == [
+        ("learning_rate", "scalar"),
+        ("hidden", "width"),
+        ("optimizer", "static"),
+    ]
+    assert record["parameters"][1] == {
+        "parameter": "hidden",
+        "role": "width",
+        "range": "intrange(4, 16)",
+        "low": 4,
+        "high": 16,
+        "log": False,
+        "integer": True,
+    }
+    path.write_text(RANGED_SPACE.replace("loguniform = [1e-4, 1e-1]", "loguniform = [0, 1e-1]"))
+    code, _, err = cli(capsys, "space", str(path), "--data", data)
+    assert code == 2 and "ranged.toml:8: [choices] learning_rate: loguniform" in err
+
+
 def test_bench_command(capsys):
     code, out, err = cli(
         capsys, "bench", "--stacks", "2", "--steps", "2", "--batch-size", "8", "--json"

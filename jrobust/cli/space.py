@@ -1,8 +1,10 @@
-"""``jrobust space``: list the models of a search space, their cohorts and parameter counts."""
+"""``jrobust space``: list the models of a search space, their cohorts and parameter counts; for
+a space with ranges, its parameters and its widest shapes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
 import pandas as pd
@@ -10,7 +12,8 @@ import pandas as pd
 from jrobust.cli import settings as cli_settings
 from jrobust.cli.options import DATA_HELP, DEBUG, DEFAULT_DATA, EXIT_OK, Help, UsageError, data_spec
 from jrobust.config import count_params
-from jrobust.space import SpaceError, build_space, load_space_file
+from jrobust.space import Distribution, SearchSpace, SpaceError, build_space, load_space_file
+from jrobust.space.fields import format_value
 
 __all__ = ["add_parser", "command"]
 
@@ -18,6 +21,7 @@ EPILOG = """\
 examples:
   jrobust space                        the built-in space of 'jrobust run'
   jrobust space examples/space.toml
+  jrobust space ranges.toml            a space with ranges: its parameters and widest shapes
   jrobust space --data digits          the built-in space for the digits data
 """
 
@@ -28,7 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="list the models of a search space (trains nothing)",
         formatter_class=Help,
         epilog=EPILOG,
-        description="Expand a search space and list its models, cohorts and parameter counts.",
+        description="Expand a search space and list its models, cohorts and parameter counts. "
+        "A space with ranges (e.g. learning_rate = { loguniform = [1e-5, 1.0] }) has no list of "
+        "models: its parameters are listed instead, with the static variants a search trains.",
     )
     space.add_argument(
         "file", nargs="?", metavar="FILE.toml", help="space file (default: the built-in space)"
@@ -62,6 +68,8 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         space = build_space(tables, target=target)
     except SpaceError as err:
         raise UsageError(f"space: {err}") from None
+    if not space.is_finite:
+        return _ranges(space, args, tuple(facts.input_shape))
     frame = space.to_frame()
     counts: dict[tuple, int | None] = {}
     params = []
@@ -80,4 +88,60 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         shape = "x".join(map(str, facts.input_shape))
         print(f"{len(space)} models in {space.n_cohorts} cohorts (parameters for inputs {shape})")
         print(frame.to_string(index=False))
+    return EXIT_OK
+
+
+ROLE_HELP = {
+    "scalar": "no recompilation",
+    "width": "lanes of the widest shape",
+    "static": "a program per value",
+}
+
+
+def _ranges(space: SearchSpace, args: argparse.Namespace, input_shape: tuple[int, ...]) -> int:
+    """Print a space with ranges: its parameters, their roles and the envelope's sizes."""
+    try:
+        variants = space.envelope()
+    except ValueError as err:
+        raise UsageError(f"space: {err}") from None
+    params = []
+    for config in variants:
+        try:
+            params.append(count_params(config, input_shape))
+        except (ValueError, TypeError):  # a variant that does not fit this shape
+            params.append(None)
+    rows = []
+    for name, param in space.parameters.items():
+        row: dict = {"parameter": name, "role": space.role(name)}
+        if isinstance(param, Distribution):
+            row |= {"range": repr(param), "low": param.low, "high": param.high}
+            row |= {"log": param.log, "integer": param.integer}
+        else:
+            row |= {"range": "categorical", "choices": list(param.choices)}
+        rows.append(row)
+    if args.json:
+        record = {"finite": False, "parameters": rows, "envelope": [{"params": p} for p in params]}
+        print(json.dumps(record, indent=2, default=format_value))
+        return EXIT_OK
+    print(
+        f"a space with ranges: {len(rows)} parameters, no list of models; a search samples it "
+        f"(jrobust run --space {args.file} --budget N)"
+    )
+    frame = pd.DataFrame(
+        {
+            "parameter": [r["parameter"] for r in rows],
+            "values": [
+                r["range"] if "choices" not in r else ", ".join(map(format_value, r["choices"]))
+                for r in rows
+            ],
+            "role": [f"{r['role']} ({ROLE_HELP[r['role']]})" for r in rows],
+        }
+    )
+    print(frame.to_string(index=False))
+    known = [p for p in params if p is not None]
+    shape = "x".join(map(str, input_shape))
+    print(
+        f"widest shapes: {len(variants)} static variant{'s' if len(variants) != 1 else ''}"
+        + (f", at most {max(known):,} parameters (inputs {shape})" if known else "")
+    )
     return EXIT_OK
