@@ -7,8 +7,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from jrobust.bench import throughput
-from jrobust.cli.console import Output
 from jrobust.cli.options import DEBUG, EXIT_OK, Help, positive_int, stack_sizes
 
 __all__ = ["add_parser", "command"]
@@ -87,6 +85,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from jrobust.bench import throughput
+    from jrobust.cli.console import Output
+
     out = Output(args)
     if out.mode == "quiet" and not args.json:
         out.mode = "plain"  # the table is the answer

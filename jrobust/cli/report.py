@@ -9,17 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from jrobust.cli.options import DEBUG, EXIT_OK, Help, UsageError
-from jrobust.runfolder import (
-    RESULT_FILE,
-    TABLES,
-    load_run,
-    read_config,
-    write_figures,
-    write_report,
-    write_summary,
-    write_table,
-)
-from jrobust.state import CheckpointMismatch
 
 __all__ = ["add_parser", "command"]
 
@@ -51,6 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _info(folder: Path, result) -> dict[str, Any]:
+    from jrobust.runfolder import RESULT_FILE, read_config
+
     if (folder / RESULT_FILE).is_file():
         payload = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
         return dict(payload.get("info", {}))
@@ -62,6 +53,17 @@ def _info(folder: Path, result) -> dict[str, Any]:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # the run folder's machinery (pandas, matplotlib) loads only once the options are parsed
+    from jrobust.runfolder import (
+        TABLES,
+        load_run,
+        write_figures,
+        write_report,
+        write_summary,
+        write_table,
+    )
+    from jrobust.state import CheckpointMismatch
+
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no such run folder: {folder}")

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from jrobust import _signals, distributed
+from jrobust._specs import EXECUTION_FIELDS, OVER
 from jrobust.cli import settings as cli_settings
-from jrobust.cli.console import Output, RaceProgress, final_line, json_summary, print_table
 from jrobust.cli.options import (
     DATA_HELP,
     DEBUG,
@@ -40,12 +38,10 @@ from jrobust.cli.options import (
     rule_spec,
     statistic,
 )
-from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
-from jrobust.runfolder.summary import statistic_label
-from jrobust.select import race
-from jrobust.settings import EXECUTION_FIELDS, OVER
-from jrobust.space import SpaceError, load_space_file, parse_space_text
-from jrobust.state import CheckpointMismatch, refuse_legacy
+from jrobust.cli.settings import CONFIG_FILE
+
+# This module defines the options and imports no JAX, NumPy or data modules at its top: the
+# race's machinery is imported inside the steps that use it, after the options are parsed.
 
 __all__ = ["add_parser", "command"]
 
@@ -274,6 +270,9 @@ def _where_and_how(g) -> None:
 def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     """The run folder (if known) and the space file's tables, [race] and [data] (or the
     folder's own configuration with --resume)."""
+    from jrobust.space import SpaceError, load_space_file, parse_space_text
+    from jrobust.state import CheckpointMismatch, refuse_legacy
+
     if not args.resume:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
@@ -316,6 +315,8 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
 
 
 def _check_devices(devices: int | None) -> None:
+    import jax
+
     if devices is not None and devices > jax.device_count():
         raise UsageError(
             f"--devices {devices}, but this machine has {jax.device_count()} device(s) "
@@ -336,6 +337,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     distributed.initialize_from_args(args)
     main_process = distributed.is_main_process()
     _check_devices(args.devices)
+    from jrobust.cli.console import Output
+    from jrobust.runfolder import write_config
+
     out = Output(args, main_process)
     # 3. the space (the built-in one depends on what the data is), the budget, the folder
     facts, pop = cli_settings.data_facts(data)
@@ -371,6 +375,12 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
+    from jrobust.cli.console import RaceProgress, final_line, json_summary, print_table
+    from jrobust.runfolder import save_run, summary_table
+    from jrobust.runfolder.summary import statistic_label
+    from jrobust.select import race
+    from jrobust.state import CheckpointMismatch
+
     main_process = out.main
     done = cli_settings.checkpoint_facts(folder) if resuming else {}
     resumed_from = int(done.get("round", 0))

@@ -15,33 +15,21 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jrobust import select
+from jrobust._specs import BUILTIN_RACE, EXECUTION_FIELDS
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
-from jrobust.data import load, with_transforms
-from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
-from jrobust.data.population import Population, pool_size
-from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
-from jrobust.settings import EXECUTION_FIELDS, RaceSettings
-from jrobust.space import (
-    BUILTIN_RACE,
-    SpaceError,
-    build_space,
-    default_spec,
-    to_toml,
-    with_overrides,
-)
-from jrobust.space.product import SearchSpace
-from jrobust.state import (
-    CHECKPOINT_FILE,
-    CheckpointError,
-    CheckpointMismatch,
-    RaceState,
-    refuse_legacy,
-)
-from jrobust.train import check_compatible
+
+# The data, the space, the trainer and the race state are imported inside the functions that
+# need them: the checks that need none of them (the options, the [race] and [data] tables) run
+# before JAX is imported, so a mistake there is reported at once.
+if TYPE_CHECKING:
+    from jrobust.data.population import Population
+    from jrobust.settings import RaceSettings
+    from jrobust.space.product import SearchSpace
+
+CONFIG_FILE = "config.toml"  # jrobust.runfolder.layout.CONFIG_FILE, without importing it
 
 __all__ = [
     "DataFacts",
@@ -92,6 +80,8 @@ def race_settings(
 ) -> RaceSettings:
     """The race settings: command line over the space file's ``[race]`` over the defaults (and,
     for the built-in space, over its own ``BUILTIN_RACE`` table)."""
+    from jrobust.settings import RaceSettings
+
     table = {**(BUILTIN_RACE if builtin else {}), **dict(file_race)}
     try:
         settings = RaceSettings.from_table(table)
@@ -192,6 +182,9 @@ class DataFacts:
 def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
     """The facts of the data, and the population when it had to be loaded to know them (a
     calorimeter is described without generating it; other sources are read)."""
+    from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
+    from jrobust.data.population import pool_size
+
     if data["source"].startswith("calo"):
         name = "calo-" + data["source"][-1].upper()
         pool = pool_size(int(data.get("events", DEFAULT_EVENTS)), TEST_SIZE, VAL_SIZE)
@@ -201,6 +194,8 @@ def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
 
 
 def load_population(data: Mapping[str, Any]) -> Population:
+    from jrobust.data import load, with_transforms
+
     kwargs: dict[str, Any] = {}
     if "events" in data:
         kwargs["n_events"] = int(data["events"])
@@ -224,6 +219,8 @@ def load_population(data: Mapping[str, Any]) -> Population:
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
     """The space file's tables, or the built-in space for this data."""
+    from jrobust.space import default_spec
+
     if file_tables:
         return file_tables
     return default_spec(
@@ -240,6 +237,8 @@ def build_checked_space(
     tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
 ) -> tuple[SearchSpace, list[dict[str, Any]]]:
     """The space of ``tables`` with ``overrides`` fixed on every model."""
+    from jrobust.space import SpaceError, build_space, with_overrides
+
     tables = with_overrides(tables, **overrides)
     try:
         space = build_space(tables)
@@ -250,6 +249,8 @@ def build_checked_space(
 
 def check_space_fits(space: SearchSpace, pop: Population) -> None:
     """Every cohort of the space can train on the population (else a ``UsageError``)."""
+    from jrobust.train import check_compatible
+
     seen: set = set()
     names = space.names()
     for i, config in enumerate(space):
@@ -265,6 +266,8 @@ def check_space_fits(space: SearchSpace, pop: Population) -> None:
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
     """A ``--fidelity`` schedule the space and data can train (else a ``UsageError``)."""
+    from jrobust import select
+
     try:
         select.check_fidelity_fits(settings, space.models, pop)
     except (ValueError, TypeError) as err:
@@ -309,6 +312,9 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    from jrobust.settings import RaceSettings
+    from jrobust.space import to_toml
+
     doc = tomllib.loads(to_toml(config))
     race = doc.get("race", {})
     for key in EXECUTION_FIELDS:
@@ -334,6 +340,9 @@ def check_folder(
         raise UsageError(f"--out {folder} is a file, not a folder")
     if not folder.exists() or not [p for p in folder.iterdir() if not _STALE.search(p.name)]:
         return False  # empty, or holding only what a killed atomic write left
+    from jrobust.runfolder.layout import is_run_folder, read_config
+    from jrobust.state import CheckpointMismatch, refuse_legacy
+
     if not is_run_folder(folder):
         raise UsageError(
             f"--out {folder} exists and holds something else than a jrobust run; "
@@ -362,6 +371,13 @@ def check_folder(
     return True
 
 
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """The run folder's ``config.toml`` (``None`` when it has none)."""
+    from jrobust.runfolder.layout import read_config
+
+    return read_config(folder)
+
+
 def check_version(config: Mapping[str, Any], folder: Path) -> None:
     made = config.get("jrobust", {}).get("version")
     if made is not None and made != __version__:
@@ -375,6 +391,8 @@ def check_version(config: Mapping[str, Any], folder: Path) -> None:
 def checkpoint_facts(folder: Path) -> dict[str, Any]:
     """Round and trainings of a folder's checkpoint (empty when there is none or it is unreadable:
     the race itself then reports the problem)."""
+    from jrobust.state import CHECKPOINT_FILE, CheckpointError, RaceState
+
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         return {}

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import pandas as pd
-
 from jrobust.cli import settings as cli_settings
 from jrobust.cli.options import DATA_HELP, DEBUG, DEFAULT_DATA, EXIT_OK, Help, UsageError, data_spec
-from jrobust.config import count_params
-from jrobust.space import SpaceError, build_space, load_space_file
 
 __all__ = ["add_parser", "command"]
 
@@ -44,6 +40,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import pandas as pd
+
+    from jrobust.config import count_params
+    from jrobust.space import SpaceError, build_space, load_space_file
+
     tables, file_data = None, {}
     if args.file:
         try:
