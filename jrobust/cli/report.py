@@ -14,7 +14,7 @@ __all__ = ["add_parser", "command"]
 
 EPILOG = """\
 examples:
-  jrobust report runs/20250101-120000-calo-a
+  jrobust report runs/mine             the folder of a run (jrobust run --out runs/mine)
   jrobust report runs/mine --csv       also write ledger.csv, history.csv, path.csv, models.csv
 A stopped run is reported from its last checkpoint.
 """

@@ -51,10 +51,12 @@ examples:
       16 models around the paper's energy models 1 and 2 on 10,000 synthetic calorimeter
       events (data set A), halving after 3 warm-up instances, at most 10 instances per model
   jrobust run --data calo-b --statistic std --rank-by mean --rule welch --alpha 0.05
-  jrobust run --fidelity 500,2000,8000 --winners 3 --final-instances 10 --elites 1
-  jrobust run --space examples/space.toml --seed 1 --out runs/seed1 --csv
+  jrobust run --fidelity 500,1000,2000 --winners 3 --final-instances 10 --elites 1
+  jrobust space --example > space.toml        a commented space file to edit, then:
+  jrobust run --space space.toml --seed 1 --out runs/seed1 --csv
   jrobust run --data digits --max-instances 20
   jrobust run --data npz:mydata.npz --target energy --epochs 10
+      your own arrays: x, y (and side) saved with numpy.savez in mydata.npz
   jrobust run --resume runs/seed1              continue a stopped run (same result as uninterrupted)
   jrobust run --space runs/seed1/config.toml   rerun a run from its resolved configuration
 
@@ -96,7 +98,8 @@ def _what_to_race(g) -> None:
     g.add_argument(
         "--space",
         metavar="FILE.toml",
-        help="search space file (default: the built-in space; see examples/space.toml)",
+        help="search space file (default: the built-in space; jrobust space --example prints "
+        "a commented one)",
     )
     g.add_argument(
         "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
@@ -270,12 +273,10 @@ def _where_and_how(g) -> None:
 def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     """The run folder (if known) and the space file's tables, [race] and [data] (or the
     folder's own configuration with --resume)."""
-    from jrobust.space import SpaceError, load_space_file, parse_space_text
-    from jrobust.state import CheckpointMismatch, refuse_legacy
-
     if not args.resume:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
+        from jrobust.space import SpaceError, load_space_file
         try:
             parsed = load_space_file(args.space)
         except (SpaceError, FileNotFoundError) as err:
@@ -296,6 +297,9 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     folder = Path(args.resume)
     if not folder.is_dir():
         raise UsageError(f"--resume {folder}: no such folder")
+    from jrobust.space import SpaceError, parse_space_text
+    from jrobust.state import CheckpointMismatch, refuse_legacy
+
     try:
         refuse_legacy(folder)
         saved = cli_settings.read_config(folder)

@@ -363,8 +363,8 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
     if not tables:
         raise fail(
             "the file defines no models: add a [base] table (a zoo model and its fields) and "
-            "[choices], or [[space]] tables; see examples/space.toml (to race the built-in space, "
-            "give no --space)"
+            "[choices], or [[space]] tables; `jrobust space --example` prints a commented one "
+            "(to race the built-in space, give no --space)"
         )
     for j, table in enumerate(tables):
         if not table.get("base") and not table.get("choices"):
