@@ -165,7 +165,9 @@ def data_spec(text: str) -> str:
       ('calo-b', 'npz:my.npz')
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"data set spec must be a non-empty string, one of {_DATA_NAMES}; got {text!r}")
+        raise ValueError(
+            f"data set spec must be a non-empty string, one of {_DATA_NAMES}; got {text!r}"
+        )
     text = text.strip()
     low = text.lower()
     if low in _CALORIMETER:

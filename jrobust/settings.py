@@ -62,7 +62,6 @@ _CONV_IMPLS = (None, "auto", "im2col", "xla")
 _LATER_FIELDS = {"elites": 0, "final_instances": 0, "fidelity": None, "over": "instances"}
 
 
-
 def parse_rule(spec: RuleLike, **options: Any) -> Rule:
     """A ``Rule`` from a name, ``"name:value"`` (``quantile:0.25`` keeps a quarter,
     ``threshold:0.03`` keeps statistics <= 0.03), a ``Rule`` or a callable.

@@ -277,6 +277,7 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
         from jrobust.space import SpaceError, load_space_file
+
         try:
             parsed = load_space_file(args.space)
         except (SpaceError, FileNotFoundError) as err:

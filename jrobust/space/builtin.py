@@ -20,7 +20,6 @@ from jrobust.space.product import SearchSpace
 __all__ = ["BUILTIN_RACE", "default_spec", "paper_space"]
 
 
-
 def paper_space(task: str = "energy", **overrides: Any) -> SearchSpace:
     """A 6912-model space spanning the paper's calorimeter search (2^8 · 3^3 models).
 
