@@ -30,6 +30,7 @@ import pandas as pd
 
 from jrobust import _signals
 from jrobust._cache import enable_compilation_cache
+from jrobust._specs import DEFAULT_EVENTS, data_spec
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
@@ -46,7 +47,7 @@ from jrobust.state import (
     refuse_legacy,
 )
 from jrobust.stats import get_statistic
-from jrobust.train import check_compatible
+from jrobust.train import check_compatible, fit_to_population
 
 __all__ = ["race", "exhaustive", "StopRace", "SelectionResult", "CHECKPOINT_FILE"]
 
@@ -58,7 +59,7 @@ class StopRace(Exception):
 
 def race(
     space: SearchSpace | Sequence[ModelConfig] | int,
-    population: Population | None = None,
+    population: Population | str | None = None,
     settings: RaceSettings | Mapping[str, Any] | None = None,
     *,
     evaluator: Evaluator | None = None,
@@ -72,7 +73,12 @@ def race(
     Args:
       space: a ``SearchSpace``, a list of ``ModelConfig``, or (with ``evaluator``) a model count.
       population: the data every instance samples its training subset from (not needed with an
-        ``evaluator``).
+        ``evaluator``), or its name as ``jrobust run --data`` takes it: ``"calo-a"``,
+        ``"calo-b"`` (10,000 events), ``"digits"``, ``"tfds:NAME"``, ``"npz:PATH"``. On a
+        classification population, models that still have the regression defaults (loss and
+        metric ``"mse"``, output width 1) race with ``loss="cross_entropy"``,
+        ``metric="cross_entropy"`` and as many outputs as classes (``jrobust.train.
+        fit_to_population``; a warning says so once).
       settings: a ``RaceSettings`` (or a mapping of its fields); default ``RaceSettings()``.
       evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer;
         with ``fidelity`` it is called ``evaluator(model_ids, instance_indices, train_sizes)``
@@ -112,6 +118,10 @@ def race(
     rule, statistic = settings.make_rule(), get_statistic(settings.statistic)
     rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
     configs, models = _resolve_space(space, evaluator)
+    if isinstance(population, str):
+        population = named_population(population)
+    if evaluator is None and configs is not None and isinstance(population, Population):
+        configs = _fit_all(configs, population)
     _check_budget(settings, len(models))
     check_fidelity_fits(settings, configs, population if evaluator is None else None, evaluator)
     check_over(settings, population, evaluator)
@@ -287,6 +297,41 @@ def check_fidelity_fits(
             )
 
 
+def named_population(spec: str) -> Population:
+    """The population a name stands for, as ``jrobust run --data`` loads it (the calorimeter
+    with ``DEFAULT_EVENTS`` events)."""
+    from jrobust.data import load
+
+    try:
+        spec = data_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"population: {err}") from None
+    return load(spec, n_events=DEFAULT_EVENTS) if spec.startswith("calo-") else load(spec)
+
+
+def _fit_all(configs: list[ModelConfig], population: Population) -> list[ModelConfig]:
+    """The models made fit for a classification population where they have the regression
+    defaults (``fit_to_population``), said once in a warning."""
+    fitted, changed = [], {}
+    for config in configs:
+        new, changes = fit_to_population(config, population)
+        fitted.append(new)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            changed[key] = changed.get(key, 0) + 1
+    if changed:
+        how = "; ".join(f"{n} with {key}" for key, n in changed.items())
+        warnings.warn(
+            f"the population {population.name!r} is a classification set "
+            f"({population.num_classes} classes) and models had the regression defaults, so they "
+            f"race with the classification settings: {how} (set loss, metric and outputs to "
+            "choose otherwise)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return fitted
+
+
 def _check_all(configs: list[ModelConfig], population: Population | None) -> None:
     if population is None:
         raise TypeError(
@@ -310,7 +355,8 @@ def _race_fingerprint(settings, configs, n_models, population) -> str:
         [
             __version__,
             settings.identity(),
-            [repr(c) for c in configs] if configs is not None else n_models,
+            # the full form: checkpoints of earlier versions were keyed on it
+            [c.full_repr() for c in configs] if configs is not None else n_models,
             population.fingerprint() if population is not None else None,
         ]
     )

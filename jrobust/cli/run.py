@@ -367,7 +367,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             pop.target_column(args.target)
         except ValueError as err:
             raise UsageError(f"--target: {err}") from None
-    cli_settings.check_space_fits(space, pop)
+    fitted = cli_settings.check_space_fits(space, pop)
+    if fitted:
+        out.info(fitted)
     cli_settings.check_fidelity_fits(settings, space, pop)
     _signals.check()
     if main_process:
@@ -411,6 +413,7 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         with progress, warnings.catch_warnings():
             # the command reports a race whose every instance failed itself, in one line
             warnings.filterwarnings("ignore", "every instance of every model failed")
+            warnings.filterwarnings("ignore", "the population .* is a classification set")
             result = race(
                 space, pop, settings, devices=args.devices, checkpoint_dir=folder, progress=progress
             )

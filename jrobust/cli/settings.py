@@ -247,13 +247,23 @@ def build_checked_space(
     return space, tables
 
 
-def check_space_fits(space: SearchSpace, pop: Population) -> None:
-    """Every cohort of the space can train on the population (else a ``UsageError``)."""
-    from jrobust.train import check_compatible
+def check_space_fits(space: SearchSpace, pop: Population) -> str:
+    """Every cohort of the space can train on the population (else a ``UsageError``).
+
+    Returns:
+      A line saying which models race with the classification settings a classification
+      population needs (``jrobust.train.fit_to_population``), or ``""``.
+    """
+    from jrobust.train import check_compatible, fit_to_population
 
     seen: set = set()
     names = space.names()
+    fitted: dict[str, int] = {}
     for i, config in enumerate(space):
+        config, changes = fit_to_population(config, pop)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            fitted[key] = fitted.get(key, 0) + 1
         key = config.static_key()
         if key in seen:
             continue
@@ -262,6 +272,13 @@ def check_space_fits(space: SearchSpace, pop: Population) -> None:
             check_compatible(config, pop)
         except (ValueError, TypeError) as err:
             raise UsageError(f"model {i} ({names[i]}) does not fit the data: {err}") from None
+    if not fitted:
+        return ""
+    return (
+        f"{pop.name} is a classification set: "
+        + "; ".join(f"{n} models race with {key}" for key, n in fitted.items())
+        + " (set loss, metric and outputs in the space file to choose otherwise)"
+    )
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:

@@ -105,7 +105,7 @@ def save_run(
         "jrobust_version": __version__,
         "winner_id": int(result.winner_id),
         "winner_name": str(result.models.set_index("model_id").name.get(result.winner_id, "")),
-        "winner_config": repr(result.winner) if result.winner is not None else None,
+        "winner_config": result.winner.full_repr() if result.winner is not None else None,
         "winners": [int(w) for w in result.winners],
         "n_trainings": int(result.n_trainings),
         "all_failed": result.all_failed,

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from jrobust import presets
+from jrobust._specs import did_you_mean
 from jrobust.config import ModelConfig
 from jrobust.settings import RaceSettings
 from jrobust.space.fields import (
@@ -119,8 +120,10 @@ def _check_field(config: ModelConfig, field: str) -> None:
     if field in CONFIG_FIELDS or field in architecture_fields(config):
         return
     arch = sorted(architecture_fields(config))
+    hint = did_you_mean(field, [*CONFIG_FIELDS, *arch])
     raise SpaceError(
-        f"unknown field {field!r}; use a ModelConfig field ({', '.join(sorted(CONFIG_FIELDS))})"
+        f"unknown field {field!r}{hint}; use a ModelConfig field "
+        f"({', '.join(sorted(CONFIG_FIELDS))})"
         + (
             f" or a field of {type(config.architecture).__name__} ({', '.join(arch)})"
             if arch
