@@ -16,8 +16,10 @@ a ``jrobust.RaceSettings``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -65,7 +67,7 @@ def race(
     evaluator: Evaluator | None = None,
     devices: Any = None,
     checkpoint_dir: str | os.PathLike | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict], None] | bool | None = None,
     **overrides: Any,
 ) -> SelectionResult:
     """Race the models of ``space`` on ``population`` until ``n_winners`` robust winners are left.
@@ -89,8 +91,13 @@ def race(
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
         race is resumed.
-      progress: called after every round with a dict (round, survivors, trained, ...); it may
-        raise ``StopRace`` to end the race there.
+      progress: ``True``: the command line's display (a header, a live bar with the steps
+        inside a round on a terminal or in a notebook, else one line per round; the winner at
+        the end); ``None`` (default): that display on a terminal or in a notebook, nothing
+        elsewhere; ``False``: nothing. A callable is called after every round with a dict
+        (round, survivors, trained, ...) and may raise ``StopRace`` to end the race there; if
+        it also has an ``event(dict)`` method, that gets the steps inside a round (see
+        ``jrobust.engine.Engine``).
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
         ``max_instances``, ``budget``, ``n_winners``, ``elites``, ``final_instances``,
         ``fidelity``, ``over``, ``seed``, ...), applied over ``settings``.
@@ -142,7 +149,18 @@ def race(
     state = _start(ckpt, key, len(models), settings)
     if configs is not None:
         state.own_sizes = np.array([c.train_size for c in configs], np.int64)
-    with _signals.deferred_signals():
+    display = None
+    if progress is True or progress is None:  # the display: on the main process only
+        if (progress is True or _interactive()) and jax.process_index() == 0:
+            display = _display(models, engine, population, settings)
+        progress = display
+    elif progress is False:
+        progress = None
+    if engine is not None:
+        engine.events = getattr(progress, "event", None)
+    with _signals.deferred_signals(), contextlib.ExitStack() as showing:
+        if display is not None:
+            showing.enter_context(display)
         while not state.done:
             work = state.plan(settings)
             if work is None:  # the race ends here (max_instances or budget): record that
@@ -160,6 +178,10 @@ def race(
     timing = dict(engine.timing() if engine else {"n_cohorts": 0, "n_programs": 0})
     result = state.to_result(models, settings, statistic, rank_by, configs=configs, timing=timing)
     result.timing["wall_seconds"] = time.perf_counter() - t_start
+    if display is not None:
+        from jrobust.cli.console import finish
+
+        finish(display, result, result.timing["wall_seconds"])
     if result.all_failed:
         warnings.warn(
             "every instance of every model failed (non-finite losses): the race has no "
@@ -168,6 +190,24 @@ def race(
             stacklevel=2,
         )
     return result
+
+
+def _interactive() -> bool:
+    """A terminal or a notebook: where ``race`` shows its display by default."""
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return terminal or "ipykernel" in sys.modules
+
+
+def _display(models: pd.DataFrame, engine: Engine | None, population, settings: RaceSettings):
+    """The command line's live display for a race from Python."""
+    from jrobust.cli.console import race_display
+
+    cohorts = engine.n_cohorts if engine is not None else len(models)
+    data = population if isinstance(population, Population) else None
+    return race_display(len(models), cohorts, data, settings)
 
 
 def exhaustive(

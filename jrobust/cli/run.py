@@ -460,21 +460,6 @@ class _AllFailed(RuntimeError):
 
 
 def _describe(pop) -> str:
-    kind = (
-        f"{pop.num_classes} classes"
-        if pop.is_classification
-        else f"targets {', '.join(pop.target_names)}"
-    )
-    shape = "x".join(str(s) for s in pop.input_shape)
-    text = (
-        f"{pop.name}: {pop.n_events} events, inputs {shape}, {kind}, "
-        f"pool {pop.pool_size}, test {len(pop.test_index)}"
-    )
-    grid = pop.transforms
-    if grid is not None:
-        sets = "; ".join(
-            f"{n} {', '.join(f'{p:g}' for p in ps)}"
-            for n, ps in zip(grid.names, grid.params, strict=True)
-        )
-        text += f"; transformed test sets: {sets}"
-    return text
+    from jrobust.cli.console import describe_population
+
+    return describe_population(pop)
