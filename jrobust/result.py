@@ -50,6 +50,7 @@ class _Summary(pd.DataFrame):
         shown = shown.rename(columns={k: v for k, v in names.items() if stat})
         return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", line_width=None)
 
+
 #: Ledger statuses whose losses are finite: a model with none of them has only failures.
 USABLE_STATUSES = ("ok", "diverged")
 
