@@ -23,6 +23,8 @@ __all__ = [
     "loss_table",
     "instance_rows",
     "transformed_rows",
+    "stage_columns",
+    "stage_firsts",
     "USABLE_STATUSES",
 ]
 
@@ -72,6 +74,32 @@ def transformed_rows(ledger: pd.DataFrame) -> pd.DataFrame:
             "jrobust.data.with_transforms(population, rotation=[...]) to have them"
         )
     return ledger[~_untransformed(ledger)]
+
+
+def stage_firsts(stages: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """``(first round, stage number)`` of every stage of a race (``[(1, 0)]`` without stages)."""
+    return [
+        (int(s.get("first_round", 1)), int(s.get("stage", k))) for k, s in enumerate(stages)
+    ] or [(1, 0)]
+
+
+def stage_columns(frame: pd.DataFrame, stages: list[dict[str, Any]]) -> pd.DataFrame:
+    """A ledger, history or path table with ``stage`` the stage number (as in
+    ``SelectionResult.stages``) and ``stage_kind`` ``"race"``/``"final"``: the tables of
+    jrobust 0.2.0 and earlier held the kind in ``stage``; they are read the same way."""
+    if "stage" not in frame.columns or "stage_kind" in frame.columns or not len(frame):
+        return frame
+    kinds = frame["stage"]
+    if not kinds.map(lambda v: isinstance(v, str)).all():
+        return frame
+    firsts = stage_firsts(stages)
+    rounds = np.asarray([r for r, _ in firsts])
+    numbers = np.asarray([n for _, n in firsts])
+    where = np.searchsorted(rounds, frame["round"].to_numpy(), side="right") - 1
+    out = frame.copy()
+    out["stage"] = numbers[np.clip(where, 0, None)]
+    out.insert(out.columns.get_loc("stage") + 1, "stage_kind", kinds.to_numpy())
+    return out
 
 
 def _untransformed(ledger: pd.DataFrame) -> pd.Series:
@@ -151,9 +179,10 @@ class SelectionResult:
         ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
         ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).
 
-    The ledger, history and path rows carry ``stage`` (``"race"`` or ``"final"``) and
-    ``train_size`` (the instance's training-sample size; 0 when an evaluator's own size is not
-    known); the path rows of a test rule carry ``pvalue`` (after the correction: the one compared
+    The ledger, history and path rows carry ``stage`` (the stage's number, as in ``stages``:
+    0 without fidelity stages, the last number for the final race), ``stage_kind``
+    (``"race"`` or ``"final"``) and ``train_size`` (the instance's training-sample size; 0 when
+    an evaluator's own size is not known); the path rows of a test rule carry ``pvalue`` (after the correction: the one compared
     with ``alpha``) and ``pvalue_raw`` against the round's best model, and ``elite`` (protected
     by ``elites`` in that round).
     """
@@ -234,7 +263,8 @@ class SelectionResult:
         return dominance_message(self.dominance, names)
 
     def stage_of_rows(self, frame: pd.DataFrame | None = None) -> np.ndarray:
-        """The stage number (index into ``stages``) of each row of the ledger (or ``frame``)."""
+        """The position in ``stages`` of each row's stage (the ledger's, or ``frame``'s), from
+        its round."""
         frame = self.ledger if frame is None else frame
         firsts = [int(s["first_round"]) for s in self.stages] or [1]
         if not len(frame):

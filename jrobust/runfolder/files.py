@@ -23,7 +23,7 @@ import pyarrow
 from jrobust._atomic import write_text_atomic
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
-from jrobust.result import SelectionResult
+from jrobust.result import SelectionResult, stage_columns
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -201,13 +201,17 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             list(map(int, e)) if e is not None else [] for e in history["eliminated"]
         ]
     configs = _configs_of(config, len(tables["models"]))
+    # folders of jrobust 0.2.0 and earlier: `stage` held "race"/"final", now `stage_kind`
+    ledger, history, path = (
+        stage_columns(t, stages) for t in (tables["ledger"], history, tables["path"])
+    )
     return SelectionResult(
         winner=configs[winner_id] if configs else None,
         winner_id=winner_id,
         winners=winners,
-        ledger=tables["ledger"],
+        ledger=ledger,
         history=history,
-        path=tables["path"],
+        path=path,
         models=tables["models"],
         n_trainings=n_trainings,
         timing=timing,

@@ -89,7 +89,8 @@ code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
 pre{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:10px;overflow:auto}
 .legend{font-size:13px;color:#5b6472;margin:4px 0 8px}
 .vs{width:auto;min-width:60%} .vs td:first-child,.vs th:first-child{text-align:left}
-th{white-space:normal;vertical-align:bottom}
+th{white-space:normal;vertical-align:bottom} th.group{text-align:center;border-bottom:1px solid #c9ced6}
+thead tr:nth-child(2) th{top:27px}
 details{margin:14px 0} summary{cursor:pointer;font-size:16px;font-weight:600;padding:4px 0}
 dl.glossary{grid-template-columns:max-content auto} dl.glossary dd{font-family:inherit}
 """
@@ -114,12 +115,39 @@ def _html_table(
     alive: set[int] = frozenset(),
     left: tuple[str, ...] = ("name",),
     labels: Mapping[str, str] | None = None,
+    group: tuple[str, str] | None = None,
 ) -> str:
+    """An HTML table of ``frame``: ``labels`` are the headers a reader sees; ``group`` =
+    ``(suffix, title)`` puts the columns whose label ends with ``suffix`` under one spanning
+    header ``title`` (their own header keeps the rest of the label): a narrow table whose loss
+    columns all name the metric."""
+    esc = html.escape
     labels = labels or {}
-    head = "".join(
-        f'<th class="{"l" if c in left else ""}">{html.escape(str(labels.get(c, c)))}</th>'
-        for c in frame.columns
-    )
+
+    def cls(c) -> str:
+        return "l" if c in left else ""
+
+    grouped = [bool(group) and str(labels.get(c, "")).endswith(group[0]) for c in frame.columns]
+    if any(grouped):
+        top, below, k = [], [], 0
+        columns = list(frame.columns)
+        while k < len(columns):
+            c = columns[k]
+            if not grouped[k]:
+                top.append(f'<th rowspan="2" class="{cls(c)}">{esc(str(labels.get(c, c)))}</th>')
+                k += 1
+                continue
+            run = k
+            while run < len(columns) and grouped[run]:
+                below.append(f"<th>{esc(str(labels[columns[run]])[: -len(group[0])])}</th>")
+                run += 1
+            top.append(f'<th colspan="{run - k}" class="group">{esc(group[1])}</th>')
+            k = run
+        head = f"{''.join(top)}</tr><tr>{''.join(below)}"
+    else:
+        head = "".join(
+            f'<th class="{cls(c)}">{esc(str(labels.get(c, c)))}</th>' for c in frame.columns
+        )
     rows = []
     for _, row in frame.iterrows():
         m = row.get("model_id")
@@ -334,7 +362,15 @@ def write_report(
     parts += [
         f"<h2>Models, best first ({min(top, f['n_models'])} of {f['n_models']})</h2>",
         f'<p class="legend">{esc(legend(result))}</p>',
-        f'<div class="scroll">{_html_table(table, set(result.winners), alive, labels=labels)}</div>',
+        '<div class="scroll">'
+        + _html_table(
+            table,
+            set(result.winners),
+            alive,
+            labels=labels,
+            group=(f" {f['metric']} ↓", f"{f['metric']} of the instances, ↓ lower is better"),
+        )
+        + "</div>",
         "<h2>Words</h2>",
         _glossary(),
         *(

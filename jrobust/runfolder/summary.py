@@ -221,27 +221,29 @@ def runner_up_text(c: Mapping[str, Any], metric: str = "loss") -> str:
 
 
 def edge_notes(result: SelectionResult) -> list[str]:
-    """A note for every numeric choice of the space (at least 3 values tried) where the winner
-    has the smallest or the largest value: the best may lie beyond the grid."""
+    """A note for every numeric choice of the space where the winner has the smallest or the
+    largest value tried along its own line of the grid (the models equal to the winner in
+    every other choice, at least 3 values): the best may lie beyond the grid."""
     models = result.models
     if not len(models) or result.winner_id not in set(models.model_id):
         return []
-    row = models.set_index("model_id").loc[result.winner_id]
+    choices = [c for c in models.columns if c not in ("model_id", "cohort", "name")]
+    keys = models[choices].astype(object).where(models[choices].notna(), "-").astype(str)
+    mine = keys[models.model_id == result.winner_id].iloc[0]
     notes = []
-    for col in models.columns:
-        if col in ("model_id", "cohort", "name") or models[col].dtype == bool:
+    for col in choices:
+        if models[col].dtype == bool or not pd.api.types.is_numeric_dtype(models[col]):
             continue
-        values = pd.to_numeric(models[col], errors="coerce")
-        tried = np.unique(values.dropna().to_numpy())
-        if not pd.api.types.is_numeric_dtype(models[col]) or tried.size < 3:
+        others = [c for c in choices if c != col]
+        line = (keys[others] == mine[others]).all(axis=1) if others else keys.index >= 0
+        tried = np.unique(models.loc[line.to_numpy(), col].dropna().to_numpy(dtype=float))
+        value = float(models.loc[models.model_id == result.winner_id, col].iloc[0])
+        if tried.size < 3 or not np.isfinite(value):
             continue
-        mine = pd.to_numeric(pd.Series([row[col]]), errors="coerce").iloc[0]
-        if not np.isfinite(mine):
-            continue
-        where = "largest" if mine == tried.max() else "smallest" if mine == tried.min() else None
+        where = "largest" if value == tried.max() else "smallest" if value == tried.min() else None
         if where:
             notes.append(
-                f"the winner's {col} ({mine:g}) is the {where} tried ({tried.min():g} to "
+                f"the winner's {col} ({value:g}) is the {where} tried ({tried.min():g} to "
                 f"{tried.max():g}); consider extending the grid"
             )
     return notes
