@@ -10,6 +10,7 @@ leaves of that stack, so sweeping them never recompiles.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import zlib
 from typing import Any
 
@@ -271,6 +272,14 @@ class ModelConfig:
             + (f" wd={self.weight_decay:g}" if self.weight_decay else "")
             + (f" l2={self.l2:g}" if self.l2 else "")
         )
+
+
+# __new__ (the "did you mean" for unknown fields) would hide the fields from inspect.signature,
+# help() and editors: the class's signature is that of its generated __init__.
+_init = inspect.signature(ModelConfig.__init__)
+ModelConfig.__signature__ = _init.replace(
+    parameters=list(_init.parameters.values())[1:], return_annotation=inspect.Signature.empty
+)
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
