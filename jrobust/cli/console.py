@@ -164,13 +164,12 @@ class RaceProgress:
 
     def __enter__(self) -> RaceProgress:
         if self.out.mode == "rich":
-            self.progress = Progress(
+            self.progress = Progress(  # narrow enough for a terminal of 100 columns
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
-                BarColumn(bar_width=24),
+                BarColumn(bar_width=12),
                 TextColumn("{task.completed}/{task.total} instances"),
                 TextColumn("{task.fields[rate]}"),
-                TextColumn("elapsed"),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[eta]}"),
                 console=self.out.console,
@@ -236,7 +235,7 @@ class RaceProgress:
                 self.task,
                 completed=self.done_so_far,
                 total=self.done_so_far + remaining,
-                rate=f"{rate:.0f} inst-steps/s",
+                rate=f"{rate:.0f} steps/s",
                 eta=eta_text,
                 description=f"{self._name()}: {info['survivors']}/{self.n_models} models racing",
             )
