@@ -126,6 +126,7 @@ def planted_race(
         evaluator=lambda m, i: shuffled[m, i],
         statistic=statistic,
         rank_by=rank_by,
+        progress=False,  # thousands of small races: no display
         **settings,
     )
     return int(order[result.winner_id])  # the planted row of the winner
@@ -188,6 +189,7 @@ def selection(data: str, seeds: int, width: int = 50) -> list[dict]:
                 rank_by=rank_by,
                 max_instances=width,
                 instances_per_round="auto",
+                progress=False,
             )
             w = result.winner_id
             ranks.append(int(own_rank[w]) + 1)

@@ -254,7 +254,7 @@ def rank_in(table: np.ndarray, statistic: str, model: int) -> int:
 
 
 def run_race(space, lookup: Lookup, **settings) -> dict[str, Any]:
-    result = jrobust.race(space, evaluator=lookup, **settings)
+    result = jrobust.race(space, evaluator=lookup, progress=False, **settings)
     return dict(
         trainings=int(result.n_trainings),
         steps=instance_steps(result.ledger, space.models),

@@ -422,6 +422,7 @@ def main(argv=None) -> dict:
         instances_per_round=1,
         max_bucket=args.max_bucket,
         compilation_cache=False,
+        progress=False,  # timed: no live display beside it
     )
     wall = time.perf_counter() - t0
     budget = int(res.n_trainings)
@@ -468,6 +469,7 @@ def main(argv=None) -> dict:
             seed=args.seed,
             max_bucket=args.max_bucket,
             compilation_cache=False,
+            progress=False,
         )
         wall = time.perf_counter() - t0
         results["exhaustive"] = dict(
