@@ -182,9 +182,9 @@ class SelectionResult:
     The ledger, history and path rows carry ``stage`` (the stage's number, as in ``stages``:
     0 without fidelity stages, the last number for the final race), ``stage_kind``
     (``"race"`` or ``"final"``) and ``train_size`` (the instance's training-sample size; 0 when
-    an evaluator's own size is not known); the path rows of a test rule carry ``pvalue`` (after the correction: the one compared
-    with ``alpha``) and ``pvalue_raw`` against the round's best model, and ``elite`` (protected
-    by ``elites`` in that round).
+    an evaluator's own size is not known); the path rows of a test rule carry ``pvalue``
+    (after the correction: the one compared with ``alpha``) and ``pvalue_raw`` against the
+    round's best model, and ``elite`` (protected by ``elites`` in that round).
     """
 
     winner: ModelConfig | None

@@ -176,6 +176,25 @@ def test_race_on_digits_by_name_fits_the_regression_defaults_once():
     assert result.ledger.loss.notna().all() and len(result.ledger) == 4
 
 
+def test_the_command_line_fits_a_space_file_to_digits_and_says_so(tmp_path, capsys):
+    space = tmp_path / "cnn.toml"
+    space.write_text(
+        '[base]\nmodel = "cnn"\nconv = [4]\npool = [2]\ndense = [8]\nepochs = 1\n'
+        "train_size = 100\nbatch_size = 50\n[choices]\nlearning_rate = [1e-3, 1e-2]\n"
+    )
+    out = tmp_path / "run"
+    argv = ["run", "--space", str(space), "--data", "digits", "--warmup", "2", "--out", str(out)]
+    assert main([*argv, "--max-instances", "2"]) == 0
+    printed, err = capsys.readouterr()
+    assert printed.splitlines()[0] == (
+        "digits is a classification set: 2 models race with loss='cross_entropy', "
+        "metric='cross_entropy', outputs=10 (set loss, metric and outputs in the space file to "
+        "choose otherwise)"
+    )
+    assert err == ""  # said once, as a line of the run, not as a Python warning
+    assert "the test cross_entropy of each instance" in (out / "summary.md").read_text()
+
+
 def test_a_mismatch_lists_every_change_at_once():
     digits = jrobust.data.digits()
     config = zoo.cnn_config(conv=(4,), pool=(2,), dense=(8,), loss="rmse", metric="rmse")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import runfolder
+from jrobust import ModelConfig, runfolder
 from jrobust.result import ELIMINATED
 from jrobust.runfolder.summary import (
     column_labels,
@@ -166,6 +166,19 @@ def test_edge_of_the_grid_is_noted():
         else:
             assert any(f"learning_rate ({lr:g}) is the {expect} tried" in n for n in notes)
             assert all("weight_decay" not in n for n in notes)  # 2 values: a choice, not a grid
+
+
+def test_edge_of_a_one_choice_grid():
+    space = jrobust.SearchSpace(ModelConfig(), learning_rate=[1e-3, 1e-2, 1e-1])
+
+    class Result:
+        models = space.to_frame()
+        winner_id = 2
+
+    assert edge_notes(Result) == [
+        "the winner's learning_rate (0.1) is the largest tried (0.001 to 0.1); consider "
+        "extending the grid"
+    ]
 
 
 def test_report_says_how_many_models_a_figure_shows(raced, tmp_path):

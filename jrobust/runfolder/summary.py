@@ -235,7 +235,11 @@ def edge_notes(result: SelectionResult) -> list[str]:
         if models[col].dtype == bool or not pd.api.types.is_numeric_dtype(models[col]):
             continue
         others = [c for c in choices if c != col]
-        line = (keys[others] == mine[others]).all(axis=1) if others else keys.index >= 0
+        line = (
+            (keys[others] == mine[others]).all(axis=1)
+            if others
+            else pd.Series(True, index=keys.index)
+        )
         tried = np.unique(models.loc[line.to_numpy(), col].dropna().to_numpy(dtype=float))
         value = float(models.loc[models.model_id == result.winner_id, col].iloc[0])
         if tried.size < 3 or not np.isfinite(value):
