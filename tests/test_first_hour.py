@@ -59,13 +59,29 @@ def test_without_a_terminal_a_header_one_line_per_round_and_the_report(files, ca
     assert lines[1].startswith("rule halving on max, warm-up 2, at most 5 instances")
     rounds = [ln for ln in lines if ln.startswith("round ")]
     assert len(rounds) == len(history) and rounds[0].startswith("round 1 (warm-up): 4 -> 4 models")
-    assert "compiling" in rounds[0] and "alongside" in rounds[0]  # overlapping, not added
     assert any(ln.startswith("winner and runners-up (the test rmse") for ln in lines)
     assert lines[-1].startswith("winner: model ") and lines[-1].endswith(
         f"report: {out / 'report.html'}"
     )
     summary = (out / "summary.md").read_text()
     assert "partly at the same time (the next program compiles while one trains)" in summary
+
+
+def test_a_round_line_says_compiling_overlaps_training():
+    from jrobust.cli.console import round_line
+
+    info = dict(
+        round=1, survivors=16, eliminated=0, trained=48, seconds=68.0, compile_seconds=194.0,
+        n_trainings=48, train_size=0, stage_kind="race",
+    )  # fmt: skip
+    line = round_line(info, {}, 98.2)
+    assert line == (
+        "round 1 (warm-up): 16 -> 16 models, trained 48 instances in 1m08s, compiling 3m14s "
+        "alongside, 48 in all, 98 instance-steps/s"
+    )
+    assert "compiling" not in round_line({**info, "compile_seconds": 0.0, "round": 2}, {}, 98.2)
+    final = round_line({**info, "round": 7, "stage_kind": "final"}, {}, 1.0)
+    assert final.startswith("round 7 (final race): ")
 
 
 class Recorder:

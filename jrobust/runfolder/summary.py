@@ -166,13 +166,9 @@ def runner_up(result: SelectionResult, n_resamples: int = 2000, seed: int = 0) -
         else:
             low, high = _unpaired_interval(losses, mask, statistic, n_resamples, seed)
             out.update(paired=False, n=[int(mask[1].sum()), int(mask[0].sum())])
-        out[key] = (
-            float(values[0]),
-            float(values[1]),
-            float(values[1] - values[0]),
-            low,
-            high,
-        )
+        with np.errstate(invalid="ignore"):  # inf - inf when both only failed: nan
+            diff = float(values[1] - values[0])
+        out[key] = (float(values[0]), float(values[1]), diff, low, high)
     return out
 
 
