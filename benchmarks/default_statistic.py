@@ -120,6 +120,7 @@ def planted_race(
         evaluator=lambda m, i: shuffled[m, i],
         statistic=statistic,
         rank_by=rank_by,
+        progress=False,
         **settings,
     )
     return int(order[result.winner_id])  # the planted row of the winner

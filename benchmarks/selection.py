@@ -220,14 +220,14 @@ def run(
         if strategy.kind == "race":
             result = jrobust.race(
                 n_models, evaluator=evaluate, max_instances=len(search), seed=seed,
-                **strategy.options,
+                progress=False, **strategy.options,
             )  # fmt: skip
         elif strategy.kind == "exhaustive":
             k = len(search)
             if strategy.budget_of is not None:
                 k = min(len(search), max(1, budgets[strategy.budget_of] // n_models))
             result = jrobust.exhaustive(
-                n_models, evaluator=evaluate, instances=k, **strategy.options
+                n_models, evaluator=evaluate, instances=k, progress=False, **strategy.options
             )
         else:
             return None, 0

@@ -165,7 +165,12 @@ def run_race(grid: Grid, search: np.ndarray, seed: int, **settings: Any) -> dict
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = jrobust.race(
-            grid.n_models, evaluator=charged, max_instances=len(search), seed=seed, **settings
+            grid.n_models,
+            evaluator=charged,
+            max_instances=len(search),
+            seed=seed,
+            progress=False,
+            **settings,
         )
     assert charged.trainings == result.n_trainings == len(charged.seen)
     return dict(winner=int(result.winner_id), trainings=charged.trainings)
@@ -175,7 +180,9 @@ def run_exhaustive(grid: Grid, search: np.ndarray, instances: int, **rank: Any) 
     charged = Charged(grid.losses, search)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = jrobust.exhaustive(grid.n_models, evaluator=charged, instances=instances, **rank)
+        result = jrobust.exhaustive(
+            grid.n_models, evaluator=charged, instances=instances, progress=False, **rank
+        )
     return dict(winner=int(result.winner_id), trainings=charged.trainings)
 
 

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from jrobust import presets, torch_reference
+from jrobust._specs import FULL_REPEATS, FULL_STEPS
 from jrobust.data.population import Population
 from jrobust.models.layers import resolve_conv_impl
 from jrobust.programs import own_flops
@@ -71,8 +72,6 @@ __all__ = [
 ]
 
 DEFAULT_STACKS = (1, 8, 64)
-#: The full protocol: at least this many steps per instance and repeats per setup.
-FULL_STEPS, FULL_REPEATS = 300, 5
 TORCH_WARMUP = 30  # untimed PyTorch steps per worker (compilation happens in the first)
 _WORKER_TIMEOUT = 900.0  # seconds a worker may take to start (torch.compile) or to answer
 

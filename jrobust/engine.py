@@ -107,6 +107,12 @@ class Engine:
       population: the data.
       settings: the race settings (seed, bucket sizes, convolution form, merge policy, stack mode).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
+      events: called with a dict at the steps inside a round, for a progress display (it must
+        not change anything the engine uses): ``{"event": "program", "program": k, "programs":
+        n, "compiling": bool, "instances": i}`` before program ``k`` (1-based) of the round's
+        ``n`` launches its stacks (``compiling``: its executable is not ready yet, so this
+        launch waits for the compiler), and ``{"event": "trained", "stacks": j, "of": s,
+        "instances": i, "total": t}`` each time a stack's results arrive.
     """
 
     def __init__(
@@ -115,7 +121,9 @@ class Engine:
         population: Population,
         settings: RaceSettings,
         devices=None,
+        events: Callable[[dict], None] | None = None,
     ) -> None:
+        self.events = events
         self.configs = configs
         self.population = population
         self.seed = int(settings.seed)
@@ -192,6 +200,14 @@ class Engine:
         future = self._background.submit(program.compiled, size, self.placement, args)
         self._compiling[(p, stage)] = future
 
+    def _is_compiled(self, p: int, stage: int | None) -> bool:
+        """Whether program ``p``'s stack is compiled and ready (not compiling in the background)."""
+        future = self._compiling.get((p, stage))
+        if future is not None:
+            return future.done()
+        program, size = self.program(p, stage), self.size(p, stage)
+        return ("compiled", program.key, size, self.placement) in train._cache
+
     def _wait_compiled(self, p: int, stage: int | None) -> tuple[float, float]:
         """``(compile seconds, seconds waited)`` of program ``p``'s background compilation."""
         future = self._compiling.pop((p, stage), None)
@@ -244,6 +260,16 @@ class Engine:
         for k, p in enumerate(order):
             sel = np.flatnonzero(self.program_of[models] == p)
             program = self.program(p, stage)
+            if self.events is not None:
+                self.events(
+                    dict(
+                        event="program",
+                        program=k + 1,
+                        programs=len(order),
+                        compiling=not self._is_compiled(p, stage),
+                        instances=len(sel),
+                    )
+                )
             seconds, waited = self._wait_compiled(p, stage)
             compile_s, blocked = compile_s + seconds, blocked + waited
             if k + 1 < len(order):
@@ -282,8 +308,20 @@ class Engine:
         metrics: dict[str, np.ndarray] = {}
         grid = self.population.transforms
         transformed = np.full((len(models), len(grid)), np.nan) if grid is not None else None
-        for idx, part in pending:
+        done = 0
+        for j, (idx, part) in enumerate(pending):
             out = train.collect(part)
+            done += len(idx)
+            if self.events is not None:
+                self.events(
+                    dict(
+                        event="trained",
+                        stacks=j + 1,
+                        of=len(pending),
+                        instances=done,
+                        total=len(models),
+                    )
+                )
             ok[idx] = out.pop("ok")
             losses[idx] = out.pop("loss")
             values = out.pop("transformed", None)

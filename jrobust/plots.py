@@ -190,7 +190,9 @@ def plot_distributions(
     ax.set_xlabel(f"instance test loss ({_metric(result)})")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(
-        title or "Instance-loss distributions (red: winner, blue: survivors, grey: eliminated)",
+        title
+        or f"Instance-loss distributions{_subset(len(models), result)} (red: winner, blue: "
+        "survivors, grey: eliminated)",
         fontsize=10,
     )
     if path is not None:
@@ -198,11 +200,17 @@ def plot_distributions(
     return fig
 
 
+def _subset(shown: int, result: Any) -> str:
+    """``", 12 of 16 models"`` when a figure draws some of the models only."""
+    total = len(result.models)
+    return f", {shown} of {total} models" if shown < total else ""
+
+
 def _metric(result: Any) -> str:
     configs = getattr(result, "configs", None)
     if configs:
         metric = configs[result.winner_id].metric
-        return metric if metric != "accuracy" else "1 - accuracy"
+        return f"{metric if metric != 'accuracy' else 'error = 1 - accuracy'}, lower is better"
     return "lower is better"
 
 
@@ -278,6 +286,7 @@ def plot_path(
             "transforms": f"{stat} over the transformed test sets",
             "both": f"{stat} over instances x test sets",
         }.get(over, f"{stat} of the instance losses")
+        + f" ({_metric(result)})"
     )
     if log if log is not None else _wants_log(finite):
         _log(ax, "y")
@@ -463,7 +472,9 @@ def plot_transforms(
             _log(ax)
     axes[0].set_ylabel(f"test {_metric(result)} (median, {band[0]:.0%}-{band[1]:.0%} band)")
     axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(title or "Loss on the transformed test sets", fontsize=11)
+    fig.suptitle(
+        title or f"Loss on the transformed test sets{_subset(len(models), result)}", fontsize=11
+    )
     if path is not None:
         save_figure(fig, path)
     return fig

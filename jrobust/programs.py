@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from jrobust._specs import MERGES, check_merge  # plain Python: RaceSettings checks with them
 from jrobust.config import ModelConfig
 from jrobust.models.merged import _Builder, _heads, _step_flops, architecture_signature
 from jrobust.models.merged import mergeable_architecture as _mergeable_arch
@@ -42,23 +43,12 @@ __all__ = [
     "own_flops",
 ]
 
-MERGES = ("auto", "none", "max")
 
 #: The default bound on padded work of ``merge="auto"`` (0.5: a program may do at most 1.5x the
 #: work of its lanes alone). Chosen by measurement (``benchmarks/programs.py``,
 #: ``benchmarks/RESULTS.md``): on the CPU one program costs seconds to compile, so merging pays
 #: while the padding costs less than the compile time it saves.
 DEFAULT_WASTE = 0.5
-
-
-def check_merge(merge: str, waste: float | None) -> None:
-    """A clear error for a ``merge`` policy or ``waste`` bound that does not exist."""
-    if merge not in MERGES:
-        raise ValueError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
-    if waste is not None and (
-        isinstance(waste, bool) or not isinstance(waste, int | float) or not waste >= 0
-    ):
-        raise ValueError(f"waste must be a number >= 0 (0.5: 1.5x the own work), got {waste!r}")
 
 
 def model_steps(config: ModelConfig) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ import pandas as pd
 
 from jrobust import _lock, _signals, parallel
 from jrobust._cache import enable_compilation_cache
+from jrobust._specs import DEFAULT_EVENTS, data_spec
 from jrobust.config import ModelConfig
 from jrobust.data.population import Population
 from jrobust.engine import Engine, call_evaluator
@@ -46,7 +48,7 @@ from jrobust.state import (
     refuse_legacy,
 )
 from jrobust.stats import get_statistic
-from jrobust.train import check_compatible
+from jrobust.train import check_compatible, fit_to_population
 
 __all__ = ["race", "exhaustive", "StopRace", "SelectionResult", "CHECKPOINT_FILE"]
 
@@ -58,13 +60,13 @@ class StopRace(Exception):
 
 def race(
     space: SearchSpace | Sequence[ModelConfig] | int,
-    population: Population | None = None,
+    population: Population | str | None = None,
     settings: RaceSettings | Mapping[str, Any] | None = None,
     *,
     evaluator: Evaluator | None = None,
     devices: Any = None,
     checkpoint_dir: str | os.PathLike | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict], None] | bool | None = None,
     **overrides: Any,
 ) -> SelectionResult:
     """Race the models of ``space`` on ``population`` until ``n_winners`` robust winners are left.
@@ -72,7 +74,12 @@ def race(
     Args:
       space: a ``SearchSpace``, a list of ``ModelConfig``, or (with ``evaluator``) a model count.
       population: the data every instance samples its training subset from (not needed with an
-        ``evaluator``).
+        ``evaluator``), or its name as ``jrobust run --data`` takes it: ``"calo-a"``,
+        ``"calo-b"`` (10,000 events), ``"digits"``, ``"tfds:NAME"``, ``"npz:PATH"``. On a
+        classification population, models that still have the regression defaults (loss and
+        metric ``"mse"``, output width 1) race with ``loss="cross_entropy"``,
+        ``metric="cross_entropy"`` and as many outputs as classes (``jrobust.train.
+        fit_to_population``; a warning says so once).
       settings: a ``RaceSettings`` (or a mapping of its fields); default ``RaceSettings()``.
       evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer;
         with ``fidelity`` it is called ``evaluator(model_ids, instance_indices, train_sizes)``
@@ -84,8 +91,13 @@ def race(
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
         race is resumed. The race holds the folder's lock (``run.lock``) while it runs, so a
         second race or ``jrobust run`` into it at the same time is refused.
-      progress: called after every round with a dict (round, survivors, trained, ...); it may
-        raise ``StopRace`` to end the race there.
+      progress: ``True``: the command line's display (a header, a live bar with the steps
+        inside a round on a terminal or in a notebook, else one line per round; the winner at
+        the end); ``None`` (default): that display on a terminal or in a notebook, nothing
+        elsewhere; ``False``: nothing. A callable is called after every round with a dict
+        (round, survivors, trained, ...) and may raise ``StopRace`` to end the race there; if
+        it also has an ``event(dict)`` method, that gets the steps inside a round (see
+        ``jrobust.engine.Engine``).
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
         ``max_instances``, ``budget``, ``n_winners``, ``elites``, ``final_instances``,
         ``fidelity``, ``over``, ``seed``, ...), applied over ``settings``.
@@ -116,6 +128,10 @@ def race(
     rule, statistic = settings.make_rule(), get_statistic(settings.statistic)
     rank_by = get_statistic(settings.rank_by) if settings.rank_by is not None else statistic
     configs, models = _resolve_space(space, evaluator)
+    if isinstance(population, str):
+        population = named_population(population)
+    if evaluator is None and configs is not None and isinstance(population, Population):
+        configs = _fit_all(configs, population)
     _check_budget(settings, len(models))
     grid = getattr(population, "transforms", None)
     check_memory(len(models), settings, n_transforms=len(grid) if grid is not None else 0)
@@ -135,13 +151,24 @@ def race(
     data_key = population.fingerprint() if evaluator is None else None
     key = race_fingerprint(settings, configs, len(models), data_key)
     ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    display = None
+    if progress is True or progress is None:  # the display: on the main process only
+        if (progress is True or _interactive()) and jax.process_index() == 0:
+            display = _display(models, engine, population, settings)
+        progress = display
+    elif progress is False:
+        progress = None
+    if engine is not None:
+        engine.events = getattr(progress, "event", None)
     # one race per folder: the lock is taken before the folder is read or written
     owner = _lock.hold(checkpoint_dir) if ckpt is not None and jax.process_index() == 0 else None
-    with owner or contextlib.nullcontext(), _signals.deferred_signals():
+    with owner or contextlib.nullcontext(), _signals.deferred_signals(), contextlib.ExitStack() as showing:
         state = _start(ckpt, key, len(models), settings)
         state.data_fingerprint = data_key
         if configs is not None:
             state.own_sizes = np.array([c.train_size for c in configs], np.int64)
+        if display is not None:
+            showing.enter_context(display)
         while not state.done:
             work = state.plan(settings)
             if work is None:  # the race ends here (max_instances or budget): record that
@@ -159,6 +186,10 @@ def race(
     timing = dict(engine.timing() if engine else {"n_cohorts": 0, "n_programs": 0})
     result = state.to_result(models, settings, statistic, rank_by, configs=configs, timing=timing)
     result.timing["wall_seconds"] = time.perf_counter() - t_start
+    if display is not None:
+        from jrobust.cli.console import finish
+
+        finish(display, result, result.timing["wall_seconds"])
     if result.all_failed:
         warnings.warn(
             "every instance of every model failed (non-finite losses): the race has no "
@@ -167,6 +198,24 @@ def race(
             stacklevel=2,
         )
     return result
+
+
+def _interactive() -> bool:
+    """A terminal or a notebook: where ``race`` shows its display by default."""
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return terminal or "ipykernel" in sys.modules
+
+
+def _display(models: pd.DataFrame, engine: Engine | None, population, settings: RaceSettings):
+    """The command line's live display for a race from Python."""
+    from jrobust.cli.console import race_display
+
+    cohorts = engine.n_cohorts if engine is not None else len(models)
+    data = population if isinstance(population, Population) else None
+    return race_display(len(models), cohorts, data, settings)
 
 
 def exhaustive(
@@ -379,6 +428,41 @@ def check_fidelity_fits(
                 f"{pool} events (model {fixed[0]} draws without replacement); use sizes up to "
                 f"{pool}, bootstrap=True, or more data"
             )
+
+
+def named_population(spec: str) -> Population:
+    """The population a name stands for, as ``jrobust run --data`` loads it (the calorimeter
+    with ``DEFAULT_EVENTS`` events)."""
+    from jrobust.data import load
+
+    try:
+        spec = data_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"population: {err}") from None
+    return load(spec, n_events=DEFAULT_EVENTS) if spec.startswith("calo-") else load(spec)
+
+
+def _fit_all(configs: list[ModelConfig], population: Population) -> list[ModelConfig]:
+    """The models made fit for a classification population where they have the regression
+    defaults (``fit_to_population``), said once in a warning."""
+    fitted, changed = [], {}
+    for config in configs:
+        new, changes = fit_to_population(config, population)
+        fitted.append(new)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            changed[key] = changed.get(key, 0) + 1
+    if changed:
+        how = "; ".join(f"{n} with {key}" for key, n in changed.items())
+        warnings.warn(
+            f"the population {population.name!r} is a classification set "
+            f"({population.num_classes} classes) and models had the regression defaults, so they "
+            f"race with the classification settings: {how} (set loss, metric and outputs to "
+            "choose otherwise)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return fitted
 
 
 def _check_all(configs: list[ModelConfig], population: Population | None) -> None:

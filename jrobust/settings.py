@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from jrobust.programs import check_merge
+from jrobust._specs import (
+    EXECUTION_FIELDS,
+    OVER,
+    check_fidelity,
+    check_merge,
+    did_you_mean,
+    positive_int,
+    split_rule,
+)
 from jrobust.rules import (
     RULES,
     TEST_RULES,
@@ -43,16 +51,6 @@ __all__ = ["RaceSettings", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER", "SEED_M
 #: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
 DEFAULT_WARMUP = 3
 
-#: Settings that change how a race is computed, never its ledger.
-EXECUTION_FIELDS = (
-    "max_bucket",
-    "min_bucket",
-    "conv_impl",
-    "compilation_cache",
-    "merge",
-    "waste",
-    "stack_mode",
-)
 
 StatisticLike = str | Statistic | Callable[[np.ndarray], float]
 RuleLike = str | Rule | Callable[..., np.ndarray]
@@ -62,26 +60,6 @@ _CONV_IMPLS = (None, "auto", "im2col", "xla")
 # Race fields added after checkpoints existed: at their defaults they stay out of a race's
 # identity, so a checkpoint of an earlier race still resumes.
 _LATER_FIELDS = {"elites": 0, "final_instances": 0, "fidelity": None, "over": "instances"}
-
-#: What the statistics of a race are taken over (``RaceSettings.over``).
-OVER = ("instances", "transforms", "both")
-
-
-def positive_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
-    """``value`` if it is an integer >= ``minimum`` (or ``None`` when ``optional``), else a
-    ``ValueError`` naming the setting.
-
-    Example:
-      >>> positive_int("warmup", 3)
-      3
-    """
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
-
 
 #: The largest seed: seeds enter the compiled trainer as 32-bit signed integers.
 SEED_MAX = 2**31 - 1
@@ -106,43 +84,6 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
-def check_fidelity(sizes: Any) -> tuple[int, ...] | None:
-    """A fidelity schedule as a tuple of strictly increasing positive sizes (``None`` stays);
-    a ``ValueError`` that names the problem otherwise.
-
-    Example:
-      >>> check_fidelity([500, 2000, 8000])
-      (500, 2000, 8000)
-    """
-    if sizes is None:
-        return None
-    if isinstance(sizes, str):
-        try:
-            sizes = [int(p) for p in sizes.replace(" ", "").split(",") if p]
-        except ValueError:
-            raise ValueError(
-                f"fidelity must be increasing training sizes, e.g. 500,2000,8000; got {sizes!r}"
-            ) from None
-    if isinstance(sizes, int | np.integer) and not isinstance(sizes, bool):
-        sizes = [sizes]
-    try:
-        sizes = list(sizes)
-    except TypeError:
-        raise ValueError(
-            f"fidelity must be a list of increasing training sizes, e.g. [500, 2000, 8000]; got "
-            f"{sizes!r}"
-        ) from None
-    if not sizes:
-        raise ValueError("fidelity must list at least one training size (or be None)")
-    out = tuple(positive_int("fidelity size", v) for v in sizes)
-    for a, b in zip(out, out[1:], strict=False):
-        if b <= a:
-            raise ValueError(
-                f"fidelity sizes must increase strictly from stage to stage, got {list(out)} "
-                f"({b} after {a})"
-            )
-    return out
-
 
 def parse_rule(spec: RuleLike, **options: Any) -> Rule:
     """A ``Rule`` from a name, ``"name:value"`` (``quantile:0.25`` keeps a quarter,
@@ -164,25 +105,7 @@ def parse_rule(spec: RuleLike, **options: Any) -> Rule:
                 )
             raise ValueError(f"{sorted(options)} cannot be applied to a rule given as a function")
         return get_rule(spec)
-    name, _, value = spec.strip().partition(":")
-    name = name.strip().lower()
-    if name not in RULES:
-        raise ValueError(
-            f"unknown rule {spec!r}; use one of {', '.join(RULES)} (quantile:KEEP, threshold:VALUE)"
-        )
-    kwargs: dict[str, Any] = {}
-    if value:
-        if name not in ("quantile", "threshold"):
-            raise ValueError(
-                f"rule {name!r} takes no value ({spec!r}); only quantile:KEEP and threshold:VALUE do"
-            )
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"rule {spec!r}: {value!r} is not a number") from None
-        kwargs["keep" if name == "quantile" else "value"] = number
-    elif name == "threshold":
-        raise ValueError("rule 'threshold' needs its value: threshold:VALUE, e.g. threshold:0.03")
+    name, kwargs = split_rule(spec)
     if options and name not in TEST_RULES:
         verb = "apply" if len(options) > 1 else "applies"
         raise ValueError(
@@ -505,7 +428,8 @@ def _check_names(names: Mapping[str, Any] | Any) -> None:
     known = RaceSettings.field_names()
     unknown = [k for k in names if k not in known]
     if unknown:
+        named = ", ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
         raise TypeError(
-            f"unknown race setting(s) {', '.join(map(repr, unknown))}; the race settings are "
-            f"{', '.join(known)}"
+            f"unknown race setting{'s' if len(unknown) > 1 else ''} {named}; the race settings "
+            f"are {', '.join(known)}"
         )

@@ -27,7 +27,7 @@ import pandas as pd
 from jrobust._atomic import write_atomic
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
-from jrobust.result import SelectionResult
+from jrobust.result import SelectionResult, stage_firsts
 from jrobust.rules import Rule
 from jrobust.settings import RaceSettings
 from jrobust.stats import Statistic, get_statistic
@@ -133,7 +133,7 @@ def race_fingerprint(
         [
             version,
             settings.identity(),
-            [repr(c) for c in configs] if configs is not None else n_models,
+            [c.full_repr() for c in configs] if configs is not None else n_models,
             data_fingerprint,
         ]
     )
@@ -656,13 +656,19 @@ class RaceState:
         transformed = self._record_transformed(work, outcome, ok)
         share = outcome.seconds / max(len(work.models), 1)
         sizes = self._sizes_of(work)
-        kind = self.stage_kind
+        kind, number = self.stage_kind, int(self.stages[-1]["stage"])
         self.records += ledger_rows(
             {"model_id": work.models, "instance": work.instances},
             losses,
             ok,
             reference,
-            extra={"round": self.round, "stage": kind, "train_size": sizes, "seconds": share},
+            extra={
+                "round": self.round,
+                "stage": number,
+                "stage_kind": kind,
+                "train_size": sizes,
+                "seconds": share,
+            },
             metrics=outcome.metrics,
             transformed=transformed,
             pairs=self.transform_pairs,
@@ -675,7 +681,8 @@ class RaceState:
         self.history.append(
             dict(
                 round=self.round,
-                stage=kind,
+                stage=number,
+                stage_kind=kind,
                 train_size=size,
                 trained=len(work.models),
                 seconds=float(outcome.seconds),
@@ -756,7 +763,8 @@ class RaceState:
             self.path.append(
                 dict(
                     round=self.round,
-                    stage=self.stage_kind,
+                    stage=int(self.stages[-1]["stage"]),
+                    stage_kind=self.stage_kind,
                     train_size=int(size),
                     model_id=int(m),
                     statistic=float(stat_values[m]),
@@ -812,7 +820,8 @@ class RaceState:
             instance_steps=last["instance_steps"],
             eliminated=len(last["eliminated"]),
             instances_per_model=last["instances_per_model"],
-            stage=last.get("stage", "race"),
+            stage=int(last.get("stage", 0)),
+            stage_kind=last.get("stage_kind", "race"),
             train_size=last.get("train_size", 0),
             done=self.done,
         )
@@ -846,7 +855,16 @@ class RaceState:
             ledger = ledger.reset_index(drop=True)
         else:
             ledger = pd.DataFrame(
-                columns=["model_id", "instance", "loss", "status", "round", "stage", "train_size"]
+                columns=[
+                    "model_id",
+                    "instance",
+                    "loss",
+                    "status",
+                    "round",
+                    "stage",
+                    "stage_kind",
+                    "train_size",
+                ]  # fmt: skip
             )
         return SelectionResult(
             winner=configs[int(winners[0])] if configs is not None else None,
@@ -937,6 +955,11 @@ class RaceState:
         for row in records:
             row.setdefault("stage", "race")
             row.setdefault("train_size", 0)
+        # checkpoints of jrobust <= 0.2.0 kept the stage's kind ("race"/"final") in `stage`
+        firsts = stage_firsts(fields["stages"])
+        for rows in (records, table_path, fields["history"]):
+            for row in rows:
+                _stage_row(row, firsts)
         return cls(records=records, path=table_path, **state_arrays, **fields)
 
     @staticmethod
@@ -978,6 +1001,19 @@ _META_DEFAULTS = {
     "transform_pairs": [],
     "data_fingerprint": None,
 }
+
+
+def _stage_row(row: dict, firsts: list[tuple[int, int]]) -> None:
+    """A row of an older checkpoint, whose ``stage`` held the kind: ``stage`` becomes the stage
+    number (from the row's round) and ``stage_kind`` the kind."""
+    if "stage_kind" in row or not isinstance(row.get("stage"), str):
+        return
+    row["stage_kind"] = row["stage"]
+    number = 0
+    for first, stage in firsts:
+        if int(row.get("round", 0)) >= first:
+            number = stage
+    row["stage"] = number
 
 
 def _stage_entry(stage: int, kind: str, first_instance: int, first_round: int, models: int):

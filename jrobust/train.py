@@ -31,6 +31,7 @@ import collections
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -66,6 +67,7 @@ __all__ = [
     "check_compatible",
     "check_instances",
     "collect",
+    "fit_to_population",
     "launch_stack",
     "make_trainer",
     "n_cached",
@@ -360,11 +362,7 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
             f"{population.pool_size} events; lower train_size, set bootstrap=True, or use more data"
         )
     if config.is_classification != population.is_classification:
-        kind = "classification" if population.is_classification else "regression"
-        raise ValueError(
-            f"loss {config.loss!r} does not fit the population {population.name!r}, which is a {kind} "
-            "set; use loss='cross_entropy' for labels or a regression loss ('mse', ...) for targets"
-        )
+        raise ValueError(_kind_mismatch(config, population))
     population.target_column(config.target)
     population.side_columns(config.side_features)
     if config.early_stopping is not None and len(population.val_index) == 0:
@@ -389,10 +387,78 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
         ) from None
     want = population.num_classes if population.is_classification else 1
     if out.shape != (2, want):
-        raise ValueError(
-            f"the architecture gives outputs of shape {out.shape[1:]} per event, expected ({want},); "
-            f"set its output width to {want}"
+        how = (
+            f"set outputs={want}"
+            if hasattr(config.architecture, "outputs")
+            else f"end the module in {want} units"
         )
+        raise ValueError(
+            f"the architecture gives outputs of shape {out.shape[1:]} per event, expected ({want},) "
+            f"on the population {population.name!r}; {how}"
+        )
+
+
+def _kind_mismatch(config: ModelConfig, population: Population) -> str:
+    """Every change a model needs to go from regression to classification (or back), in one
+    message with the exact keywords."""
+    outputs = getattr(config.architecture, "outputs", None)
+    if population.is_classification:
+        k = population.num_classes
+        need = ["loss='cross_entropy'", "metric='cross_entropy' (or 'accuracy', 'error_rate')"]
+        if outputs is not None and outputs != k:
+            need.append(f"outputs={k}")
+        what = f"a classification set ({k} classes)"
+    else:
+        need = [
+            "a regression loss (loss='mse', 'rmse', 'mae', ...)",
+            "metric='rmse' (or 'mse', ...)",
+        ]
+        if outputs is not None and outputs != 1:
+            need.append("outputs=1")
+        what = "a regression set"
+    return (
+        f"loss {config.loss!r} and metric {config.metric!r} do not fit the population "
+        f"{population.name!r}, which is {what}: set {', '.join(need)}"
+    )
+
+
+def fit_to_population(
+    config: ModelConfig, population: Population
+) -> tuple[ModelConfig, dict[str, Any]]:
+    """``config`` made fit for a classification population where it still has the defaults,
+    and what was set.
+
+    A model whose loss and metric are the regression defaults (``"mse"``) gets
+    ``loss="cross_entropy"``, ``metric="cross_entropy"``; a classification model whose
+    architecture has the default output width 1 gets ``outputs`` = the class count. Only
+    settings that could not train on the population are changed (a model that fits is
+    returned as it is); anything else that does not fit is left for ``check_compatible`` to
+    report.
+
+    Example:
+      >>> from jrobust import zoo
+      >>> from jrobust.data import digits
+      >>> fit_to_population(zoo.cnn_config(conv=(8,), pool=(2,), dense=(16,)), digits())[1]
+      {'loss': 'cross_entropy', 'metric': 'cross_entropy', 'outputs': 10}
+    """
+    if not (isinstance(config, ModelConfig) and isinstance(population, Population)):
+        return config, {}
+    if not population.is_classification:
+        return config, {}
+    changes: dict[str, Any] = {}
+    if config.loss == "mse" and config.metric == "mse":  # ModelConfig's defaults
+        changes.update(loss="cross_entropy", metric="cross_entropy")
+    arch = config.architecture
+    k = int(population.num_classes)
+    classification = config.is_classification or bool(changes)
+    if classification and getattr(arch, "outputs", None) == 1 and k != 1:
+        if dataclasses.is_dataclass(arch):
+            arch = dataclasses.replace(arch, outputs=k)
+            changes["outputs"] = k
+    if not changes:
+        return config, {}
+    fields = {f: v for f, v in changes.items() if f != "outputs"}
+    return dataclasses.replace(config, architecture=arch, **fields), changes
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -600,6 +666,15 @@ def train_instances(
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
     seed = check_seed(seed)
+    config, changes = fit_to_population(config, population)
+    if changes:
+        warnings.warn(
+            f"the population {population.name!r} is a classification set: the model trains with "
+            f"{', '.join(f'{k}={v!r}' for k, v in changes.items())} instead of the regression "
+            "defaults (set them to choose otherwise)",
+            UserWarning,
+            stacklevel=2,
+        )
     check_compatible(config, population)
     step = max_stack or bucket_size_for(instances.size)
     parts = []

@@ -288,16 +288,19 @@ def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):
     )  # fmt: skip
     ledger = pd.read_parquet(folder / "ledger.parquet")
     # stage 0 at 100 events: warm-up 2, then 4 -> 2 = n_winners: straight to the final race at 200
-    assert ledger.groupby(["stage", "train_size"]).size().to_dict() == {
-        ("final", 200): 4,
-        ("race", 100): 12,
+    # (`stage` is the stage's number, as in result.json's stages; `stage_kind` says race/final)
+    assert ledger.groupby(["stage", "stage_kind", "train_size"]).size().to_dict() == {
+        (0, "race", 100): 12,
+        (2, "final", 200): 4,
     }
-    final = ledger[ledger.stage == "final"]
+    stages = json.loads((folder / "result.json").read_text())["stages"]
+    assert [(s["stage"], s["kind"]) for s in stages] == [(0, "race"), (2, "final")]
+    final = ledger[ledger.stage_kind == "final"]
     assert final.instance.min() == 3 and sorted(json.loads(out)["winners"]) == sorted(
         final.model_id.unique()
     )
     history = pd.read_parquet(folder / "history.parquet")
-    assert history.stage.tolist() == ["race", "race", "final"]
+    assert history.stage_kind.tolist() == ["race", "race", "final"]
     assert history.train_size.tolist() == [100, 100, 200]
     summary = (folder / "summary.md").read_text()
     assert "fidelity stages at training sizes 100, 200" in summary and "## Stages" in summary
@@ -307,7 +310,7 @@ def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):
     assert "<h2>Stages</h2>" in page and "fidelity stages at training sizes 100, 200" in page
     # the engine trained instance 0 of stage 0 exactly as a model of train_size 100 trains alone
     run = runfolder.load_run(folder)
-    row = ledger[(ledger.stage == "race") & (ledger.instance == 0)].iloc[0]
+    row = ledger[(ledger.stage_kind == "race") & (ledger.instance == 0)].iloc[0]
     config = dataclasses.replace(run.configs[int(row.model_id)], train_size=100)
     pop = jrobust.data.load(f"npz:{files / 'tiny.npz'}")
     alone = jrobust.train_instances(config, pop, [0])

@@ -388,7 +388,7 @@ def test_train_instances_on_transformed_test_sets_gives_the_ledgers_rows(toy_pop
     result = jrobust.race([config], pop, warmup=2, max_instances=2)
     ledger = result.ledger
     shared = [c for c in ledger.columns if c in frame.columns]
-    race_only = {"model_id", "round", "stage", "train_size", "seconds"}
+    race_only = {"model_id", "round", "stage", "stage_kind", "train_size", "seconds"}
     assert set(ledger.columns) - set(shared) <= race_only
     assert set(frame.columns) - set(shared) == set()
     pd.testing.assert_frame_equal(

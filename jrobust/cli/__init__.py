@@ -33,10 +33,11 @@ _MAIN_EPILOG = """\
 examples:
   jrobust run                                  the main job: a robust selection on the synthetic
                                                calorimeter with the built-in space (a few minutes)
-  jrobust run --space examples/space.toml --data calo-b --out runs/mine
+  jrobust space --example > space.toml         a complete commented space file to edit
+  jrobust space space.toml                     list the models of a space, train nothing
+  jrobust run --space space.toml --data calo-b --out runs/mine
   jrobust run --resume runs/mine               continue a stopped run where it stopped
   jrobust report runs/mine                     rebuild summary.md, report.html and the figures
-  jrobust space examples/space.toml            list the models of a space, train nothing
   jrobust bench                                instance-steps/s of paper model 1 vs stack size
 
 Every command takes --help. Bad input gives one line and exit status 2, a failure while running

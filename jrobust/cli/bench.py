@@ -8,8 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from jrobust.bench import FULL_REPEATS, FULL_STEPS, format_table, throughput, throughput_record
-from jrobust.cli.console import Output
+from jrobust._specs import FULL_REPEATS, FULL_STEPS, check_stack_mode
 from jrobust.cli.options import (
     DEBUG,
     EXIT_OK,
@@ -19,8 +18,6 @@ from jrobust.cli.options import (
     positive_int,
     stack_sizes,
 )
-from jrobust.torch_reference import have_torch
-from jrobust.train import resolve_stack_mode
 
 __all__ = ["add_parser", "command"]
 
@@ -42,7 +39,7 @@ more options; benchmarks/run_cpu.sh records it.
 
 def _stack_mode(text: str) -> str:
     try:
-        resolve_stack_mode(text)
+        check_stack_mode(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
@@ -134,6 +131,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from jrobust.bench import format_table, throughput, throughput_record
+    from jrobust.cli.console import Output
+    from jrobust.torch_reference import have_torch
+
     out = Output(args)
     full = args.full
     steps = args.steps or (FULL_STEPS if full else 50)

@@ -9,25 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from jrobust.cli.options import DEBUG, EXIT_OK, Help, UsageError
-from jrobust.runfolder import (
-    RESULT_FILE,
-    TABLES,
-    RunFolderMismatch,
-    load_run,
-    read_config,
-    write_figures,
-    write_report,
-    write_summary,
-    write_table,
-)
-from jrobust.runfolder.files import read_result_json
-from jrobust.state import CheckpointMismatch
 
 __all__ = ["add_parser", "command"]
 
 EPILOG = """\
 examples:
-  jrobust report runs/20250101-120000-calo-a
+  jrobust report runs/mine             the folder of a run (jrobust run --out runs/mine)
   jrobust report runs/mine --csv       also write ledger.csv, history.csv, path.csv, models.csv
 A stopped run is reported from its last checkpoint.
 """
@@ -53,6 +40,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _info(folder: Path, result) -> dict[str, Any]:
+    from jrobust.runfolder import RESULT_FILE, read_config
+    from jrobust.runfolder.files import read_result_json
+
     if (folder / RESULT_FILE).is_file():
         return dict(read_result_json(folder).get("info") or {})
     config = read_config(folder) or {}
@@ -63,6 +53,18 @@ def _info(folder: Path, result) -> dict[str, Any]:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # the run folder's machinery (pandas, matplotlib) loads only once the options are parsed
+    from jrobust.runfolder import (
+        TABLES,
+        RunFolderMismatch,
+        load_run,
+        write_figures,
+        write_report,
+        write_summary,
+        write_table,
+    )
+    from jrobust.state import CheckpointMismatch
+
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no such run folder: {folder}")

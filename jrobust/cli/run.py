@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from jrobust import _signals, distributed
+from jrobust._specs import EXECUTION_FIELDS, OVER
 from jrobust.cli import settings as cli_settings
-from jrobust.cli.console import Output, RaceProgress, final_line, json_summary, print_table
 from jrobust.cli.options import (
     DATA_HELP,
     DEBUG,
@@ -41,12 +39,10 @@ from jrobust.cli.options import (
     rule_spec,
     statistic,
 )
-from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
-from jrobust.runfolder.summary import statistic_label
-from jrobust.select import race
-from jrobust.settings import EXECUTION_FIELDS, OVER
-from jrobust.space import SpaceError, load_space_file, parse_space_text
-from jrobust.state import CHECKPOINT_FILE, CheckpointMismatch, refuse_legacy
+from jrobust.cli.settings import CONFIG_FILE
+
+# This module defines the options and imports no JAX, NumPy or data modules at its top: the
+# race's machinery is imported inside the steps that use it, after the options are parsed.
 
 __all__ = ["add_parser", "command"]
 
@@ -56,10 +52,12 @@ examples:
       16 models around the paper's energy models 1 and 2 on 10,000 synthetic calorimeter
       events (data set A), halving after 3 warm-up instances, at most 10 instances per model
   jrobust run --data calo-b --statistic std --rank-by mean --rule welch --alpha 0.05
-  jrobust run --fidelity 500,2000,8000 --winners 3 --final-instances 10 --elites 1
-  jrobust run --space examples/space.toml --seed 1 --out runs/seed1 --csv
+  jrobust run --fidelity 500,1000,2000 --winners 3 --final-instances 10 --elites 1
+  jrobust space --example > space.toml        a commented space file to edit, then:
+  jrobust run --space space.toml --seed 1 --out runs/seed1 --csv
   jrobust run --data digits --max-instances 20
   jrobust run --data npz:mydata.npz --target energy --epochs 10
+      your own arrays: x, y (and side) saved with numpy.savez in mydata.npz
   jrobust run --resume runs/seed1              continue a stopped run (same result as uninterrupted)
   jrobust run --space runs/seed1/config.toml   rerun a run from its resolved configuration
 
@@ -101,7 +99,8 @@ def _what_to_race(g) -> None:
     g.add_argument(
         "--space",
         metavar="FILE.toml",
-        help="search space file (default: the built-in space; see examples/space.toml)",
+        help="search space file (default: the built-in space; jrobust space --example prints "
+        "a commented one)",
     )
     g.add_argument(
         "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
@@ -278,6 +277,8 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     if not args.resume:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
+        from jrobust.space import SpaceError, load_space_file
+
         try:
             parsed = load_space_file(args.space)
         except (SpaceError, FileNotFoundError) as err:
@@ -298,6 +299,9 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     folder = Path(args.resume)
     if not folder.is_dir():
         raise UsageError(f"--resume {folder}: no such folder")
+    from jrobust.space import SpaceError, parse_space_text
+    from jrobust.state import CheckpointMismatch, refuse_legacy
+
     try:
         refuse_legacy(folder)
         saved = cli_settings.read_config(folder)
@@ -318,6 +322,8 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
 
 
 def _check_devices(devices: int | None) -> None:
+    import jax
+
     if devices is not None and devices > jax.device_count():
         raise UsageError(
             f"--devices {devices}, but this machine has {jax.device_count()} device(s) "
@@ -342,6 +348,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     distributed.initialize_from_args(args)
     main_process = distributed.is_main_process()
     _check_devices(args.devices)
+    from jrobust.cli.console import Output
+    from jrobust.runfolder import write_config
+
     out = Output(args, main_process)
     # 3. the space (the built-in one depends on what the data is), the budget, the folder
     facts, pop = cli_settings.data_facts(data)
@@ -368,7 +377,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             pop.target_column(args.target)
         except ValueError as err:
             raise UsageError(f"--target: {err}") from None
-    cli_settings.check_space_fits(space, pop)
+    fitted = cli_settings.check_space_fits(space, pop)
+    if fitted:
+        out.info(fitted)
     cli_settings.check_fidelity_fits(settings, space, pop)
     _signals.check()
     if main_process:
@@ -381,6 +392,12 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
+    from jrobust.cli.console import RaceProgress, final_line, json_summary, print_table
+    from jrobust.runfolder import save_run, summary_table
+    from jrobust.runfolder.summary import statistic_label
+    from jrobust.select import race
+    from jrobust.state import CHECKPOINT_FILE, CheckpointMismatch
+
     main_process = out.main
     done = cli_settings.checkpoint_facts(folder) if resuming else {}
     if resuming and not (folder / CHECKPOINT_FILE).is_file():
@@ -408,6 +425,7 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         with progress, warnings.catch_warnings():
             # the command reports a race whose every instance failed itself, in one line
             warnings.filterwarnings("ignore", "every instance of every model failed")
+            warnings.filterwarnings("ignore", "the population .* is a classification set")
             result = race(
                 space, pop, settings, devices=args.devices, checkpoint_dir=folder, progress=progress
             )
@@ -459,21 +477,6 @@ class _AllFailed(RuntimeError):
 
 
 def _describe(pop) -> str:
-    kind = (
-        f"{pop.num_classes} classes"
-        if pop.is_classification
-        else f"targets {', '.join(pop.target_names)}"
-    )
-    shape = "x".join(str(s) for s in pop.input_shape)
-    text = (
-        f"{pop.name}: {pop.n_events} events, inputs {shape}, {kind}, "
-        f"pool {pop.pool_size}, test {len(pop.test_index)}"
-    )
-    grid = pop.transforms
-    if grid is not None:
-        sets = "; ".join(
-            f"{n} {', '.join(f'{p:g}' for p in ps)}"
-            for n, ps in zip(grid.names, grid.params, strict=True)
-        )
-        text += f"; transformed test sets: {sets}"
-    return text
+    from jrobust.cli.console import describe_population
+
+    return describe_population(pop)

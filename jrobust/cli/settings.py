@@ -16,34 +16,23 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jrobust import _lock, select
+from jrobust import _lock
 from jrobust._lock import LOCK_FILE
+from jrobust._specs import BUILTIN_RACE, EXECUTION_FIELDS
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
-from jrobust.data import load, with_transforms
-from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
-from jrobust.data.population import Population, pool_size
-from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
-from jrobust.settings import EXECUTION_FIELDS, RaceSettings
-from jrobust.space import (
-    BUILTIN_RACE,
-    SpaceError,
-    build_space,
-    default_spec,
-    to_toml,
-    with_overrides,
-)
-from jrobust.space.product import SearchSpace
-from jrobust.state import (
-    CHECKPOINT_FILE,
-    CheckpointError,
-    CheckpointMismatch,
-    RaceState,
-    refuse_legacy,
-)
-from jrobust.train import check_compatible
+
+# The data, the space, the trainer and the race state are imported inside the functions that
+# need them: the checks that need none of them (the options, the [race] and [data] tables) run
+# before JAX is imported, so a mistake there is reported at once.
+if TYPE_CHECKING:
+    from jrobust.data.population import Population
+    from jrobust.settings import RaceSettings
+    from jrobust.space.product import SearchSpace
+
+CONFIG_FILE = "config.toml"  # jrobust.runfolder.layout.CONFIG_FILE, without importing it
 
 __all__ = [
     "DataFacts",
@@ -98,6 +87,8 @@ def race_settings(
 ) -> RaceSettings:
     """The race settings: command line over the space file's ``[race]`` over the defaults (and,
     for the built-in space, over its own ``BUILTIN_RACE`` table)."""
+    from jrobust.settings import RaceSettings
+
     table = {**(BUILTIN_RACE if builtin else {}), **dict(file_race)}
     try:
         settings = RaceSettings.from_table(table)
@@ -198,6 +189,9 @@ class DataFacts:
 def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
     """The facts of the data, and the population when it had to be loaded to know them (a
     calorimeter is described without generating it; other sources are read)."""
+    from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
+    from jrobust.data.population import pool_size
+
     if data["source"].startswith("calo"):
         name = "calo-" + data["source"][-1].upper()
         pool = pool_size(int(data.get("events", DEFAULT_EVENTS)), TEST_SIZE, VAL_SIZE)
@@ -207,6 +201,8 @@ def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
 
 
 def load_population(data: Mapping[str, Any]) -> Population:
+    from jrobust.data import load, with_transforms
+
     kwargs: dict[str, Any] = {}
     if "events" in data:
         kwargs["n_events"] = int(data["events"])
@@ -230,6 +226,8 @@ def load_population(data: Mapping[str, Any]) -> Population:
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
     """The space file's tables, or the built-in space for this data."""
+    from jrobust.space import default_spec
+
     if file_tables:
         return file_tables
     return default_spec(
@@ -246,6 +244,8 @@ def build_checked_space(
     tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
 ) -> tuple[SearchSpace, list[dict[str, Any]]]:
     """The space of ``tables`` with ``overrides`` fixed on every model."""
+    from jrobust.space import SpaceError, build_space, with_overrides
+
     tables = with_overrides(tables, **overrides)
     try:
         space = build_space(tables)
@@ -254,11 +254,23 @@ def build_checked_space(
     return space, tables
 
 
-def check_space_fits(space: SearchSpace, pop: Population) -> None:
-    """Every cohort of the space can train on the population (else a ``UsageError``)."""
+def check_space_fits(space: SearchSpace, pop: Population) -> str:
+    """Every cohort of the space can train on the population (else a ``UsageError``).
+
+    Returns:
+      A line saying which models race with the classification settings a classification
+      population needs (``jrobust.train.fit_to_population``), or ``""``.
+    """
+    from jrobust.train import check_compatible, fit_to_population
+
     seen: set = set()
     names = space.names()
+    fitted: dict[str, int] = {}
     for i, config in enumerate(space):
+        config, changes = fit_to_population(config, pop)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            fitted[key] = fitted.get(key, 0) + 1
         key = config.static_key()
         if key in seen:
             continue
@@ -267,10 +279,19 @@ def check_space_fits(space: SearchSpace, pop: Population) -> None:
             check_compatible(config, pop)
         except (ValueError, TypeError) as err:
             raise UsageError(f"model {i} ({names[i]}) does not fit the data: {err}") from None
+    if not fitted:
+        return ""
+    return (
+        f"{pop.name} is a classification set: "
+        + "; ".join(f"{n} models race with {key}" for key, n in fitted.items())
+        + " (set loss, metric and outputs in the space file to choose otherwise)"
+    )
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
     """A ``--fidelity`` schedule the space and data can train (else a ``UsageError``)."""
+    from jrobust import select
+
     try:
         select.check_fidelity_fits(settings, space.models, pop)
     except (ValueError, TypeError) as err:
@@ -315,6 +336,9 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    from jrobust.settings import RaceSettings
+    from jrobust.space import to_toml
+
     doc = tomllib.loads(to_toml(config))
     race = doc.get("race", {})
     for key in EXECUTION_FIELDS:
@@ -342,6 +366,9 @@ def check_folder(
     if not [p for p in left if p.name != LOCK_FILE]:
         check_free(folder)
         return False  # empty, or holding only what a killed atomic write or run left
+    from jrobust.runfolder.layout import is_run_folder, read_config
+    from jrobust.state import CheckpointMismatch, refuse_legacy
+
     if not is_run_folder(folder):
         check_free(folder)
         raise UsageError(
@@ -420,12 +447,21 @@ def check_memory(settings: RaceSettings, n_models: int, data: Mapping[str, Any])
         events = int(data.get("events", DEFAULT_EVENTS))
         data_bytes = events * CALO_EVENT_BYTES
         text = f"events={events} (calorimeter events of 15x15 cells)"
+    from jrobust import select
+
     try:
         select.check_memory(
             n_models, settings, n_transforms=n_transforms, data_bytes=data_bytes, data_text=text
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """The run folder's ``config.toml`` (``None`` when it has none)."""
+    from jrobust.runfolder.layout import read_config
+
+    return read_config(folder)
 
 
 def check_version(config: Mapping[str, Any], folder: Path) -> None:
@@ -441,6 +477,8 @@ def check_version(config: Mapping[str, Any], folder: Path) -> None:
 def checkpoint_facts(folder: Path) -> dict[str, Any]:
     """Round and trainings of a folder's checkpoint (empty when there is none or it is unreadable:
     the race itself then reports the problem)."""
+    from jrobust.state import CHECKPOINT_FILE, CheckpointError, RaceState
+
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         return {}

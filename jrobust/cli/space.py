@@ -7,23 +7,28 @@ import argparse
 import json
 from collections.abc import Sequence
 
-import pandas as pd
-
 from jrobust.cli import settings as cli_settings
 from jrobust.cli.options import DATA_HELP, DEBUG, DEFAULT_DATA, EXIT_OK, Help, UsageError, data_spec
-from jrobust.config import count_params
-from jrobust.space import Distribution, SearchSpace, SpaceError, build_space, load_space_file
-from jrobust.space.fields import format_value
 
 __all__ = ["add_parser", "command"]
 
 EPILOG = """\
 examples:
   jrobust space                        the built-in space of 'jrobust run'
-  jrobust space examples/space.toml
-  jrobust space ranges.toml            a space with ranges: its parameters and widest shapes
   jrobust space --data digits          the built-in space for the digits data
+  jrobust space --example > space.toml a complete commented space file to start from
+  jrobust space space.toml             its 12 models, 2 cohorts and parameter counts
 """
+
+#: The commented example space file, shipped inside the package (``jrobust space --example``).
+EXAMPLE = "space/example.toml"
+
+
+def example_text() -> str:
+    """The commented example space file (``jrobust/space/example.toml``)."""
+    from importlib.resources import files
+
+    return files("jrobust").joinpath(EXAMPLE).read_text(encoding="utf-8")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -43,6 +48,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
     )
     space.add_argument("--target", metavar="NAME", help="target column")
+    space.add_argument(
+        "--example",
+        action="store_true",
+        help="print a complete commented space file and exit (save it, edit it, race it)",
+    )
     space.add_argument("--json", action="store_true", help="print JSON records")
     space.add_argument("--debug", **DEBUG)
     space.set_defaults(func=command)
@@ -50,6 +60,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.example:
+        if args.file or args.data or args.target or args.json:
+            raise UsageError("--example prints the example space file; give it alone")
+        print(example_text(), end="")
+        return EXIT_OK
+    import pandas as pd
+
+    from jrobust.config import count_params
+    from jrobust.space import SpaceError, build_space, load_space_file
+
     tables, file_data = None, {}
     if args.file:
         try:
@@ -98,8 +118,14 @@ ROLE_HELP = {
 }
 
 
-def _ranges(space: SearchSpace, args: argparse.Namespace, input_shape: tuple[int, ...]) -> int:
+def _ranges(space, args: argparse.Namespace, input_shape: tuple[int, ...]) -> int:
     """Print a space with ranges: its parameters, their roles and the envelope's sizes."""
+    import pandas as pd
+
+    from jrobust.config import count_params
+    from jrobust.space import Distribution
+    from jrobust.space.fields import format_value
+
     try:
         variants = space.envelope()
     except ValueError as err:

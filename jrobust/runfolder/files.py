@@ -23,7 +23,7 @@ import pyarrow
 from jrobust._atomic import write_text_atomic
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
-from jrobust.result import SelectionResult
+from jrobust.result import SelectionResult, stage_columns
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -110,7 +110,7 @@ def save_run(
         "jrobust_version": __version__,
         "winner_id": int(result.winner_id),
         "winner_name": str(result.models.set_index("model_id").name.get(result.winner_id, "")),
-        "winner_config": repr(result.winner) if result.winner is not None else None,
+        "winner_config": result.winner.full_repr() if result.winner is not None else None,
         "winners": [int(w) for w in result.winners],
         "n_trainings": int(result.n_trainings),
         "all_failed": result.all_failed,
@@ -256,20 +256,24 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
     configs = space.models if space is not None else None
     problems = []
     shown = payload.get("winner_config")
-    if configs is not None and shown is not None and repr(configs[winner_id]) != shown:
+    if configs is not None and shown is not None and configs[winner_id].full_repr() != shown:
         problems.append(
             f"{RESULT_FILE} names model {winner_id} as the winner with another configuration than "
             f"{CONFIG_FILE} gives model {winner_id} (was {CONFIG_FILE} edited after the run?)"
         )
     problems += _checkpoint_problems(folder, config, configs, len(tables["models"]), n_trainings)
     _refuse(folder, problems)
+    # folders of jrobust 0.2.0 and earlier: `stage` held "race"/"final", now `stage_kind`
+    ledger, history, path = (
+        stage_columns(t, stages) for t in (tables["ledger"], history, tables["path"])
+    )
     return SelectionResult(
         winner=configs[winner_id] if configs else None,
         winner_id=winner_id,
         winners=winners,
-        ledger=tables["ledger"],
+        ledger=ledger,
         history=history,
-        path=tables["path"],
+        path=path,
         models=tables["models"],
         n_trainings=n_trainings,
         timing=timing,

@@ -46,6 +46,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "FIGURES",
+    "FIGURE_MODELS",
     "RESULT_FILE",
     "PROGRAMS_TABLE",
     "SAMPLE_SIZE_TABLE",
@@ -65,6 +66,9 @@ FIGURES = {
     "sample_size": "sample_size.png",
     "transforms": "transforms.png",
 }
+#: How many models the figures that show a subset draw (the best first), and the report says
+#: so in their captions ("12 of 16 models").
+FIGURE_MODELS = {"distributions": 12, "transforms": 6}
 SAMPLE_SIZE_TABLE = "sample_size"
 PROGRAMS_TABLE = "programs"
 

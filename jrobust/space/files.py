@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from jrobust import presets
+from jrobust._specs import did_you_mean
 from jrobust.config import ModelConfig
 from jrobust.settings import RaceSettings
 from jrobust.space.distributions import TABLE_FORMS, Distribution
@@ -124,8 +125,10 @@ def _check_field(config: ModelConfig, field: str) -> None:
     if field in CONFIG_FIELDS or field in architecture_fields(config):
         return
     arch = sorted(architecture_fields(config))
+    hint = did_you_mean(field, [*CONFIG_FIELDS, *arch])
     raise SpaceError(
-        f"unknown field {field!r}; use a ModelConfig field ({', '.join(sorted(CONFIG_FIELDS))})"
+        f"unknown field {field!r}{hint}; use a ModelConfig field "
+        f"({', '.join(sorted(CONFIG_FIELDS))})"
         + (
             f" or a field of {type(config.architecture).__name__} ({', '.join(arch)})"
             if arch
@@ -413,8 +416,8 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
     if not tables:
         raise fail(
             "the file defines no models: add a [base] table (a zoo model and its fields) and "
-            "[choices], or [[space]] tables; see examples/space.toml (to race the built-in space, "
-            "give no --space)"
+            "[choices], or [[space]] tables; `jrobust space --example` prints a commented one "
+            "(to race the built-in space, give no --space)"
         )
     for j, table in enumerate(tables):
         if not table.get("base") and not table.get("choices"):
