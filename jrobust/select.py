@@ -162,7 +162,11 @@ def race(
         engine.events = getattr(progress, "event", None)
     # one race per folder: the lock is taken before the folder is read or written
     owner = _lock.hold(checkpoint_dir) if ckpt is not None and jax.process_index() == 0 else None
-    with owner or contextlib.nullcontext(), _signals.deferred_signals(), contextlib.ExitStack() as showing:
+    with (
+        owner or contextlib.nullcontext(),
+        _signals.deferred_signals(),
+        contextlib.ExitStack() as showing,
+    ):
         state = _start(ckpt, key, len(models), settings)
         state.data_fingerprint = data_key
         if configs is not None:

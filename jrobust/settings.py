@@ -84,7 +84,6 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
-
 def parse_rule(spec: RuleLike, **options: Any) -> Rule:
     """A ``Rule`` from a name, ``"name:value"`` (``quantile:0.25`` keeps a quarter,
     ``threshold:0.03`` keeps statistics <= 0.03), a ``Rule`` or a callable.
