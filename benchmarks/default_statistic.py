@@ -1,35 +1,29 @@
-"""Which statistic should a race use by default? Planted tables and the selection benchmark.
+"""Which statistic should a race use by default? Planted tables.
 
-Part 1, planted tables: a lookup evaluator draws every instance loss from a model's planted
+Planted tables: a lookup evaluator draws every instance loss from a model's planted
 distribution, one distribution per case, where one model is the right answer by design (and a
 trap model looks good to some statistic). Every candidate default races each case ``--repeats``
 times (a new draw each) with the race's defaults otherwise (halving after 3 warm-up instances, at
 most 50 instances, one instance per round as with an evaluator, and ``"auto"`` rounds as with
 the JAX trainer); the table counts how often the right model wins.
 
-Part 2, the selection benchmark (``benchmarks/selection.py``'s cached instance grids): each
-candidate races digits' 64 MLPs and the calorimeter's 32 CNNs with the defaults of a JAX race
-(halving, warm-up 3, ``"auto"`` rounds, at most 50 instances) over ``--seeds`` instance orders;
-the table gives how often the winner is the exhaustive search's best model by the same statistic,
-its mean rank there, and its mean rank by the exhaustive mean and std.
+The choice on real instance losses, judged on instances no search saw, is phase 1 of
+``benchmarks/selection.py`` (its earlier part 2 here let the races see the ground-truth columns;
+it is withdrawn, see ``benchmarks/RESULTS.md``).
 
-    python benchmarks/default_statistic.py                 # both parts
-    python benchmarks/default_statistic.py --part planted --repeats 200
+    python benchmarks/default_statistic.py
+    python benchmarks/default_statistic.py --repeats 200
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 import jrobust
-from jrobust.stats import get_statistic
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: (statistic, rank_by) pairs; rank_by None: the statistic.
 CANDIDATES = [
@@ -126,6 +120,7 @@ def planted_race(
         evaluator=lambda m, i: shuffled[m, i],
         statistic=statistic,
         rank_by=rank_by,
+        progress=False,
         **settings,
     )
     return int(order[result.winner_id])  # the planted row of the winner
@@ -164,93 +159,16 @@ def planted_markdown(results: dict[tuple, dict[str, float]], repeats: int, round
     return "\n".join(lines) + "\n"
 
 
-def selection(data: str, seeds: int, width: int = 50) -> list[dict]:
-    """Each candidate's race on the cached grid of ``benchmarks/selection.py``."""
-    import selection as sel  # benchmarks/selection.py
-
-    make_space, make_pop, _ = sel.DATA[data]
-    space, pop = make_space(), make_pop()
-    cache = sel.InstanceCache(space, pop, sel.cache_path(data, space, pop))
-    table = sel.exhaustive_table(cache, width)
-    full = np.ones_like(table, bool)
-    mean_rank = np.argsort(np.argsort(get_statistic("mean")(table, full), kind="stable"))
-    std_rank = np.argsort(np.argsort(get_statistic("std")(table, full), kind="stable"))
-    rows = []
-    for statistic, rank_by in CANDIDATES:
-        ranks, best, by_mean, by_std, steps = [], [], [], [], []
-        own_values = get_statistic(rank_by or statistic)(table, full)
-        own_rank = np.argsort(np.argsort(own_values, kind="stable"))
-        for seed in range(seeds):
-            result = jrobust.race(
-                space,
-                evaluator=sel.Lookup(cache, seed, width),
-                statistic=statistic,
-                rank_by=rank_by,
-                max_instances=width,
-                instances_per_round="auto",
-            )
-            w = result.winner_id
-            ranks.append(int(own_rank[w]) + 1)
-            best.append(own_rank[w] == 0)
-            by_mean.append(int(mean_rank[w]) + 1)
-            by_std.append(int(std_rank[w]) + 1)
-            steps.append(sel.instance_steps(result.ledger, space.models))
-        rows.append(
-            dict(
-                data=data,
-                statistic=statistic,
-                rank_by=rank_by,
-                found_best=float(np.mean(best)),
-                rank=float(np.mean(ranks)),
-                ranks=ranks,
-                rank_by_mean=float(np.mean(by_mean)),
-                rank_by_std=float(np.mean(by_std)),
-                steps=float(np.median(steps)),
-            )
-        )
-        print(rows[-1], flush=True)
-    return rows
-
-
-def selection_markdown(rows: list[dict], seeds: int) -> str:
-    lines = [
-        f"Selection benchmark, {seeds} instance orders, halving after 3 warm-up instances with "
-        "auto rounds (the JAX race's defaults), at most 50 instances; ranks in the exhaustive "
-        "search of 50 instances per model:",
-        "",
-        "| data | statistic | rank_by | winner = exhaustive best (own statistic) | mean rank "
-        "(own) | ranks per seed | mean rank by exhaustive mean | by exhaustive std |",
-        "|---|---|---|---:|---:|---|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['data']} | {r['statistic']} | {r['rank_by'] or '(same)'} | "
-            f"{100 * r['found_best']:.0f} % | {r['rank']:.1f} | {', '.join(map(str, r['ranks']))} "
-            f"| {r['rank_by_mean']:.1f} | {r['rank_by_std']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--part", choices=("planted", "selection", "both"), default="both")
     p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--data", nargs="+", default=["digits", "calo"])
     p.add_argument("--markdown", metavar="FILE")
     args = p.parse_args(argv)
     text = []
-    if args.part in ("planted", "both"):
-        for rounds in ("1", "auto"):
-            text.append(
-                planted_markdown(planted(args.repeats, rounds=rounds), args.repeats, rounds)
-            )
-            print(text[-1], flush=True)
-    if args.part in ("selection", "both"):
-        rows = [r for data in args.data for r in selection(data, args.seeds)]
-        text.append(selection_markdown(rows, args.seeds))
+    for rounds in ("1", "auto"):
+        text.append(planted_markdown(planted(args.repeats, rounds=rounds), args.repeats, rounds))
         print(text[-1], flush=True)
     if args.markdown:
         Path(args.markdown).write_text("\n".join(text))

@@ -37,7 +37,7 @@ def race(space, pop, merge: str, waste: float | None):
     t0 = time.perf_counter()
     result = jrobust.race(
         space, pop, statistic="mean", rule="halving", warmup=3, instances_per_round=1,
-        max_instances=20, merge=merge, waste=waste, compilation_cache=False,
+        max_instances=20, merge=merge, waste=waste, compilation_cache=False, progress=False,
     )  # fmt: skip
     wall = time.perf_counter() - t0
     t = result.timing

@@ -1,15 +1,18 @@
-"""Trainer throughput: instance-steps per second against the stack size, side by side with
-PyTorch training one instance at a time (the paper's way), in one run on one machine.
+"""Trainer throughput against PyTorch at its best, in one run on one machine (the protocol of
+``jrobust.bench``: interleaved repeats, medians with their ranges, the matmul rate beside them).
 
 The model is the paper's energy model 1 (23,923 parameters, batch 64, 15x15x1 inputs, NAdam
-lr 1e-4, L2 0.01). An *instance-step* is one optimizer step of one instance; a stack of S instances
-doing n steps counts S*n. Compilation is excluded (each program is compiled and run once first).
-The stacks and PyTorch (in its own process) are timed in interleaved repeats; the best counts.
-Each row also gives the fraction of this machine's float32 matmul rate (NumPy, same run).
+lr 1e-4, L2 0.01). An *instance-step* is one optimizer step of one instance; a stack of S
+instances doing n steps counts S*n. PyTorch trains the same model one instance at a time: one
+process with every thread, one one-thread process per core at once, each eager and
+``torch.compile``-d; the fastest is the denominator. Compilation is excluded (and reported).
+The defaults are the full protocol (``FULL_STEPS`` steps, ``FULL_REPEATS`` repeats);
+``benchmarks/run_cpu.sh`` runs it and keeps the raw JSON.
 
-    python benchmarks/throughput.py                          # CPU defaults
-    python benchmarks/throughput.py --stacks 1 8 32 64 --repeats 3 --torch-threads 1 2
-    python benchmarks/throughput.py --stacks 1 64 256 1024 --impls im2col xla   # e.g. on a GPU
+    python benchmarks/throughput.py --json results/cpu.json          # the full protocol
+    python benchmarks/throughput.py --steps 50 --repeats 2 --stacks 1 8   # a quick check
+    python benchmarks/throughput.py --stacks 4 8 16 --stack-modes vmap map:2 map:4 --no-torch
+    python benchmarks/throughput.py --device gpu --stacks 1 64 256 1024 --impls xla im2col
 """
 
 from __future__ import annotations
@@ -17,60 +20,106 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import pathlib
+import sys
 
-import jax
 import pandas as pd
-
-from jrobust.bench import throughput
-from jrobust.torch_reference import have_torch
 
 
 def main(argv=None) -> pd.DataFrame:
+    from jrobust.bench import FULL_REPEATS, FULL_STEPS
+
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--stacks", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
-    p.add_argument("--impls", nargs="+", default=["auto"])
-    p.add_argument("--stack-modes", nargs="+", default=["auto"])
-    p.add_argument("--steps", type=int, default=60, help="steps per instance per timed call")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--stacks", type=int, nargs="+", default=[1, 4, 8, 16, 64])
+    p.add_argument("--impls", nargs="+", default=["auto"], help="auto, im2col, xla")
+    p.add_argument("--stack-modes", nargs="+", default=["auto"], help="auto, vmap, map:N")
+    p.add_argument("--steps", type=int, default=FULL_STEPS, help="steps per timed call, both sides")
+    p.add_argument("--repeats", type=int, default=FULL_REPEATS, help="interleaved repeats")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="where both frameworks train (gpu: JAX on CUDA, PyTorch on cuda)",
+    )
     p.add_argument(
         "--torch-threads",
         type=int,
-        nargs="+",
-        default=[None],
-        help="PyTorch threads (default: its own default, every core)",
+        default=None,
+        help="threads of the one-process PyTorch setup (default: PyTorch's, every core)",
     )
-    p.add_argument("--torch-device", default="cpu")
-    p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument(
+        "--torch-processes",
+        type=int,
+        default=None,
+        help="one-thread PyTorch processes at once (default: one per CPU on the CPU, 0 on a GPU)",
+    )
+    p.add_argument("--no-torch-compile", action="store_true", help="PyTorch eager only")
+    p.add_argument("--no-torch", action="store_true", help="jrobust only")
+    p.add_argument("--matmul-n", type=int, default=None, help="matrix size of the matmul rate")
+    p.add_argument("--json", help="write every measurement to this JSON file")
+    p.add_argument("--markdown", help="write the table to this Markdown file")
     args = p.parse_args(argv)
-    device = jax.devices()[0]
-    print(f"# jax {jax.__version__} on {device.platform} ({device.device_kind}), {os.cpu_count()} "
-          f"CPUs, {platform.processor() or platform.machine()}", flush=True)  # fmt: skip
-    frames = []
+
+    import jax
+
+    # before JAX starts a backend: both frameworks train on the chosen device
+    jax.config.update("jax_platforms", "cuda" if args.device == "gpu" else "cpu")
+    from jrobust.bench import format_table, throughput, throughput_record
+    from jrobust.torch_reference import have_torch
+
+    try:
+        device = jax.devices()[0]
+    except Exception as err:  # noqa: BLE001 - JAX fails in several ways without the device
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise SystemExit(f"throughput.py: JAX finds no {args.device} here ({reason})") from None
+    print(f"# jax {jax.__version__} on {device.platform} ({device.device_kind}), "
+          f"{os.cpu_count()} CPUs", flush=True)  # fmt: skip
     use_torch = not args.no_torch and have_torch()
-    for impl in args.impls:
-        for mode in args.stack_modes:
-            for threads in args.torch_threads if use_torch else [None]:
-                frame = throughput(
-                    args.stacks, steps=args.steps, repeats=args.repeats,
-                    conv_impl=None if impl == "auto" else impl,
-                    stack_mode=None if mode == "auto" else mode,
-                    torch=use_torch, torch_threads=threads, torch_device=args.torch_device,
-                )  # fmt: skip
-                frame.insert(1, "impl", impl)
-                frame.insert(2, "stack_mode", mode)
-                frame.insert(3, "torch_threads", threads or "default")
-                frame["matmul_gflops"] = frame.attrs["matmul_gflops"]
-                frames.append(frame)
-                print(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
-    out = pd.concat(frames, ignore_index=True)
+    if not args.no_torch and not use_torch:
+        print("# PyTorch is not installed: jrobust only (pip install -e '.[torch]')", flush=True)
+    variants = [(None if i == "auto" else i, None if m == "auto" else m)
+                for i in args.impls for m in args.stack_modes]  # fmt: skip
+    frame = throughput(
+        args.stacks,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        variants=variants,
+        torch=use_torch,
+        torch_threads=args.torch_threads,
+        torch_processes=args.torch_processes,
+        torch_compile=not args.no_torch_compile,
+        torch_device="cuda" if args.device == "gpu" else "cpu",
+        matmul_n=args.matmul_n,
+        log=lambda line: print(f"# {line}", file=sys.stderr, flush=True),
+    )
+    print(format_table(frame), flush=True)
+    peak = frame.attrs["peak"]
+    if peak.get("gflops"):
+        print(f"# peak {peak['gflops']:.0f} GFLOP/s = {peak['cores']} cores x {peak['simd_lanes']} "
+              f"lanes ({peak['isa']}) x {peak['fma_units']} FMA units x 2 x "
+              f"{peak['clock_ghz']:.2f} GHz ({peak['clock_source']}); assumed: "
+              f"{'; '.join(peak['assumed']) or 'nothing'}", flush=True)  # fmt: skip
+    else:
+        print(f"# peak: {peak.get('reason')}", flush=True)
+    print(f"# {frame.attrs['step_gflop']:.6f} GFLOP per step (matrix products); matmul rate: "
+          f"median of the per-repeat best {frame.attrs['matmul_gflops']:.1f} GFLOP/s "
+          f"(n = {frame.attrs['matmul']['n']}, {' and '.join(frame.attrs['matmul']['libraries'])})",
+          flush=True)  # fmt: skip
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out.to_dict(orient="records"), f, indent=1, default=str)
-    return out
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = throughput_record(frame)
+        record["command"] = " ".join(
+            ["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]
+        )
+        path.write_text(json.dumps(record, indent=1) + "\n")
+    if args.markdown:
+        pathlib.Path(args.markdown).write_text(format_table(frame, markdown=True) + "\n")
+    return frame
 
 
 if __name__ == "__main__":

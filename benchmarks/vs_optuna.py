@@ -1,589 +1,552 @@
-"""The paper's NAS comparison, made fair: the race versus Optuna TPE (with and without pruning).
+"""The race against Optuna at equal trainings, winners judged on instances no search saw.
 
-Boldyrev, Ratnikov and Shevelev (IEEE Access 2025) found their NAS 1 / NAS 2 energy models with
-Optuna's TPE sampler; the instances of those winners were not robust (NAS 2's instances "freeze"
-anywhere between 0.023 and 0.048 RMSE(E)/E). This benchmark repeats that comparison on equal terms:
+The paper's NAS found its energy models with Optuna's TPE; the winners' instances were not
+robust. This benchmark repeats that comparison on equal terms on the calorimeter grid of
+``benchmarks/selection_grids.py`` (32 small CNNs, every model x 60 instances trained once, every
+training the same 4,000 events x 3 epochs at batch 64 = 186 steps: equal trainings are equal
+instance-steps). A search's training of ``(model, instance)`` is a lookup of that grid.
 
-* **One space.** Small energy CNNs for the synthetic calorimeter (data set B, ``--events`` events,
-  target ``energy``, the total energy fed in before the last hidden dense layer like NAS 1/2,
-  ``loss="relative_mse"``, ``metric="relative_rmse"``, AdamW, ``--train-size`` training events and
-  ``--epochs`` epochs per instance). ``--models`` picks the grid (see ``SPACES``): conv widths x
-  activation (relu / prelu) [x dense head] make the cohorts (one compiled program each); learning
-  rate x weight decay are scalar hyperparameters inside a cohort.
-* **One trainer.** Every training of every search is a jrobust instance (``train_stack`` of one
-  lane): instance ``i`` of a model draws training subset ``i`` of the population and an init key
-  from ``(seed, i, model)``. JAX compiles each cohort's program once and then reuses it: before any
-  search, one throw-away instance per cohort compiles the programs (reported separately), so no
-  search pays or saves compilation and the wall times compare searches, not compilers. Every
-  stack here has one lane (``max_bucket=1``; ``--max-bucket`` changes the race's): on the 2-core
-  CPU this was written on, a stack of 4 instances took 4.4 s against 1.3 s for one, so stacking
-  buys nothing there, and one program per cohort keeps the compile bill small (3-20 s each). On a
-  GPU the race would stack its rounds. Every search starts from instance index 0 (the searches
-  share training subsets: common random numbers).
-* **The race** (``jrobust.race``): halving after ``--warmup`` instances per model, one new instance
-  per survivor per round (Algorithm 1), eliminating and ranking by ``--statistic`` (default
-  ``q3+iqr``: Q3 + IQR of the instance losses, an upper bound that penalises both a poor average
-  and a wide spread; fixed before the first run). Its number of trainings is the budget of both
-  Optuna searches.
-* **Optuna TPE** (``TPESampler(seed)`` with its defaults; one ``suggest_categorical`` per choice of
-  the grid, so it searches exactly the same models): trial ``t`` trains ONE instance, instance
-  index ``t`` (a fresh training subset and init each time, also when TPE proposes a model again),
-  and its objective is that instance's test loss. As many trials as the race had trainings. The
-  winner is ``study.best_trial``, what the paper's NAS reported.
-* **Optuna TPE + successive halving** (``SuccessiveHalvingPruner(min_resource=1,
-  reduction_factor=2)``): the resource is *instances*, not epochs (reporting per-epoch values would
-  mean retraining with more epochs, which the fixed-epoch instances of the paper do not have).
-  A trial trains up to ``--pruner-instances`` instances of its model one after another (instance
-  indices 0, 1, 2, ... counted over the whole study, so none repeats) and reports the running
-  mean of their test losses after each instance as the intermediate value at step k = instances
-  so far; the pruner stops trials whose running mean is not in the best half at rungs 1, 2, 4, ...
-  instances. A completed trial's value is the mean over its instances. The study stops when it
-  has trained as many instances as the race (a trial that the budget cuts short counts as
-  pruned). The winner is the best completed trial.
-* **Verdict on fresh instances.** Each winner is trained for ``--fresh`` instances never used by
-  any search (indices from 1000 on) and compared by the mean, std and PD = Q90 - Q10 of their test
-  losses (and Welch's t-test of its mean against the race winner's). ``--exhaustive N`` adds the
-  best model of an exhaustive search (every model x N instances, ranked by ``--statistic``), the
-  ground truth of what the race looks for; it costs models x N trainings.
+**Columns.** Per seed ``s`` the 60 columns are permuted (``numpy.random.default_rng([SPLIT_SEED,
+s])``): the first ``--search`` (30) are the search columns, the others (30) the **fresh** ones no
+search saw. Instance ``i`` of a search is search column ``i``: every search pairs its models on
+the same instances, as the race does (common random numbers). Every look-up is one training,
+also of a pair the search trained before (Optuna's trials train what they are asked to; the
+notes count these repeats; ``--cache`` lets the pruned searches keep their losses instead, as a
+user's cache would, and bounds their trials at 3 per training of the budget), and a search stops
+when its budget is spent.
 
-Usage:
-    python benchmarks/vs_optuna.py              # 32 models, 30 fresh instances (~10 min, 2 cores)
-    python benchmarks/vs_optuna.py --quick      # 16 models, smaller trainings (a few minutes)
-    python benchmarks/vs_optuna.py --models 64 --fresh 50 --exhaustive 10 --seed 1
+**Searches** (budget: the trainings of the default race on that seed):
 
-The Markdown table is printed and written to ``--out`` (default ``benchmarks/RESULTS_optuna.md``).
+* **race (defaults)**: ``jrobust.race(32, evaluator=...)`` with ``jrobust.RaceSettings()``
+  (with an evaluator: one instance per round) and ``max_instances`` = the search columns; extra
+  rows: the paired rules ``wilcoxon``, ``ttest_paired``, ``friedman``, ``bootstrap`` (defaults
+  otherwise, their own trainings), and with ``--choice FILE`` the settings chosen by
+  ``benchmarks/selection.py``.
+* **TPE**: ``optuna.samplers.TPESampler(seed=s)``, one categorical per factor of the space;
+  trial ``t`` trains one instance of the proposed model, its next unused instance (so a model
+  proposed again gets a new instance, until its search columns run out), and its value is that
+  instance's loss. Winner: ``study.best_trial`` (the best single instance, what the paper's NAS
+  reported); and, from the same study, the model with the lowest mean over its trials.
+* **TPE + WilcoxonPruner** (``p_threshold=0.1``, Optuna's default): a trial evaluates the proposed
+  model on instances ``0..n-1`` (``--per-trial`` n = 10) in a per-trial shuffled order, as
+  Optuna's documentation recommends, reporting instance ``k``'s loss at step ``k`` (the same
+  instance ids for every trial: paired); when pruned it returns the mean so far (the documented
+  pattern, so TPE learns from it). Winner: the trial with the lowest mean among those that
+  evaluated all n instances.
+* **TPE + SuccessiveHalvingPruner** (``min_resource=1, reduction_factor=2``): instances
+  ``0..n-1`` in order, reporting the running mean after ``k`` instances at step ``k``; pruned
+  trials raise ``TrialPruned``. Winner: the completed trial with the lowest mean.
+* References (not equal budget unless said): exhaustive search ranked like the race
+  (``jrobust.exhaustive``) with ``budget // 32`` instances each (about equal budget), and with
+  every search column.
+
+**Judged on fresh columns**: the winner's fresh mean, std and PD = Q90 - Q10 (jrobust's
+statistics), and the regret of each (winner's value minus the best model's on the same fresh
+columns). Intervals: 95 % percentile bootstrap over seeds. Target: the race's winner at least as
+good on fresh std and PD as each Optuna search's in at least 4 of 5 seeds (here: 80 % of them).
+
+    python benchmarks/vs_optuna.py --choice benchmarks/results/selection_choice.json \\
+        --json benchmarks/results/vs_optuna.json --markdown benchmarks/results/vs_optuna.md
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import itertools
-import os
-import platform
+import json
 import sys
 import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-# The grids, by number of models. Cohort fields first (each combination compiles one program).
-SPACES: dict[int, dict[str, list]] = {
-    16: dict(
-        conv=[(8, 8), (16, 8)],
-        activation=["relu", "prelu"],
-        learning_rate=[1e-3, 1e-2],
-        weight_decay=[1e-3, 1e-1],
-    ),
-    32: dict(
-        conv=[(8, 8), (16, 8)],
-        activation=["relu", "prelu"],
-        learning_rate=[1e-3, 3e-3, 1e-2, 3e-2],
-        weight_decay=[1e-3, 1e-1],
-    ),
-    64: dict(
-        conv=[(8, 8), (16, 8)],
-        activation=["relu", "prelu"],
-        dense=[(32, 9), (64, 32, 9)],
-        learning_rate=[1e-3, 3e-3, 1e-2, 3e-2],
-        weight_decay=[1e-3, 1e-1],
-    ),
-}
-FRESH_START = 1000
+import jrobust
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from selection_grids import Grid, load_grid  # noqa: E402
+
+SPLIT_SEED = 4242
+MEASURES = ("mean", "std", "pd")
+PAIRED_RULES = ("wilcoxon", "ttest_paired", "friedman", "bootstrap")
+#: With a cache a trial of a model evaluated before costs nothing; this bounds the trials.
+MAX_TRIALS_PER_TRAINING = 3
+OPTUNA = ("TPE", "TPE + WilcoxonPruner", "TPE + SuccessiveHalvingPruner")
 
 
-def base_config(train_size: int, epochs: int, batch_size: int):
-    from jrobust import zoo
+class BudgetSpent(Exception):
+    """Raised by ``Charged`` when a search asks for a training beyond its budget."""
 
-    return zoo.cnn_config(
-        conv=(16, 8),
-        pool=(None, "global"),
-        dense=(32, 9),
-        activation="relu",
-        side_at=1,
-        optimizer="adamw",
-        learning_rate=1e-3,
-        weight_decay=1e-3,
-        batch_size=batch_size,
-        epochs=epochs,
-        train_size=train_size,
-        loss="relative_mse",
-        metric="relative_rmse",
-        target="energy",
-        side_features=("total_energy",),
+
+class Charged:
+    """One search's access to the grid: instance ``i`` of model ``m`` is ``losses[m,
+    search[i]]``, one training per look-up up to ``budget``; with ``cache`` a pair trained
+    before is free (its loss is kept), without it is trained (and charged) again."""
+
+    def __init__(
+        self,
+        losses: np.ndarray,
+        search: np.ndarray,
+        budget: int | None = None,
+        cache: bool = False,
+    ):
+        self.losses, self.search, self.budget, self.cache = (
+            losses,
+            np.asarray(search),
+            budget,
+            cache,
+        )
+        self.trainings = 0
+        self.seen: set[tuple[int, int]] = set()
+
+    @property
+    def repeated(self) -> int:
+        """Trainings of a pair trained before (identical losses: nothing learnt)."""
+        return self.trainings - len(self.seen)
+
+    def __call__(self, models: Any, instances: Any) -> np.ndarray:
+        models, instances = np.atleast_1d(models), np.atleast_1d(instances)
+        if instances.size and instances.max() >= len(self.search):
+            raise IndexError(f"instance {instances.max()} beyond the {len(self.search)} columns")
+        pairs = {(int(m), int(i)) for m, i in zip(models, instances, strict=True)}
+        cost = len(pairs - self.seen) if self.cache else len(models)
+        if self.budget is not None and self.trainings + cost > self.budget:
+            raise BudgetSpent
+        self.trainings += cost
+        self.seen |= pairs
+        return self.losses[models, self.search[instances]]
+
+    def one(self, model: int, instance: int) -> float:
+        return float(self(model, instance)[0])
+
+
+# ---------------------------------------------------------------------------------- the space
+
+
+def factors(grid: Grid) -> tuple[dict[str, list[str]], dict[tuple[str, ...], int]]:
+    """The space's factors for Optuna (one categorical each) and the model of every combination.
+
+    Columns of the grid's model table that split the models the same way (the calorimeter's
+    ``conv`` and ``pool``) are one factor; if the factors do not form a full product, the space
+    is one categorical over the model names.
+    """
+    records = grid.meta["models"]
+    columns = [c for c in records[0] if c not in ("model_id", "name", "cohort", "row")]
+    merged: dict[tuple, list[str]] = {}
+    for c in columns:
+        values = [str(r[c]) for r in records]
+        labels = tuple(dict.fromkeys(values))
+        merged.setdefault(tuple(labels.index(v) for v in values), []).append(c)
+    choices: dict[str, list[str]] = {}
+    keys = [[] for _ in records]
+    for cols in merged.values():
+        name = "+".join(cols)
+        labels = [" ".join(str(r[c]) for c in cols) for r in records]
+        choices[name] = list(dict.fromkeys(labels))
+        for k, label in zip(keys, labels, strict=True):
+            k.append(label)
+    index = {tuple(k): m for m, k in enumerate(keys)}
+    if len(index) != grid.n_models or np.prod([len(v) for v in choices.values()]) != len(index):
+        return {"model": list(grid.names)}, {(n,): m for m, n in enumerate(grid.names)}
+    return choices, index
+
+
+def suggest(trial: Any, choices: Mapping[str, list[str]], index: Mapping) -> int:
+    return index[tuple(trial.suggest_categorical(f, v) for f, v in choices.items())]
+
+
+# ---------------------------------------------------------------------------------- searches
+
+
+def run_race(grid: Grid, search: np.ndarray, seed: int, **settings: Any) -> dict[str, Any]:
+    charged = Charged(grid.losses, search)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = jrobust.race(
+            grid.n_models,
+            evaluator=charged,
+            max_instances=len(search),
+            seed=seed,
+            progress=False,
+            **settings,
+        )
+    assert charged.trainings == result.n_trainings == len(charged.seen)
+    return dict(winner=int(result.winner_id), trainings=charged.trainings)
+
+
+def run_exhaustive(grid: Grid, search: np.ndarray, instances: int, **rank: Any) -> dict[str, Any]:
+    charged = Charged(grid.losses, search)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = jrobust.exhaustive(
+            grid.n_models, evaluator=charged, instances=instances, progress=False, **rank
+        )
+    return dict(winner=int(result.winner_id), trainings=charged.trainings)
+
+
+def _study(seed: int, pruner: Any = None) -> Any:
+    import optuna
+
+    return optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
     )
 
 
-def make_config(base, choice: dict):
-    """The model of one point of the grid (the total energy enters before the last hidden layer)."""
-    import dataclasses
+def _optimize(study: Any, objective: Callable, charged: Charged) -> None:
+    """Trials until the budget is spent, or (with a cache, where a trial may cost nothing)
+    ``MAX_TRIALS_PER_TRAINING`` trials per training of the budget."""
 
-    arch_fields = {f.name for f in dataclasses.fields(base.architecture)}
-    arch = {k: v for k, v in choice.items() if k in arch_fields}
-    rest = {k: v for k, v in choice.items() if k not in arch_fields}
-    architecture = dataclasses.replace(base.architecture, **arch)
-    architecture = dataclasses.replace(architecture, side_at=len(architecture.dense) - 1)
-    return dataclasses.replace(base, architecture=architecture, **rest)
-
-
-def grid_models(base, grid: dict[str, list]) -> tuple[list, list[dict]]:
-    fields = list(grid)
-    choices = [dict(zip(fields, combo, strict=True)) for combo in itertools.product(*grid.values())]
-    return [make_config(base, c) for c in choices], choices
-
-
-def label(choice: dict) -> str:
-    def fmt(v):
-        if isinstance(v, tuple):
-            return "-".join(map(str, v))
-        if isinstance(v, float):
-            return f"{v:g}"
-        return str(v)
-
-    short = {"activation": "", "learning_rate": "lr", "weight_decay": "wd"}
-    parts = []
-    for k, v in choice.items():
-        name = short.get(k, k)
-        parts.append(f"{name}={fmt(v)}" if name else fmt(v))
-    return " ".join(parts)
-
-
-class Trainer:
-    """One-lane jrobust trainings; counts them and their compile time."""
-
-    def __init__(self, population, seed: int):
-        self.population, self.seed = population, seed
-        self.compile_seconds = 0.0
-
-    def losses(self, config, instances) -> np.ndarray:
-        from jrobust.train import train_stack
-
-        out = []
-        for i in instances:
-            res = train_stack([config], [int(i)], self.population, seed=self.seed, bucket=1)
-            self.compile_seconds += res["compile_seconds"]
-            ok = res["ok"][0] and np.isfinite(res["loss"][0])
-            out.append(float(res["loss"][0]) if ok else np.inf)
-        return np.asarray(out)
-
-
-def key_of(choice: dict) -> tuple:
-    return tuple(choice.items())
-
-
-def run_tpe(configs, choices, grid, trainer, budget, seed):
-    import optuna
-
-    index = {key_of(c): m for m, c in enumerate(choices)}
-    labels = {f: [label({f: v}) or str(v) for v in vals] for f, vals in grid.items()}
-    values_of = {f: dict(zip(labels[f], vals, strict=True)) for f, vals in grid.items()}
-
-    def pick(trial) -> int:
-        choice = {f: values_of[f][trial.suggest_categorical(f, labels[f])] for f in grid}
-        return index[key_of(choice)]
-
-    tried: list[int] = []
-
-    def objective(trial):
-        m = pick(trial)
-        tried.append(m)
-        trial.set_user_attr("model_id", m)
-        return float(trainer.losses(configs[m], [trial.number])[0])
-
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    t0 = time.perf_counter()
-    study.optimize(objective, n_trials=budget)
-    wall = time.perf_counter() - t0
-    best = study.best_trial
-    return dict(
-        winner=best.user_attrs["model_id"],
-        estimate=best.value,
-        trainings=budget,
-        wall=wall,
-        distinct=len(set(tried)),
-        trials=len(study.trials),
-        note="winner = best single instance",
-    )
-
-
-def run_pruned(configs, choices, grid, trainer, budget, seed, per_trial):
-    import optuna
-
-    index = {key_of(c): m for m, c in enumerate(choices)}
-    labels = {f: [label({f: v}) or str(v) for v in vals] for f, vals in grid.items()}
-    values_of = {f: dict(zip(labels[f], vals, strict=True)) for f, vals in grid.items()}
-    used = {"n": 0}
-    tried: list[int] = []
-
-    def objective(trial):
-        choice = {f: values_of[f][trial.suggest_categorical(f, labels[f])] for f in grid}
-        m = index[key_of(choice)]
-        tried.append(m)
-        trial.set_user_attr("model_id", m)
-        losses = []
-        for step in range(1, per_trial + 1):
-            if used["n"] >= budget:
-                trial.study.stop()
-                raise optuna.TrialPruned("training budget spent")
-            losses.append(float(trainer.losses(configs[m], [used["n"]])[0]))
-            used["n"] += 1
-            running = float(np.mean(losses))
-            trial.report(running, step)
-            if step < per_trial and trial.should_prune():
-                raise optuna.TrialPruned()
-        return running
-
-    def stop_when_spent(study, trial):
-        if used["n"] >= budget:
+    def stop(study: Any, trial: Any) -> None:
+        limit = MAX_TRIALS_PER_TRAINING * charged.budget
+        if charged.trainings >= charged.budget or len(study.trials) >= limit:
             study.stop()
 
-    study = optuna.create_study(
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+    study.optimize(objective, callbacks=[stop], catch=(BudgetSpent,))
+
+
+def run_tpe(grid: Grid, search: np.ndarray, seed: int, budget: int) -> list[dict[str, Any]]:
+    """TPE, one instance per trial; two winners from the one study."""
+    choices, index = factors(grid)
+    charged = Charged(grid.losses, search, budget)
+    tried: dict[int, list[float]] = {}
+
+    def objective(trial: Any) -> float:
+        m = suggest(trial, choices, index)
+        k = len(tried.get(m, []))  # past the search columns of m: train one of them again
+        loss = charged.one(m, k % len(search))
+        tried.setdefault(m, []).append(loss)
+        trial.set_user_attr("model", m)
+        return loss
+
+    study = _study(seed)
+    _optimize(study, objective, charged)
+    best = study.best_trial.user_attrs["model"]
+    by_mean = min(tried, key=lambda m: (np.mean(tried[m]), -len(tried[m])))
+    note = (
+        f"{len(study.trials)} trials, {len(tried)} distinct models, most trials of one model "
+        f"{max(map(len, tried.values()))}, {charged.repeated} trainings of a pair trained "
+        "before (the model's search columns used up)"
     )
-    t0 = time.perf_counter()
-    study.optimize(objective, callbacks=[stop_when_spent])
-    wall = time.perf_counter() - t0
-    states = [t.state for t in study.trials]
-    done = states.count(optuna.trial.TrialState.COMPLETE)
-    pruned = states.count(optuna.trial.TrialState.PRUNED)
+    return [
+        dict(search="TPE", winner=int(best), trainings=charged.trainings, note=note),
+        dict(
+            search="TPE (winner: best mean over its trials)",
+            winner=int(by_mean),
+            trainings=charged.trainings,
+            note=f"the winner had {len(tried[by_mean])} trials",
+        ),
+    ]
+
+
+def run_wilcoxon(
+    grid: Grid, search: np.ndarray, seed: int, budget: int, per_trial: int, cache: bool = False
+) -> dict[str, Any]:
+    import optuna
+
+    choices, index = factors(grid)
+    charged = Charged(grid.losses, search, budget, cache)
+    full: dict[int, float] = {}  # trial number -> mean over all per_trial instances
+
+    def objective(trial: Any) -> float:
+        m = suggest(trial, choices, index)
+        trial.set_user_attr("model", m)
+        order = np.random.default_rng([seed, trial.number]).permutation(per_trial)
+        losses = []
+        for step in order:
+            try:
+                losses.append(charged.one(m, int(step)))
+            except BudgetSpent:
+                break
+            trial.report(losses[-1], int(step))
+            if trial.should_prune():
+                break
+        if not losses:
+            raise optuna.TrialPruned("training budget spent")
+        if len(losses) == per_trial:
+            full[trial.number] = float(np.mean(losses))
+        return float(np.mean(losses))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+    study = _study(seed, pruner)
+    _optimize(study, objective, charged)
+    if full:
+        number = min(full, key=full.get)
+        winner = study.trials[number].user_attrs["model"]
+    else:
+        winner = study.best_trial.user_attrs["model"]
+    return dict(
+        search="TPE + WilcoxonPruner",
+        winner=int(winner),
+        trainings=charged.trainings,
+        note=f"{len(study.trials)} trials, {len(full)} evaluated all {per_trial} instances, "
+        f"{charged.repeated} trainings of a pair trained before (a model proposed again)",
+    )
+
+
+def run_halving(
+    grid: Grid, search: np.ndarray, seed: int, budget: int, per_trial: int, cache: bool = False
+) -> dict[str, Any]:
+    import optuna
+
+    choices, index = factors(grid)
+    charged = Charged(grid.losses, search, budget, cache)
+
+    def objective(trial: Any) -> float:
+        m = suggest(trial, choices, index)
+        trial.set_user_attr("model", m)
+        losses = []
+        for step in range(per_trial):
+            try:
+                losses.append(charged.one(m, step))
+            except BudgetSpent:
+                raise optuna.TrialPruned("training budget spent") from None
+            trial.report(float(np.mean(losses)), step + 1)
+            if step + 1 < per_trial and trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(losses))
+
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    study = _study(seed, pruner)
+    _optimize(study, objective, charged)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if done:
-        best = study.best_trial
-        winner, estimate = best.user_attrs["model_id"], best.value
+        winner = min(done, key=lambda t: t.value).user_attrs["model"]
     else:  # nothing completed: the best last intermediate value
-        best = min(
+        winner = min(
             (t for t in study.trials if t.intermediate_values),
             key=lambda t: t.intermediate_values[max(t.intermediate_values)],
-        )
-        winner = best.user_attrs["model_id"]
-        estimate = best.intermediate_values[max(best.intermediate_values)]
+        ).user_attrs["model"]
     return dict(
-        winner=winner,
-        estimate=estimate,
-        trainings=used["n"],
-        wall=wall,
-        distinct=len(set(tried)),
-        trials=len(study.trials),
-        note=f"{done} trials completed ({per_trial} instances), {pruned} pruned",
+        search="TPE + SuccessiveHalvingPruner",
+        winner=int(winner),
+        trainings=charged.trainings,
+        note=f"{len(study.trials)} trials, {len(done)} completed ({per_trial} instances), "
+        f"{charged.repeated} trainings of a pair trained before (a model proposed again)",
     )
 
 
-def markdown(frame, floatfmt: str = ".4f") -> str:
-    """A DataFrame as a GitHub Markdown table (without the optional ``tabulate`` package)."""
-
-    def cell(v):
-        return format(v, floatfmt) if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += [
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
-    ]
-    return "\n".join(lines)
+# ---------------------------------------------------------------------------------- one seed
 
 
-def describe_stats(losses: np.ndarray) -> dict:
-    finite = np.isfinite(losses)
-    x = np.where(finite, losses, np.nan)
-    q10, q25, q50, q75, q90 = np.nanquantile(x, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return dict(
-        mean=float(np.nanmean(x)),
-        std=float(np.nanstd(x, ddof=1)),
-        median=float(q50),
-        pd=float(q90 - q10),
-        q3iqr=float(q75 + (q75 - q25)),
-        max=float(np.nanmax(x)),
-        failed=int((~finite).sum()),
-    )
+def split(n_columns: int, n_search: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(search, fresh) columns of one seed: a random permutation cut in two."""
+    perm = np.random.default_rng([SPLIT_SEED, seed]).permutation(n_columns)
+    return perm[:n_search], perm[n_search:]
 
 
-def machine() -> str:
-    import jax
-
-    dev = jax.devices()[0]
-    cpu = platform.processor() or platform.machine()
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (
-        f"{os.cpu_count()}-core CPU ({cpu}), jax backend {dev.platform}, "
-        f"{len(jax.devices())} device(s); load average at start {load} "
-        "(shared cores: noisy timings)"
-    )
-
-
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--models",
-        type=int,
-        default=None,
-        choices=sorted(SPACES),
-        help="size of the search space (default 32; 16 with --quick)",
-    )
-    p.add_argument(
-        "--fresh",
-        type=int,
-        default=None,
-        help="fresh instances per winner (default 30; 10 with --quick)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="16 models, 1000 events x 3 epochs per instance, 10 fresh",
-    )
-    p.add_argument("--events", type=int, default=20_000, help="calorimeter events (data set B)")
-    p.add_argument(
-        "--train-size", type=int, default=None, help="training events per instance (default 2000)"
-    )
-    p.add_argument("--epochs", type=int, default=None, help="epochs per instance (default 5)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument(
-        "--statistic", default="q3+iqr", help="the race's elimination and ranking statistic"
-    )
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument(
-        "--pruner-instances", type=int, default=8, help="instances of a full Optuna+pruner trial"
-    )
-    p.add_argument(
-        "--max-bucket", type=int, default=1, help="the race's largest stack per compiled call"
-    )
-    p.add_argument(
-        "--exhaustive",
-        type=int,
-        default=0,
-        help="also an exhaustive search with N instances per model",
-    )
-    p.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS_optuna.md"))
-    args = p.parse_args(argv)
-    n_models = args.models or (16 if args.quick else 32)
-    fresh = args.fresh or (10 if args.quick else 30)
-    train_size = args.train_size or (1000 if args.quick else 2000)
-    epochs = args.epochs or (3 if args.quick else 5)
-
-    import jax
+def run_seed(
+    grid: Grid,
+    seed: int,
+    n_search: int,
+    per_trial: int,
+    chosen: Mapping[str, Any] | None,
+    cache: bool = False,
+) -> list[dict[str, Any]]:
+    """Every search on one seed; one row per search with its winner's fresh figures."""
     import optuna
-    import pandas as pd
-    import scipy.stats
-
-    import jrobust
-    from jrobust.data import calorimeter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    t_all = time.perf_counter()
-    cli = argv if argv is not None else sys.argv[1:]
-    command = " ".join(["python benchmarks/vs_optuna.py", *cli])
-    where = machine()
-    print(f"# {command}\n# jax {jax.__version__}, optuna {optuna.__version__}; {where}", flush=True)
-
+    search, fresh = split(grid.n_instances, n_search, seed)
     t0 = time.perf_counter()
-    pop = calorimeter(n_events=args.events, dataset="B", seed=args.seed)
-    t_data = time.perf_counter() - t0
-    grid = SPACES[n_models]
-    base = base_config(train_size, epochs, args.batch_size)
-    configs, choices = grid_models(base, grid)
-    space = jrobust.SearchSpace.from_models(configs)
-    names = [label(c) for c in choices]
-    print(
-        f"# {pop}; {len(configs)} models in {space.n_cohorts} cohorts ({t_data:.1f} s data)",
-        flush=True,
-    )
-
-    # compile every cohort's one-lane program once, before any search
-    trainer = Trainer(pop, args.seed)
-    t0 = time.perf_counter()
-    seen = {}
-    for c in configs:
-        seen.setdefault(c.static_key(), c)
-    for c in seen.values():
-        trainer.losses(c, [10**6])
-    t_compile = time.perf_counter() - t0
-    print(
-        f"# compiled {len(seen)} programs in {t_compile:.1f} s "
-        f"(compile {trainer.compile_seconds:.1f} s)",
-        flush=True,
-    )
-
-    results: dict[str, dict] = {}
-
-    # --- the race
-    t0 = time.perf_counter()
-    res = jrobust.race(
-        space,
-        pop,
-        statistic=args.statistic,
-        rule="halving",
-        warmup=args.warmup,
-        seed=args.seed,
-        max_instances=50,
-        instances_per_round=1,
-        max_bucket=args.max_bucket,
-        compilation_cache=False,
-    )
-    wall = time.perf_counter() - t0
-    budget = int(res.n_trainings)
-    w_losses = res.losses(res.winner_id)
-    results["race"] = dict(
-        winner=res.winner_id,
-        estimate=float(jrobust.get_statistic(args.statistic)(w_losses[None])[0]),
-        trainings=budget,
-        wall=wall,
-        distinct=len(configs),
-        trials=len(res.history),
-        note=f"halving, warmup {args.warmup}, {args.statistic}; the winner has {len(w_losses)} "
-        f"instances (mean {np.mean(w_losses):.4f}); compilation inside the race "
-        f"{res.timing['compile_seconds']:.1f} s",
-    )
-    print(f"race: {budget} trainings, {wall:.1f} s -> {names[res.winner_id]}", flush=True)
-
-    # --- Optuna TPE, same budget
-    results["optuna_tpe"] = run_tpe(configs, choices, grid, trainer, budget, args.seed)
-    r = results["optuna_tpe"]
-    print(
-        f"optuna tpe: {r['trainings']} trainings, {r['wall']:.1f} s -> {names[r['winner']]}",
-        flush=True,
-    )
-
-    # --- Optuna TPE + successive halving, same budget
-    results["optuna_tpe_sh"] = run_pruned(
-        configs, choices, grid, trainer, budget, args.seed, args.pruner_instances
-    )
-    r = results["optuna_tpe_sh"]
-    print(
-        f"optuna tpe+sh: {r['trainings']} trainings, {r['wall']:.1f} s -> {names[r['winner']]}",
-        flush=True,
-    )
-
-    # --- optional exhaustive ground truth
-    if args.exhaustive:
-        t0 = time.perf_counter()
-        full = jrobust.exhaustive(
-            space,
-            pop,
-            instances=args.exhaustive,
-            statistic=args.statistic,
-            seed=args.seed,
-            max_bucket=args.max_bucket,
-            compilation_cache=False,
-        )
-        wall = time.perf_counter() - t0
-        results["exhaustive"] = dict(
-            winner=full.winner_id,
-            estimate=float(full.summary(top=1)["rank_value"].iloc[0]),
-            trainings=int(full.n_trainings),
-            wall=wall,
-            distinct=len(configs),
-            trials=len(configs),
-            note=f"every model x {args.exhaustive} instances, best by {args.statistic}",
-        )
-        print(
-            f"exhaustive: {full.n_trainings} trainings, {wall:.1f} s -> {names[full.winner_id]}",
-            flush=True,
-        )
-
-    # --- fresh instances of every winner
-    start = max(FRESH_START, budget)  # above every instance index a search used
-    fresh_idx = list(range(start, start + fresh))
-    fresh_losses: dict[int, np.ndarray] = {}
-    t0 = time.perf_counter()
-    for r in results.values():
-        m = r["winner"]
-        if m not in fresh_losses:
-            fresh_losses[m] = trainer.losses(configs[m], fresh_idx)
-    t_fresh = time.perf_counter() - t0
-    race_fresh = fresh_losses[results["race"]["winner"]]
-
-    titles = {
-        "race": "jrobust race",
-        "optuna_tpe": "Optuna TPE",
-        "optuna_tpe_sh": "Optuna TPE + SH pruner",
-        "exhaustive": f"exhaustive ({args.exhaustive}/model)",
-    }
-    rows = []
-    for key, r in results.items():
-        s = describe_stats(fresh_losses[r["winner"]])
-        if r["winner"] == results["race"]["winner"]:
-            pval = "same model" if key != "race" else "-"
-        else:
-            test = scipy.stats.ttest_ind(fresh_losses[r["winner"]], race_fresh, equal_var=False)
-            pval = f"{test.pvalue:.2g}"
+    rows = [dict(search="race (defaults)", **run_race(grid, search, seed))]
+    budget = rows[0]["trainings"]
+    if chosen:
+        label = ", ".join(f"{k}={v}" for k, v in sorted(chosen.items()))
         rows.append(
-            {
-                "search": titles[key],
-                "winner": f"#{r['winner']} {names[r['winner']]}",
-                "params": jrobust.count_params(configs[r["winner"]], pop.input_shape),
-                "search estimate": f"{r['estimate']:.4f}",
-                f"fresh mean ({fresh})": f"{s['mean']:.4f}",
-                "fresh median": f"{s['median']:.4f}",
-                "fresh std": f"{s['std']:.4f}",
-                "fresh PD (Q90-Q10)": f"{s['pd']:.4f}",
-                "fresh max": f"{s['max']:.4f}",
-                "Welch p vs race": pval,
-                "trainings": r["trainings"],
-                "search wall (s)": f"{r['wall']:.0f}",
-            }
+            dict(search=f"race (chosen: {label})", **run_race(grid, search, seed, **chosen))
         )
-    table = pd.DataFrame(rows)
-    md = markdown(table)
-    print("\n" + md + "\n", flush=True)
+    rows += [
+        dict(search=f"race ({r})", **run_race(grid, search, seed, rule=r)) for r in PAIRED_RULES
+    ]
+    rows += run_tpe(grid, search, seed, budget)
+    rows.append(run_wilcoxon(grid, search, seed, budget, per_trial, cache))
+    rows.append(run_halving(grid, search, seed, budget, per_trial, cache))
+    default = jrobust.RaceSettings()
+    rank = dict(statistic=default.statistic)
+    k = max(1, budget // grid.n_models)
+    rows.append(
+        dict(search=f"exhaustive ({default.statistic}), {k} instances each (about equal budget)",
+             **run_exhaustive(grid, search, k, **rank))
+    )  # fmt: skip
+    rows.append(
+        dict(search=f"exhaustive ({default.statistic}), all {n_search} search columns",
+             **run_exhaustive(grid, search, n_search, **rank))
+    )  # fmt: skip
+    values = {s: np.asarray(jrobust.get_statistic(s)(grid.losses[:, fresh])) for s in MEASURES}
+    for r in rows:
+        r.update(seed=seed, budget=budget)
+        for s in MEASURES:
+            r[f"fresh_{s}"] = float(values[s][r["winner"]])
+            r[f"regret_{s}"] = float(values[s][r["winner"]] - values[s].min())
+        r["name"] = grid.names[r["winner"]]
+    rows[0]["seconds"] = time.perf_counter() - t0
+    return rows
 
-    columns = (
-        ("mean", f"fresh mean ({fresh})"),
-        ("std", "fresh std"),
-        ("PD", "fresh PD (Q90-Q10)"),
+
+# ---------------------------------------------------------------------------------- reporting
+
+
+def bootstrap_ci(values: Sequence[float], resamples: int = 10_000) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of ``values`` (over seeds)."""
+    x = np.asarray(values, np.float64)
+    means = x[np.random.default_rng(0).integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    race = {r["seed"]: r for r in rows if r["search"] == "race (defaults)"}
+    for name in dict.fromkeys(r["search"] for r in rows):
+        sel = [r for r in rows if r["search"] == name]
+        line: dict[str, Any] = dict(search=name, seeds=len(sel))
+        line["trainings"] = float(np.median([r["trainings"] for r in sel]))
+        for k in (*(f"fresh_{s}" for s in MEASURES), *(f"regret_{s}" for s in MEASURES)):
+            vals = [r[k] for r in sel]
+            line[k], line[f"{k}_ci"] = float(np.mean(vals)), bootstrap_ci(vals)
+        # seeds where the race's winner is at least as good on fresh std and PD as this one's
+        line["race_as_good_std_pd"] = sum(
+            race[r["seed"]]["fresh_std"] <= r["fresh_std"] + 1e-12
+            and race[r["seed"]]["fresh_pd"] <= r["fresh_pd"] + 1e-12
+            for r in sel
+        )
+        out.append(line)
+    return out
+
+
+def fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def markdown(
+    rows: Sequence[Mapping[str, Any]], summary: Sequence[Mapping[str, Any]], meta: Mapping
+) -> str:
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        "| search | trainings (median) | fresh mean [95 % CI] | fresh std [95 % CI] "
+        "| fresh PD [95 % CI] | regret mean / std / PD | race's winner as good on std and PD |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for s in summary:
+        cells = [
+            f"{fmt(s[f'fresh_{m}'])} [{fmt(s[f'fresh_{m}_ci'][0])}, {fmt(s[f'fresh_{m}_ci'][1])}]"
+            for m in MEASURES
+        ]
+        regrets = " / ".join(fmt(s[f"regret_{m}"]) for m in MEASURES)
+        lines.append(
+            f"| {s['search']} | {s['trainings']:.0f} | {' | '.join(cells)} | {regrets} "
+            f"| {s['race_as_good_std_pd']} of {s['seeds']} |"
+        )
+    per_seed = [
+        "",
+        "Per seed: each search's winner (model id) and its fresh std / PD (x 1000):",
+        "",
+        "| seed | " + " | ".join(s["search"] for s in summary) + " |",
+        "|---|" + "---|" * len(summary),
+    ]
+    for seed in seeds:
+        by = {r["search"]: r for r in rows if r["seed"] == seed}
+        cells = [
+            f"#{by[s['search']]['winner']} {1000 * by[s['search']]['fresh_std']:.2f} / "
+            f"{1000 * by[s['search']]['fresh_pd']:.2f}"
+            for s in summary
+        ]
+        per_seed.append(f"| {seed} | " + " | ".join(cells) + " |")
+    winners = sorted({r["winner"]: r["name"] for r in rows}.items())
+    per_seed += ["", "Models: " + "; ".join(f"#{m} {name}" for m, name in winners) + "."]
+    notes = ["", "Search notes, seed 0:", ""] + [
+        f"- {r['search']}: {r['note']}" for r in rows if r["seed"] == seeds[0] and r.get("note")
+    ]
+    head = [
+        f"Command: `{meta['command']}` (jrobust {jrobust.__version__}, optuna "
+        f"{meta['optuna']}, {meta['date']}); {len(seeds)} seeds; grid {meta['grid']}: "
+        f"{meta['space']}; instance loss {meta['loss']}; {meta['search']} search columns and "
+        f"{meta['fresh']} fresh columns per seed; {meta['per_trial']} instances per pruned "
+        f"trial; pruned searches {'keep' if meta['cache'] else 'do not keep'} their losses "
+        f"(a model proposed again {'costs only new instances' if meta['cache'] else 'is trained again'}); "
+        f"whole run {meta['seconds']:.0f} s.",
+        "",
+    ]
+    return "\n".join(head + lines + per_seed + notes) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    best = {k: min(rows, key=lambda row: float(row[c]))["search"] for k, c in columns}
-    details = "\n".join(
-        f"- **{titles[k]}**: {r['trials']} {'rounds' if k == 'race' else 'trials'}, "
-        f"{r['distinct']} distinct models trained; {r['note']}; its worst fresh instances: "
-        f"{', '.join(f'{v:.4f}' for v in np.sort(fresh_losses[r['winner']])[::-1][:3])}."
-        for k, r in results.items()
+    p.add_argument("--seeds", type=int, default=10, help="benchmark seeds (at least 5)")
+    p.add_argument("--grid", default="calo", help="the grid (benchmarks/data/grid_NAME.npz)")
+    p.add_argument("--search", type=int, default=30, help="search columns per seed")
+    p.add_argument("--per-trial", type=int, default=10, help="instances of a pruned trial")
+    p.add_argument("--choice", type=Path, help="add the race with benchmarks/selection.py's choice")
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="pruned Optuna searches keep their losses: a model proposed again costs only its "
+        "new instances (slower: up to 3 trials per training of the budget)",
     )
-    per_model = (
-        res.summary(top=None)[["model_id", "instances", "mean", "std", "pd", "rank_value"]]
-        .head(8)
-        .assign(name=lambda f: [names[i] for i in f.model_id])
+    p.add_argument("--workers", type=int, default=2, help="processes (seeds run in parallel)")
+    p.add_argument("--json", type=Path, help="write every row and the summary (JSON)")
+    p.add_argument("--markdown", type=Path, help="write the tables (Markdown)")
+    args = p.parse_args(argv)
+    if args.seeds < 2 or args.workers < 1 or args.per_trial < 2:
+        p.error("--seeds and --per-trial must be at least 2, --workers at least 1")
+    try:
+        grid = load_grid(args.grid)
+    except (FileNotFoundError, ValueError) as e:
+        print(e, file=sys.stderr)
+        sys.exit(2)
+    if not 1 <= args.search < grid.n_instances:
+        p.error(f"--search must be between 1 and {grid.n_instances - 1}")
+    chosen = json.loads(args.choice.read_text())["settings"] if args.choice else None
+    import optuna
+
+    command = " ".join(
+        ["python benchmarks/vs_optuna.py", *(argv if argv is not None else sys.argv[1:])]
     )
-    grid_text = " x ".join(
-        "{" + ", ".join(label({k: v}) for v in vals) + "}" for k, vals in grid.items()
+    print(f"# {command}", flush=True)
+    t0 = time.perf_counter()
+    jobs = [
+        (grid, seed, args.search, args.per_trial, chosen, args.cache) for seed in range(args.seeds)
+    ]
+    if args.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # JAX is loaded: no fork
+        with ProcessPoolExecutor(min(args.workers, args.seeds), mp_context=context) as pool:
+            parts = list(pool.map(run_seed, *zip(*jobs, strict=True)))
+    else:
+        parts = [run_seed(*job) for job in jobs]
+    rows = [r for part in parts for r in part]
+    summary = summarize(rows)
+    meta = dict(
+        command=command,
+        optuna=optuna.__version__,
+        date=time.strftime("%Y-%m-%d"),
+        grid=args.grid,
+        space=grid.meta["space"],
+        loss=grid.meta["loss"],
+        search=args.search,
+        fresh=grid.n_instances - args.search,
+        per_trial=args.per_trial,
+        cache=args.cache,
+        seconds=time.perf_counter() - t0,
     )
-    text = f"""# jrobust race vs Optuna (the paper's NAS comparison, made fair)
-
-Command: `{command}`
-
-Date: {datetime.date.today().isoformat()}. Machine: {where}. jax {jax.__version__}, optuna \
-{optuna.__version__}, jrobust {jrobust.__version__}, Python {platform.python_version()}.
-
-Setup: calorimeter data set B, {args.events} events (training pool {len(pop.pool_index)}, \
-validation {len(pop.val_index)}, test {len(pop.test_index)}); {len(configs)} energy CNNs in \
-{space.n_cohorts} cohorts (grid: {grid_text}), \
-AdamW, batch {args.batch_size}, {train_size} training events x {epochs} epochs per instance, \
-loss relative MSE, instance loss = test RMSE(E)/E. Budget of each Optuna search = the race's \
-{budget} trainings. Fresh instances: indices {fresh_idx[0]}..{fresh_idx[-1]}, never used by a \
-search. How each search works: see the docstring of `benchmarks/vs_optuna.py`.
-
-"Search estimate" is what the search believed of its winner: the race's {args.statistic} over the \
-winner's instances, TPE's best single-instance loss, the pruner's mean over the best completed \
-trial's instances. Wall times exclude compilation: the {len(seen)} one-lane programs were \
-compiled once before the searches ({t_compile:.0f} s); data {t_data:.0f} s, fresh \
-evaluation {t_fresh:.0f} s, whole run {time.perf_counter() - t_all:.0f} s.
-
-{md}
-
-Lowest fresh mean: {best["mean"]}; lowest fresh std: {best["std"]}; lowest fresh PD: {best["PD"]}.
-
-{details}
-
-The race's best models (its ledger, best first):
-
-{markdown(per_model)}
-"""
-    args.out.write_text(text)
-    print(f"# written {args.out} ({time.perf_counter() - t_all:.0f} s in all)", flush=True)
-    return dict(results=results, fresh=fresh_losses, table=table)
+    text = markdown(rows, summary, meta)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+    report = dict(meta=meta, rows=rows, summary=summary)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":

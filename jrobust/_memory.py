@@ -7,7 +7,6 @@ per-instance footprint (``instance_bytes``), agreed over every host of a multi-h
 from __future__ import annotations
 
 import inspect
-import os
 
 import flax.linen as nn
 import jax
@@ -17,12 +16,12 @@ import numpy as np
 from jrobust import train
 from jrobust._hosts import min_over_processes
 from jrobust._placement import Placement
+from jrobust._src.checks import host_available_bytes
 from jrobust.models.layers import Conv, resolve_conv_impl
 from jrobust.train import EVAL_CHUNK
 
 __all__ = [
     "free_device_bytes",
-    "host_available_bytes",
     "instance_bytes",
     "max_stack",
     "stack_size_for_memory",
@@ -136,20 +135,6 @@ def instance_bytes(config, population, *, conv_impl: str | None = None) -> int:
     eval_act = per_event * n_eval
     indices = 4 * (3 * program.train_size + 2 * n_eval)
     return int(weights + max(train_act, eval_act) + indices)
-
-
-def host_available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
 
 
 def free_device_bytes(device=None) -> int:

@@ -1,11 +1,11 @@
-"""Ctrl-C and SIGTERM as a flag that the race checks at safe points.
+"""Ctrl-C, SIGTERM and SIGHUP as a flag that the race checks at safe points.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives,
 which can be inside JAX's garbage-collection callback, where the exception is printed and
 swallowed ("Exception ignored in: _xla_gc_callback"): the interrupt is lost. Inside
-``deferred_signals()`` the first SIGINT or SIGTERM only sets a flag; the race looks at it between
-stacks and rounds (``check()``), after its checkpoint is written, and raises ``Interrupted``. A
-second signal stops the process at once through the system's default action (exit status 130 for
+``deferred_signals()`` the first SIGINT, SIGTERM or SIGHUP only sets a flag; the race looks at it
+between stacks and rounds (``check()``), after its checkpoint is written, and raises
+``Interrupted``. A second signal stops the process at once through the system's default action (exit status 130 for
 SIGINT), which leaves every file as its last atomic write made it.
 """
 
@@ -19,7 +19,12 @@ from collections.abc import Iterator
 
 __all__ = ["Interrupted", "check", "deferred_signals", "requested"]
 
-_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+# SIGHUP: the terminal went away (a closed window, a dropped ssh session); stop as for SIGTERM
+_SIGNALS = tuple(
+    s
+    for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+    if s is not None
+)
 _received: list[int] = []
 _depth = 0
 
@@ -28,8 +33,9 @@ class Interrupted(KeyboardInterrupt):
     """The race stopped at a signal; its checkpoint holds every round completed before it.
 
     Attributes:
-      signum: the signal (``signal.SIGINT`` or ``signal.SIGTERM``).
-      exit_code: the conventional exit status, ``128 + signum`` (130 for Ctrl-C).
+      signum: the signal (``signal.SIGINT``, ``signal.SIGTERM`` or ``signal.SIGHUP``).
+      exit_code: the conventional exit status, ``128 + signum`` (130 for Ctrl-C, 143 for
+        SIGTERM, 129 for SIGHUP).
     """
 
     def __init__(self, signum: int) -> None:
@@ -48,7 +54,7 @@ def _handler(signum: int, frame) -> None:
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Within this block SIGINT/SIGTERM set a flag instead of raising (main thread only;
+    """Within this block SIGINT/SIGTERM/SIGHUP set a flag instead of raising (main thread only;
     nested blocks share the outer one's handler). The flag is cleared on leaving."""
     global _depth
     if threading.current_thread() is not threading.main_thread():

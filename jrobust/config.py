@@ -10,11 +10,13 @@ leaves of that stack, so sweeping them never recompiles.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import zlib
 from typing import Any
 
 import flax.linen as nn
 
+from jrobust._specs import did_you_mean
 from jrobust.models.architectures import CNN
 from jrobust.models.contract import make_model
 
@@ -104,11 +106,36 @@ class ModelConfig:
     conv_impl: str = "auto"
     name: str | None = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> ModelConfig:
+        # the generated __init__ would say only "unexpected keyword argument": name the closest
+        unknown = [k for k in kwargs if k not in _field_names(cls)]
+        if unknown:
+            named = ", ".join(f"{k!r}{did_you_mean(k, _field_names(cls))}" for k in unknown)
+            raise TypeError(
+                f"{cls.__name__} has no field{'s' if len(unknown) > 1 else ''} {named}; its fields "
+                f"are {', '.join(_field_names(cls))} (an architecture's own fields, such as conv "
+                "or hidden, go to zoo.cnn_config(...) / zoo.mlp_config(...))"
+            )
+        config = super().__new__(cls)
+        # which fields the caller gave: __post_init__ completes a classification pair from them
+        if args or kwargs:  # (copy and pickle call __new__ bare, and no __post_init__ follows)
+            given = {*_field_names(cls)[: len(args)], *kwargs}
+            object.__setattr__(config, "_given", frozenset(given))
+        return config
+
     def __post_init__(self) -> None:
         if isinstance(self.side_features, str):
             object.__setattr__(self, "side_features", (self.side_features,))
         else:
             object.__setattr__(self, "side_features", tuple(self.side_features))
+        given = self.__dict__.pop("_given", None)
+        if given is not None:
+            # a classification metric has one loss that fits it, and the loss a natural metric:
+            # complete the pair when the caller left the other at its regression default
+            if self.metric in CLASSIFICATION and self.loss == "mse" and "loss" not in given:
+                object.__setattr__(self, "loss", "cross_entropy")
+            elif self.loss == "cross_entropy" and self.metric == "mse" and "metric" not in given:
+                object.__setattr__(self, "metric", "cross_entropy")
         self.validate()
 
     def validate(self) -> None:
@@ -163,8 +190,9 @@ class ModelConfig:
         if is_cls_loss != (self.metric in CLASSIFICATION):
             raise ValueError(
                 f"loss {self.loss!r} and metric {self.metric!r} mix classification and regression; "
-                "use loss='cross_entropy' with metric 'cross_entropy'/'accuracy'/'error_rate', or a "
-                "regression loss with a regression metric"
+                "use loss='cross_entropy' with metric 'cross_entropy'/'accuracy'/'error_rate' (and "
+                "outputs=<number of classes> on the architecture), or a regression loss with a "
+                "regression metric"
             )
 
     def _check_augment_range(self) -> None:
@@ -195,6 +223,24 @@ class ModelConfig:
         if self.augment_range is not None:
             return self.augment_range
         return AUGMENT_RANGES.get(self.augment)
+
+    # ------------------------------------------------------------------ repr
+    def __repr__(self) -> str:
+        """Only the fields that differ from the defaults (so is the architecture), e.g.
+        ``ModelConfig(optimizer='nadam', learning_rate=0.0001, l2=0.01, name='paper1')``;
+        ``full_repr()`` gives every field.
+
+        Example:
+          >>> ModelConfig(learning_rate=0.01)
+          ModelConfig(learning_rate=0.01)
+        """
+        return f"{type(self).__qualname__}({', '.join(_changed(self))})"
+
+    def full_repr(self) -> str:
+        """Every field, as the dataclass writes it: the form race fingerprints (and checkpoints)
+        were made from, so it must never change."""
+        fields = (f for f in dataclasses.fields(self) if f.repr)
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in fields)})"
 
     # ------------------------------------------------------------------ derived
     @property
@@ -228,6 +274,48 @@ class ModelConfig:
             + (f" wd={self.weight_decay:g}" if self.weight_decay else "")
             + (f" l2={self.l2:g}" if self.l2 else "")
         )
+
+
+# __new__ (the "did you mean" for unknown fields) would hide the fields from inspect.signature,
+# help() and editors: the class's signature is that of its generated __init__.
+_init = inspect.signature(ModelConfig.__init__)
+ModelConfig.__signature__ = _init.replace(
+    parameters=list(_init.parameters.values())[1:], return_annotation=inspect.Signature.empty
+)
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _changed(obj: Any) -> list[str]:
+    """``name=value`` of a dataclass's fields that differ from their defaults; a dataclass value
+    (the architecture) is written the same way."""
+    parts = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        try:
+            same = bool(value == default)
+        except Exception:  # noqa: BLE001 - e.g. arrays: show the value
+            same = False
+        if same or not f.repr:
+            continue
+        if (
+            dataclasses.is_dataclass(value)
+            and not isinstance(value, type)
+            and not _is_flax_module(value)
+        ):
+            text = f"{type(value).__qualname__}({', '.join(_changed(value))})"
+        else:
+            text = repr(value)
+        parts.append(f"{f.name}={text}")
+    return parts
 
 
 def _is_flax_module(obj: Any) -> bool:

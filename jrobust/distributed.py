@@ -29,7 +29,8 @@ import argparse
 import os
 from collections.abc import Sequence
 
-import jax
+# JAX is imported inside the functions: the command line adds these options to its parser
+# without loading JAX.
 
 __all__ = [
     "initialize",
@@ -72,6 +73,8 @@ def _env_ids(name: str) -> list[int] | None:
 
 def _enable_cpu_collectives() -> None:
     """Select gloo for cross-process collectives of CPU devices (affects the CPU backend only)."""
+    import jax
+
     try:
         current = jax.config.jax_cpu_collectives_implementation
     except AttributeError:  # JAX before the option existed
@@ -113,6 +116,8 @@ def initialize(
         jrobust.distributed.initialize("127.0.0.1:12345", num_processes=2, process_id=0)
         result = jrobust.race(space, population)   # the same call on every process
     """
+    import jax
+
     if jax.distributed.is_initialized():
         return True
     coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR) or None
@@ -203,13 +208,19 @@ def initialize_from_args(args: argparse.Namespace) -> bool:
 
 
 def process_index() -> int:
+    import jax
+
     return jax.process_index()
 
 
 def process_count() -> int:
+    import jax
+
     return jax.process_count()
 
 
 def is_main_process() -> bool:
     """True on process 0, the only one that writes results, checkpoints and reports."""
+    import jax
+
     return jax.process_index() == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -66,6 +67,12 @@ class Engine:
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       cache: where programs and executables are kept (default: the process's, so a second race
         reuses the first one's executables).
+      events: called with a dict at the steps inside a round, for a progress display (it must
+        not change anything the engine uses): ``{"event": "program", "program": k, "programs":
+        n, "compiling": bool, "instances": i}`` before program ``k`` (1-based) of the round's
+        ``n`` launches its stacks (``compiling``: its executable is not ready yet, so this
+        launch waits for the compiler), and ``{"event": "trained", "stacks": j, "of": s,
+        "instances": i, "total": t}`` each time a stack's results arrive.
     """
 
     def __init__(
@@ -76,7 +83,9 @@ class Engine:
         seed: int = 0,
         devices=None,
         cache: train.ProgramCache | None = None,
+        events: Callable[[dict], None] | None = None,
     ) -> None:
+        self.events = events
         self.configs = configs
         self.population = population
         self.seed = int(seed)
@@ -156,6 +165,12 @@ class Engine:
             self.cache.executable, slot.program, slot.size, self.placement, lanes, self.shared
         )
 
+    def _is_compiled(self, slot: ProgramSlot) -> bool:
+        """Whether a slot's stack is compiled and ready (not compiling in the background)."""
+        if slot.compiling is not None:
+            return slot.compiling.done()
+        return self.cache.is_compiled(slot.program, slot.size, self.placement)
+
     def _wait_compiled(self, slot: ProgramSlot) -> tuple[float, float]:
         """``(compile seconds, seconds waited)`` of a slot's background compilation."""
         future, slot.compiling = slot.compiling, None
@@ -209,6 +224,16 @@ class Engine:
         for k, p in enumerate(order):
             sel = np.flatnonzero(self.program_of[models] == p)
             slot = self.slot(p, stage)
+            if self.events is not None:
+                self.events(
+                    dict(
+                        event="program",
+                        program=k + 1,
+                        programs=len(order),
+                        compiling=not self._is_compiled(slot),
+                        instances=len(sel),
+                    )
+                )
             seconds, waited = self._wait_compiled(slot)
             compile_s, blocked = compile_s + seconds, blocked + waited
             if k + 1 < len(order):
@@ -264,8 +289,20 @@ class Engine:
         metrics: dict[str, np.ndarray] = {}
         grid = self.population.transforms
         transformed = np.full((n, len(grid)), np.nan) if grid is not None else None
-        for idx, part in pending:
+        done = 0
+        for j, (idx, part) in enumerate(pending):
             out = train.collect(part)
+            done += len(idx)
+            if self.events is not None:
+                self.events(
+                    dict(
+                        event="trained",
+                        stacks=j + 1,
+                        of=len(pending),
+                        instances=done,
+                        total=n,
+                    )
+                )
             ok[idx] = out.pop("ok")
             losses[idx] = out.pop("loss")
             values = out.pop("transformed", None)

@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jrobust._atomic import write_atomic
 from jrobust.result import instance_rows, transformed_rows
 
 __all__ = ["plot_distributions", "plot_path", "plot_sample_size", "plot_transforms", "save_figure"]
@@ -45,12 +46,11 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> str:
-    """Save ``fig`` as PNG (atomically: a partly written file never replaces a good one)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, path)
-    return path
+    """Save ``fig`` as PNG through the atomic writer (``jrobust._atomic``: a partly written file
+    never replaces a good one, a planted link is never followed, a killed writer's temporary
+    file is removed by the next write)."""
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=dpi, format="png"))
+    return os.fspath(path)
 
 
 def _horizontal() -> dict[str, Any]:
@@ -190,7 +190,9 @@ def plot_distributions(
     ax.set_xlabel(f"instance test loss ({_metric(result)})")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(
-        title or "Instance-loss distributions (red: winner, blue: survivors, grey: eliminated)",
+        title
+        or f"Instance-loss distributions{_subset(len(models), result)} (red: winner, blue: "
+        "survivors, grey: eliminated)",
         fontsize=10,
     )
     if path is not None:
@@ -198,11 +200,17 @@ def plot_distributions(
     return fig
 
 
+def _subset(shown: int, result: Any) -> str:
+    """``", 12 of 16 models"`` when a figure draws some of the models only."""
+    total = len(result.models)
+    return f", {shown} of {total} models" if shown < total else ""
+
+
 def _metric(result: Any) -> str:
     configs = getattr(result, "configs", None)
     if configs:
         metric = configs[result.winner_id].metric
-        return metric if metric != "accuracy" else "1 - accuracy"
+        return f"{metric if metric != 'accuracy' else 'error = 1 - accuracy'}, lower is better"
     return "lower is better"
 
 
@@ -278,6 +286,7 @@ def plot_path(
             "transforms": f"{stat} over the transformed test sets",
             "both": f"{stat} over instances x test sets",
         }.get(over, f"{stat} of the instance losses")
+        + f" ({_metric(result)})"
     )
     if log if log is not None else _wants_log(finite):
         _log(ax, "y")
@@ -463,7 +472,9 @@ def plot_transforms(
             _log(ax)
     axes[0].set_ylabel(f"test {_metric(result)} (median, {band[0]:.0%}-{band[1]:.0%} band)")
     axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(title or "Loss on the transformed test sets", fontsize=11)
+    fig.suptitle(
+        title or f"Loss on the transformed test sets{_subset(len(models), result)}", fontsize=11
+    )
     if path is not None:
         save_figure(fig, path)
     return fig

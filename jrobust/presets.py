@@ -24,6 +24,7 @@ import dataclasses
 from typing import Any
 
 from jrobust._deprecated import moved_names
+from jrobust._specs import did_you_mean
 from jrobust.config import ModelConfig
 from jrobust.models import architectures as _arch
 from jrobust.models.riesz import RieszNet as _RieszNet
@@ -147,8 +148,19 @@ def nas_config(n: int, **overrides: Any) -> ModelConfig:
     return ModelConfig(**{**base, **_NAS[n], **overrides})
 
 
-def _split(arch_type: type, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    names = {f.name for f in dataclasses.fields(arch_type)}
+def _split(arch_type: type, kwargs: dict[str, Any], factory: str) -> tuple[Any, dict[str, Any]]:
+    """The architecture's keywords and the ``ModelConfig``'s; an unknown keyword is a
+    ``TypeError`` naming the closest field and both lists."""
+    names = [f.name for f in dataclasses.fields(arch_type)]
+    fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "architecture"]
+    unknown = [k for k in kwargs if k not in names and k not in fields]
+    if unknown:
+        named = ", ".join(f"{k!r}{did_you_mean(k, [*names, *fields])}" for k in unknown)
+        raise TypeError(
+            f"{factory}() got the unknown field{'s' if len(unknown) > 1 else ''} {named}; use a "
+            f"field of {arch_type.__name__} ({', '.join(names)}) or of ModelConfig "
+            f"({', '.join(fields)})"
+        )
     arch = arch_type(**{k: v for k, v in kwargs.items() if k in names})
     return arch, {k: v for k, v in kwargs.items() if k not in names}
 
@@ -162,20 +174,20 @@ def cnn_config(**kwargs: Any) -> ModelConfig:
       >>> count_params(cnn_config(conv=(16,), pool=(2,), dense=(8,)))
       4769
     """
-    arch, rest = _split(_arch.CNN, kwargs)
+    arch, rest = _split(_arch.CNN, kwargs, "cnn_config")
     return ModelConfig(architecture=arch, **rest)
 
 
 def mlp_config(**kwargs: Any) -> ModelConfig:
     """An MLP model: ``MLP`` fields (hidden, activation, side_at, outputs) plus ModelConfig fields."""
-    arch, rest = _split(_arch.MLP, kwargs)
+    arch, rest = _split(_arch.MLP, kwargs, "mlp_config")
     return ModelConfig(architecture=arch, **rest)
 
 
 def resnet18_config(**kwargs: Any) -> ModelConfig:
     """The CIFAR ResNet-18 with the CHEP-talk training setup (SGD + Nesterov momentum 0.9,
     one-cycle schedule, flips and crops, cross-entropy, accuracy as the metric)."""
-    arch, rest = _split(_arch.ResNet18, kwargs)
+    arch, rest = _split(_arch.ResNet18, kwargs, "resnet18_config")
     base = dict(
         optimizer="sgd",
         momentum=0.9,
@@ -204,7 +216,7 @@ def riesz_config(**kwargs: Any) -> ModelConfig:
       >>> count_params(riesz_config(), (8, 8, 1))
       7362
     """
-    arch, rest = _split(_RieszNet, kwargs)
+    arch, rest = _split(_RieszNet, kwargs, "riesz_config")
     base = dict(
         optimizer="adamw",
         learning_rate=3e-3,

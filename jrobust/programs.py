@@ -26,8 +26,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from jrobust._specs import MERGES, check_merge  # plain Python: RaceSettings checks with them
 from jrobust.config import ModelConfig
-from jrobust.models.merged import _Builder, _forward_flops, _heads, architecture_signature
+from jrobust.models.merged import _Builder, _heads, _step_flops, architecture_signature
 from jrobust.models.merged import mergeable_architecture as _mergeable_arch
 from jrobust.optim import ADAM_FAMILY
 
@@ -42,23 +43,12 @@ __all__ = [
     "own_flops",
 ]
 
-MERGES = ("auto", "none", "max")
 
 #: The default bound on padded work of ``merge="auto"`` (0.5: a program may do at most 1.5x the
 #: work of its lanes alone). Chosen by measurement (``benchmarks/programs.py``,
 #: ``benchmarks/RESULTS.md``): on the CPU one program costs seconds to compile, so merging pays
 #: while the padding costs less than the compile time it saves.
 DEFAULT_WASTE = 0.5
-
-
-def check_merge(merge: str, waste: float | None) -> None:
-    """A clear error for a ``merge`` policy or ``waste`` bound that does not exist."""
-    if merge not in MERGES:
-        raise ValueError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
-    if waste is not None and (
-        isinstance(waste, bool) or not isinstance(waste, int | float) or not waste >= 0
-    ):
-        raise ValueError(f"waste must be a number >= 0 (0.5: 1.5x the own work), got {waste!r}")
 
 
 def model_steps(config: ModelConfig) -> int:
@@ -94,7 +84,7 @@ def _variant(config: ModelConfig) -> tuple[Any, bool]:
 
 
 def _flops(variants: Sequence[tuple[Any, bool]], input_shape, n_side: int) -> float:
-    """Forward FLOPs of one event through the merged model of ``variants``."""
+    """FLOPs of one event's training step through the merged model of ``variants``."""
     archs = [a for a, _ in variants]
     kind = "mlp" if not hasattr(archs[0], "conv") else "cnn"
     heads = _heads(variants)
@@ -119,16 +109,25 @@ def _flops(variants: Sequence[tuple[Any, bool]], input_shape, n_side: int) -> fl
             if l < len(widths) - 1:
                 h = _spatial(h, arch.kernel, arch.padding, arch.pool[l])
                 w = _spatial(w, arch.kernel, arch.padding, arch.pool[l])
-    return _forward_flops(builder.shapes, positions)
+    return _step_flops(builder.shapes, positions)
 
 
 def own_flops(config: ModelConfig, input_shape: tuple[int, ...]) -> float | None:
-    """FLOPs of one training step of one instance (3x the forward pass of a batch), from the
-    shapes; ``None`` for an architecture whose cost is not known (a user's module)."""
+    """FLOPs of one training step of one instance, from the shapes: the matrix products of the
+    forward pass, of the weight gradients and of the input gradients of every layer but the
+    first (none is taken with respect to the data), 2 per multiply-add, for a whole batch;
+    elementwise work is not counted. ``None`` for an architecture whose cost is not known (a
+    user's module).
+
+    Example:
+      >>> from jrobust import zoo
+      >>> own_flops(zoo.paper_config(1), (15, 15, 1))  # the paper's model 1, batch 64
+      127700352.0
+    """
     if not _mergeable_arch(config.architecture):
         return None
     n_side = len(config.side_features)
-    return 3.0 * config.batch_size * _flops([_variant(config)], input_shape, n_side)
+    return config.batch_size * _flops([_variant(config)], input_shape, n_side)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +159,7 @@ class _Group:
         configs = self.configs + ([extra] if extra is not None else [])
         side = next((c.side_features for c in configs if c.side_features), ())
         variants = list(dict.fromkeys(_variant(c) for c in configs))
-        per_step = 3.0 * configs[0].batch_size * _flops(variants, self.input_shape, len(side))
+        per_step = configs[0].batch_size * _flops(variants, self.input_shape, len(side))
         return per_step * max(model_steps(c) for c in configs)
 
     def waste(self, extra: ModelConfig | None = None, extra_own: float = 0.0, n: int = 0) -> float:

@@ -14,14 +14,51 @@ import pandas as pd
 
 from jrobust._src.race.ledger import transform_table
 from jrobust._src.race.ranking import dominance_message, final_order
+from jrobust._src.race.stages import stage_columns, stage_firsts
 from jrobust.config import ModelConfig
 from jrobust.stats import get_statistic
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from jrobust._src.race.resolved import ResolvedRace
     from jrobust._src.race.state import RaceState
 
-__all__ = ["SelectionResult", "loss_table", "instance_rows", "transformed_rows", "USABLE_STATUSES"]
+__all__ = [
+    "ELIMINATED",
+    "SelectionResult",
+    "loss_table",
+    "instance_rows",
+    "transformed_rows",
+    "stage_columns",
+    "stage_firsts",
+    "USABLE_STATUSES",
+]
+
+#: The column of ``SelectionResult.summary()`` (and the models tables) that says in which round
+#: an eliminated model left the race.
+ELIMINATED = "eliminated in round"
+
+
+class _Summary(pd.DataFrame):
+    """A summary frame that prints whole: every column, no ``...``, numbers to 4 digits."""
+
+    @property
+    def _constructor(self):
+        return _Summary
+
+    def __repr__(self) -> str:
+        shown = pd.DataFrame(self)
+        if ELIMINATED in shown:
+            left = shown[ELIMINATED]
+            shown[ELIMINATED] = left.astype(object).where(left.notna(), "-")
+        stat, rank = self.attrs.get("statistic"), self.attrs.get("rank_by")
+        if rank == stat and "rank_value" in shown:
+            shown = shown.drop(columns="rank_value")  # the same numbers twice
+        names = {"statistic": f"statistic ({stat})", "rank_value": f"rank_value ({rank})"}
+        shown = shown.rename(columns={k: v for k, v in names.items() if stat})
+        return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", line_width=None)
+
 
 #: Ledger statuses whose losses are finite: a model with none of them has only failures.
 USABLE_STATUSES = ("ok", "diverged")
@@ -121,11 +158,12 @@ class SelectionResult:
         ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
         ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).
 
-    The ledger, history and path rows carry ``stage`` (``"race"`` or ``"final"``) and
-    ``train_size`` (the instance's training-sample size; 0 when an evaluator's own size is not
-    known); the path rows of a test rule carry ``pvalue`` (after the correction: the one compared
-    with ``alpha``) and ``pvalue_raw`` against the round's best model, and ``elite`` (protected
-    by ``elites`` in that round).
+    The ledger, history and path rows carry ``stage`` (the stage's number, as in ``stages``:
+    0 without fidelity stages, the last number for the final race), ``stage_kind``
+    (``"race"`` or ``"final"``) and ``train_size`` (the instance's training-sample size; 0 when
+    an evaluator's own size is not known); the path rows of a test rule carry ``pvalue``
+    (after the correction: the one compared with ``alpha``) and ``pvalue_raw`` against the
+    round's best model, and ``elite`` (protected by ``elites`` in that round).
     """
 
     winner: ModelConfig | None
@@ -246,7 +284,8 @@ class SelectionResult:
         return dominance_message(self.dominance, names)
 
     def stage_of_rows(self, frame: pd.DataFrame | None = None) -> np.ndarray:
-        """The stage number (index into ``stages``) of each row of the ledger (or ``frame``)."""
+        """The position in ``stages`` of each row's stage (the ledger's, or ``frame``'s), from
+        its round."""
         frame = self.ledger if frame is None else frame
         firsts = [int(s["first_round"]) for s in self.stages] or [1]
         if not len(frame):
@@ -267,12 +306,14 @@ class SelectionResult:
     def summary(self, top: int | None = 10, alive_only: bool = False) -> pd.DataFrame:
         """Per-model statistics (mean, std, median, PD, min, max, instances), best first.
 
-        The winners come first (in their order), then the models alive at the end, then those
-        that lasted longest, each group by ``rank_by``. With fidelity stages or a final race,
-        each model's statistics are those of the last stage it raced in
-        (``decisive_ledger``), and the columns ``stage`` and ``train_size`` say which. The
-        loss columns are over the untransformed test set; ``statistic`` and ``rank_value`` are
-        the race's own (over instances, transformations or both: ``RaceSettings.over``).
+        The survivors come first, the winners leading (in their order), the others ranked by
+        ``rank_by``; then the eliminated models, latest first by the round they left (column
+        ``eliminated in round``; empty for a survivor), each round's by ``rank_by``. With
+        fidelity stages or a final race, each model's statistics are those of the last stage it
+        raced in (``decisive_ledger``), and the columns ``stage`` and ``train_size`` say which.
+        The loss columns are over the untransformed test set; ``statistic`` and ``rank_value``
+        are the race's own (over instances, transformations or both: ``RaceSettings.over``).
+        Printed, the frame shows every column (``print(result.summary())``).
         """
         every = self.decisive_ledger()
         led = instance_rows(every).copy()
@@ -302,19 +343,78 @@ class SelectionResult:
             last_rows = led.groupby("model_id")[["stage", "train_size"]].last()
             frame = frame.join(last_rows)
         frame = frame.join(self.models.set_index("model_id")[["name"]])
-        level = pd.Series(self.stage_of_rows(led), index=led.index).groupby(led["model_id"]).max()
-        frame["_level"] = level.reindex(frame.index).fillna(0).to_numpy()
-        rest = frame.sort_values(
-            ["alive", "_level", "instances", "rank_value"], ascending=[False, False, False, True]
-        ).index
-        frame = frame.drop(columns="_level")
-        order = [*self.winners, *[i for i in rest if i not in self.winners]]
+        left = self.elimination_rounds().reindex(frame.index)
+        frame[ELIMINATED] = left.where(~frame["alive"]).astype("Int64")
+        survivors = frame[frame["alive"]].sort_values("rank_value", kind="stable").index
+        gone = (
+            frame[~frame["alive"]]
+            .assign(_left=frame[ELIMINATED].fillna(0).astype(int))
+            .sort_values(["_left", "rank_value"], ascending=[False, True], kind="stable")
+            .index
+        )
+        first = [w for w in self.winners if w in set(survivors)]
+        order = [*first, *[i for i in survivors if i not in first], *gone]
         frame = frame.loc[[i for i in order if i in frame.index]]
         if alive_only:
             frame = frame[frame.alive]
         frame.insert(0, "model_id", frame.index)
-        frame = frame.reset_index(drop=True)
+        first = ["model_id", "name", "statistic", "rank_value", "mean", "std", "pd", "median"]
+        first += ["min", "max", "instances", "failed", "alive", ELIMINATED]
+        frame = frame[first + [c for c in frame.columns if c not in first]]
+        frame = _Summary(frame.reset_index(drop=True))
+        frame.attrs.update(statistic=stat.name, rank_by=rank.name)
         return frame.head(top) if top else frame
+
+    def elimination_rounds(self) -> pd.Series:
+        """The round in which each eliminated model left the race (``model_id`` -> round; the
+        survivors are not in it)."""
+        path = self.path
+        if not len(path) or "alive" not in path:
+            return pd.Series(dtype="Int64", name="round")
+        gone = path[~path["alive"].astype(bool)]
+        return gone.groupby("model_id")["round"].min().astype("Int64")
+
+    # ------------------------------------------------------------------ figures
+    def plot_path(self, **kwargs: Any) -> Figure:
+        """The elimination path: each model's statistic after each round, the winner in red
+        (``jrobust.plots.plot_path``; ``path=`` also saves it as PNG).
+
+        Returns:
+          The matplotlib figure.
+        """
+        from jrobust import plots  # matplotlib loads on the first figure, not with jrobust
+
+        return plots.plot_path(self, **kwargs)
+
+    def plot_distributions(self, models: list[int] | None = None, **kwargs: Any) -> Figure:
+        """The instance-loss distributions of the best models (box plots, one dot per
+        instance; ``jrobust.plots.plot_distributions``: ``top=``, ``kind="violin"``, ``path=``).
+
+        Returns:
+          The matplotlib figure.
+        """
+        from jrobust import plots
+
+        return plots.plot_distributions(self, models, **kwargs)
+
+    def plot_transforms(self, models: list[int] | None = None, **kwargs: Any) -> Figure:
+        """The loss against each transformation's parameter, one line per model, for a race on
+        ``jrobust.data.with_transforms`` data (``jrobust.plots.plot_transforms``); a
+        ``ValueError`` for a race without transformed test sets.
+
+        Returns:
+          The matplotlib figure.
+        """
+        from jrobust import plots
+
+        transformed_rows(self.ledger)  # the clear error of a race without transformations
+        return plots.plot_transforms(self, models, **kwargs)
+
+    @property
+    def winner_name(self) -> str:
+        """The winner's name in the space (e.g. ``"paper2 lr=0.003 wd=0.01"``)."""
+        names = self.models.set_index("model_id")["name"] if "name" in self.models else {}
+        return str(names.get(self.winner_id, f"model {self.winner_id}"))
 
     def __repr__(self) -> str:
         name = self.models.set_index("model_id").name.get(self.winner_id, "")

@@ -28,6 +28,8 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
+from jrobust._specs import RULES as _RULE_NAMES
+from jrobust._specs import did_you_mean
 from jrobust.stats import (
     ALTERNATIVES,
     CORRECTIONS,
@@ -652,6 +654,7 @@ _CONSTRUCTORS: dict[str, Callable[..., Rule]] = {
     "bootstrap": Bootstrap,
 }
 RULES = tuple(_CONSTRUCTORS)
+assert RULES == _RULE_NAMES, "jrobust._specs.RULES names the rules of _CONSTRUCTORS"
 PAIRED_RULES = ("friedman", *PAIRED_TESTS)
 # Every rule name that takes alpha, patience and correction (a SignificanceRule).
 TEST_RULES = (*TESTS, *PAIRED_RULES, "bootstrap")
@@ -688,7 +691,8 @@ def get_rule(rule: str | Rule | Callable[..., np.ndarray], **kwargs) -> Rule:
     if isinstance(rule, str):
         if rule not in _CONSTRUCTORS:
             raise ValueError(
-                f"unknown rule {rule!r}; use one of {', '.join(RULES)}, a Rule, or a callable "
+                f"unknown rule {rule!r}{did_you_mean(rule, RULES)}; use one of {', '.join(RULES)}, "
+                "a Rule, or a callable "
                 "fn(losses, mask, alive, round_index) -> alive"
             )
         try:

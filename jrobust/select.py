@@ -16,7 +16,9 @@ decisions.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +28,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jrobust import _signals
+from jrobust import _lock, _signals
 from jrobust._cache import enable_compilation_cache
+from jrobust._specs import DEFAULT_EVENTS, data_spec
 from jrobust._src.checks import (
     CheckError,
     check_budget,
@@ -43,6 +46,7 @@ from jrobust.data.population import Population
 from jrobust.result import SelectionResult
 from jrobust.settings import RaceSettings
 from jrobust.space.product import SearchSpace
+from jrobust.train import fit_to_population
 
 __all__ = ["race", "exhaustive", "StopRace", "SelectionResult", "CHECKPOINT_FILE"]
 
@@ -57,13 +61,13 @@ class StopRace(Exception):
 
 def race(
     space: SearchSpace | Sequence[ModelConfig] | int,
-    population: Population | None = None,
+    population: Population | str | None = None,
     settings: RaceSettings | Mapping[str, Any] | None = None,
     *,
     evaluator: Evaluator | None = None,
     devices: Any = None,
     checkpoint_dir: str | os.PathLike | None = None,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict], None] | bool | None = None,
     **overrides: Any,
 ) -> SelectionResult:
     """Race the models of ``space`` on ``population`` until ``n_winners`` robust winners are left.
@@ -71,7 +75,12 @@ def race(
     Args:
       space: a ``SearchSpace``, a list of ``ModelConfig``, or (with ``evaluator``) a model count.
       population: the data every instance samples its training subset from (not needed with an
-        ``evaluator``).
+        ``evaluator``), or its name as ``jrobust run --data`` takes it: ``"calo-a"``,
+        ``"calo-b"`` (10,000 events), ``"digits"``, ``"tfds:NAME"``, ``"npz:PATH"``. On a
+        classification population, models that still have the regression defaults (loss and
+        metric ``"mse"``, output width 1) race with ``loss="cross_entropy"``,
+        ``metric="cross_entropy"`` and as many outputs as classes (``jrobust.train.
+        fit_to_population``; a warning says so once).
       settings: a ``RaceSettings`` (or a mapping of its fields); default ``RaceSettings()``.
       evaluator: ``evaluator(model_ids, instance_indices) -> losses`` replacing the JAX trainer;
         with ``fidelity`` it is called ``evaluator(model_ids, instance_indices, train_sizes)``
@@ -81,9 +90,15 @@ def race(
         ``population``'s ``TransformGrid`` when one is given, else ``custom`` 0..T-1).
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       checkpoint_dir: write a checkpoint after every round; an existing checkpoint of the same
-        race is resumed.
-      progress: called after every round with a dict (round, survivors, trained, ...); it may
-        raise ``StopRace`` to end the race there.
+        race is resumed. The race holds the folder's lock (``run.lock``) while it runs, so a
+        second race or ``jrobust run`` into it at the same time is refused.
+      progress: ``True``: the command line's display (a header, a live bar with the steps
+        inside a round on a terminal or in a notebook, else one line per round; the winner at
+        the end); ``None`` (default): that display on a terminal or in a notebook, nothing
+        elsewhere; ``False``: nothing. A callable is called after every round with a dict
+        (round, survivors, trained, ...) and may raise ``StopRace`` to end the race there; if
+        it also has an ``event(dict)`` method, that gets the steps inside a round (see
+        ``jrobust.engine.Engine``).
       **overrides: any field of ``RaceSettings`` (``statistic``, ``rule``, ``warmup``,
         ``max_instances``, ``budget``, ``n_winners``, ``elites``, ``final_instances``,
         ``fidelity``, ``over``, ``seed``, ...), applied over ``settings``.
@@ -111,16 +126,19 @@ def race(
         raise CheckError(
             "a bare model count needs an evaluator; pass a SearchSpace to train with JAX"
         )
+    if isinstance(population, str):
+        population = named_population(population)
     trainer = "external" if evaluator is not None else "jax"
-    r = Race(space, population if evaluator is None else None, settings, trainer=trainer,
-             **overrides)  # fmt: skip
-    if evaluator is not None:
-        r.population = population  # names the transformed losses' columns (not in the key)
+    r = Race(space, population, settings, trainer=trainer, **overrides)
+    if evaluator is None and isinstance(population, Population):
+        r.configs = _fit_all(r.configs, population)
     settings = r.resolved.settings
     check_budget(settings, len(r.models))
+    grid = getattr(population, "transforms", None)
     check_fidelity_fits(settings, r.configs, population if evaluator is None else None, evaluator)
+    engine = None
     if evaluator is None:
-        check_over(settings, getattr(population, "transforms", None) is not None)
+        check_over(settings, grid is not None)
         check_space_fits(r.configs, population, list(r.models["name"]))
         if settings.compilation_cache:
             cache = settings.compilation_cache
@@ -130,25 +148,26 @@ def race(
         engine = Engine(r.configs, population, settings.execution, settings.seed, devices)
         evaluate = engine
     else:
-        engine, evaluate = None, _user_evaluator(evaluator, r, sized=settings.fidelity is not None)
+        evaluate = _user_evaluator(evaluator, r, sized=settings.fidelity is not None)
+    progress, display = _progress(progress, r, engine, population)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if folder is not None:
-        r.resume(folder)
-    with _signals.deferred_signals():
-        while (work := r.ask()) is not None:
-            r.tell(work, evaluate(work))
-            _save(r, folder)
-            _signals.check()
-            if progress is not None:
-                try:
-                    progress(_progress_info(r))
-                except StopRace:
-                    break
-        else:
-            _save(r, folder)  # the race ended at ``ask`` (its budget): record that
+    # one race per folder: the lock is taken before the folder is read or written
+    owner = _lock.hold(folder) if folder is not None and jax.process_index() == 0 else None
+    with (
+        owner or contextlib.nullcontext(),
+        _signals.deferred_signals(),
+        display or contextlib.nullcontext(),
+    ):
+        if folder is not None:
+            r.resume(folder)
+        _loop(r, evaluate, folder, progress)
     timing = dict(engine.timing() if engine else {"n_cohorts": 0, "n_programs": 0})
     result = r.result(timing)
     result.timing["wall_seconds"] = time.perf_counter() - t_start
+    if display is not None:
+        from jrobust.cli.console import finish
+
+        finish(display, result, result.timing["wall_seconds"])
     if result.all_failed:
         warnings.warn(
             "every instance of every model failed (non-finite losses): the race has no "
@@ -157,6 +176,85 @@ def race(
             stacklevel=2,
         )
     return result
+
+
+def _loop(r: Race, evaluate: Callable[[Work], Outcome], folder, progress) -> None:
+    """Algorithm 1: ask, evaluate, tell, until the race is over (or ``progress`` stops it); a
+    checkpoint after every round, and a pending Ctrl-C honoured there."""
+    while (work := r.ask()) is not None:
+        r.tell(work, evaluate(work))
+        _save(r, folder)
+        _signals.check()
+        if progress is not None:
+            try:
+                progress(_progress_info(r))
+            except StopRace:
+                return
+    _save(r, folder)  # the race ended at ``ask`` (its budget): record that
+
+
+def _progress(progress, r: Race, engine, population):
+    """``(callback, display)``: the command line's display for ``True`` (and for ``None`` in a
+    terminal or a notebook, on the main process), nothing for ``False``, else the callable; the
+    engine reports the steps inside a round to the callback's ``event`` method."""
+    display = None
+    if progress is True or progress is None:
+        if (progress is True or _interactive()) and jax.process_index() == 0:
+            from jrobust.cli.console import race_display
+
+            cohorts = engine.n_cohorts if engine is not None else len(r.models)
+            data = population if isinstance(population, Population) else None
+            display = race_display(len(r.models), cohorts, data, r.resolved.settings)
+        progress = display
+    elif progress is False:
+        progress = None
+    if engine is not None:
+        engine.events = getattr(progress, "event", None)
+    return progress, display
+
+
+def _interactive() -> bool:
+    """A terminal or a notebook: where ``race`` shows its display by default."""
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return terminal or "ipykernel" in sys.modules
+
+
+def named_population(spec: str) -> Population:
+    """The population a name stands for, as ``jrobust run --data`` loads it (the calorimeter
+    with ``DEFAULT_EVENTS`` events)."""
+    from jrobust.data import load
+
+    try:
+        spec = data_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"population: {err}") from None
+    return load(spec, n_events=DEFAULT_EVENTS) if spec.startswith("calo-") else load(spec)
+
+
+def _fit_all(configs: list[ModelConfig], population: Population) -> list[ModelConfig]:
+    """The models made fit for a classification population where they have the regression
+    defaults (``fit_to_population``), said once in a warning."""
+    fitted, changed = [], {}
+    for config in configs:
+        new, changes = fit_to_population(config, population)
+        fitted.append(new)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            changed[key] = changed.get(key, 0) + 1
+    if changed:
+        how = "; ".join(f"{n} with {key}" for key, n in changed.items())
+        warnings.warn(
+            f"the population {population.name!r} is a classification set "
+            f"({population.num_classes} classes) and models had the regression defaults, so they "
+            f"race with the classification settings: {how} (set loss, metric and outputs to "
+            "choose otherwise)",
+            UserWarning,
+            stacklevel=4,
+        )
+    return fitted
 
 
 def exhaustive(
@@ -207,7 +305,8 @@ def _progress_info(r: Race) -> dict[str, Any]:
         instance_steps=last["instance_steps"],
         eliminated=len(last["eliminated"]),
         instances_per_model=last["instances_per_model"],
-        stage=last.get("stage", "race"),
+        stage=int(last.get("stage", 0)),
+        stage_kind=last.get("stage_kind", "race"),
         train_size=last.get("train_size", 0),
         done=state.done,
     )

@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from jrobust.programs import check_merge
+from jrobust._specs import (
+    EXECUTION_FIELDS,
+    OVER,
+    Execution,
+    check_fidelity,
+    did_you_mean,
+    positive_int,
+    split_rule,
+)
 from jrobust.rules import (
     RULES,
     TEST_RULES,
@@ -38,107 +46,49 @@ from jrobust.rules import (
 )
 from jrobust.stats import Statistic, get_statistic
 
-__all__ = ["RaceSettings", "Execution", "EXECUTION_FIELDS", "DEFAULT_WARMUP", "OVER"]
+__all__ = [
+    "RaceSettings",
+    "Execution",
+    "EXECUTION_FIELDS",
+    "DEFAULT_WARMUP",
+    "OVER",
+    "SEED_MAX",
+    "check_seed",
+]
 
 #: Warm-up instances per model when ``warmup`` is not given (at least the rule's minimum).
 DEFAULT_WARMUP = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class Execution:
-    """How a race is computed, never its ledger (so these may change when a race is resumed).
-    Each field is documented in ``RaceSettings``, which holds them beside the race's own
-    settings; ``RaceSettings.execution`` is this part of it."""
-
-    max_bucket: int | None = None
-    min_bucket: int | None = None
-    conv_impl: str | None = None
-    compilation_cache: bool | str = True
-    merge: str = "auto"
-    waste: float | None = None
-    stack_mode: str | None = None
-
-    def __post_init__(self) -> None:
-        positive_int("max_bucket", self.max_bucket, optional=True)
-        positive_int("min_bucket", self.min_bucket, optional=True)
-        if self.conv_impl not in _CONV_IMPLS:
-            raise ValueError(f"conv_impl must be 'auto', 'im2col' or 'xla', got {self.conv_impl!r}")
-        check_merge(self.merge, self.waste)
-        check_stack_mode(self.stack_mode)
-        if not isinstance(self.compilation_cache, bool | str):
-            raise ValueError(
-                f"compilation_cache must be True, False or a folder, got {self.compilation_cache!r}"
-            )
-
-
-#: Settings that change how a race is computed, never its ledger (the fields of ``Execution``).
-EXECUTION_FIELDS = tuple(f.name for f in dataclasses.fields(Execution))
-
 StatisticLike = str | Statistic | Callable[[np.ndarray], float]
 RuleLike = str | Rule | Callable[..., np.ndarray]
 
-_CONV_IMPLS = (None, "auto", "im2col", "xla")
 
 # Race fields added after checkpoints existed: at their defaults they stay out of a race's
 # identity, so a checkpoint of an earlier race still resumes.
 _LATER_FIELDS = {"elites": 0, "final_instances": 0, "fidelity": None, "over": "instances"}
 
-#: What the statistics of a race are taken over (``RaceSettings.over``).
-OVER = ("instances", "transforms", "both")
+#: The largest seed: seeds enter the compiled trainer as 32-bit signed integers.
+SEED_MAX = 2**31 - 1
 
 
-def positive_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
-    """``value`` if it is an integer >= ``minimum`` (or ``None`` when ``optional``), else a
-    ``ValueError`` naming the setting.
-
-    Example:
-      >>> positive_int("warmup", 3)
-      3
-    """
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
-
-
-def check_fidelity(sizes: Any) -> tuple[int, ...] | None:
-    """A fidelity schedule as a tuple of strictly increasing positive sizes (``None`` stays);
-    a ``ValueError`` that names the problem otherwise.
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an ``int`` if it is an integer in ``[0, SEED_MAX]``, else a ``ValueError``
+    that says the range (checked where the settings are, before anything compiles).
 
     Example:
-      >>> check_fidelity([500, 2000, 8000])
-      (500, 2000, 8000)
+      >>> check_seed(2**31)
+      Traceback (most recent call last):
+      ...
+      ValueError: seed must be an integer in [0, 2147483647], got 2147483648
     """
-    if sizes is None:
-        return None
-    if isinstance(sizes, str):
-        try:
-            sizes = [int(p) for p in sizes.replace(" ", "").split(",") if p]
-        except ValueError:
-            raise ValueError(
-                f"fidelity must be increasing training sizes, e.g. 500,2000,8000; got {sizes!r}"
-            ) from None
-    if isinstance(sizes, int | np.integer) and not isinstance(sizes, bool):
-        sizes = [sizes]
-    try:
-        sizes = list(sizes)
-    except TypeError:
-        raise ValueError(
-            f"fidelity must be a list of increasing training sizes, e.g. [500, 2000, 8000]; got "
-            f"{sizes!r}"
-        ) from None
-    if not sizes:
-        raise ValueError("fidelity must list at least one training size (or be None)")
-    out = tuple(positive_int("fidelity size", v) for v in sizes)
-    for a, b in zip(out, out[1:], strict=False):
-        if b <= a:
-            raise ValueError(
-                f"fidelity sizes must increase strictly from stage to stage, got {list(out)} "
-                f"({b} after {a})"
-            )
-    return out
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= SEED_MAX
+    ):
+        raise ValueError(f"{name} must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    return int(seed)
 
 
 def parse_rule(spec: RuleLike, **options: Any) -> Rule:
@@ -161,25 +111,7 @@ def parse_rule(spec: RuleLike, **options: Any) -> Rule:
                 )
             raise ValueError(f"{sorted(options)} cannot be applied to a rule given as a function")
         return get_rule(spec)
-    name, _, value = spec.strip().partition(":")
-    name = name.strip().lower()
-    if name not in RULES:
-        raise ValueError(
-            f"unknown rule {spec!r}; use one of {', '.join(RULES)} (quantile:KEEP, threshold:VALUE)"
-        )
-    kwargs: dict[str, Any] = {}
-    if value:
-        if name not in ("quantile", "threshold"):
-            raise ValueError(
-                f"rule {name!r} takes no value ({spec!r}); only quantile:KEEP and threshold:VALUE do"
-            )
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"rule {spec!r}: {value!r} is not a number") from None
-        kwargs["keep" if name == "quantile" else "value"] = number
-    elif name == "threshold":
-        raise ValueError("rule 'threshold' needs its value: threshold:VALUE, e.g. threshold:0.03")
+    name, kwargs = split_rule(spec)
     if options and name not in TEST_RULES:
         verb = "apply" if len(options) > 1 else "applies"
         raise ValueError(
@@ -337,7 +269,7 @@ class RaceSettings:
                 f"warmup={self.warmup} is too small for rule {rule.name!r}: it needs at least "
                 f"{rule.min_warmup} instances per model; use warmup >= {rule.min_warmup}"
             )
-        positive_int("seed", self.seed, minimum=0)
+        check_seed(self.seed)
         positive_int("max_instances", self.max_instances)
         if self.max_instances < self.warmup_for(rule):
             raise ValueError(
@@ -493,28 +425,12 @@ class RaceSettings:
         )
 
 
-def check_stack_mode(mode: str | None) -> tuple[str, int | None]:
-    """``(name, group size)`` of a ``stack_mode`` (``"auto"``, ``"vmap"``, ``"map"``,
-    ``"map:N"``); a ``ValueError`` for anything else. ``jrobust.train.resolve_stack_mode``
-    resolves ``"auto"`` for the backend.
-
-    Example:
-      >>> check_stack_mode("map:4")
-      ('map', 4)
-    """
-    name, _, size = (mode or "auto").partition(":")
-    if name not in ("auto", "vmap", "map") or (
-        size and (name != "map" or not size.isdigit() or int(size) < 1)
-    ):
-        raise ValueError(f"stack_mode must be 'auto', 'vmap', 'map' or 'map:N', got {mode!r}")
-    return name, int(size) if size else None
-
-
 def _check_names(names: Mapping[str, Any] | Any) -> None:
     known = RaceSettings.field_names()
     unknown = [k for k in names if k not in known]
     if unknown:
+        named = ", ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
         raise TypeError(
-            f"unknown race setting(s) {', '.join(map(repr, unknown))}; the race settings are "
-            f"{', '.join(known)}"
+            f"unknown race setting{'s' if len(unknown) > 1 else ''} {named}; the race settings "
+            f"are {', '.join(known)}"
         )

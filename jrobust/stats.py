@@ -35,7 +35,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-import scipy.stats
+import scipy  # its submodules load on first use: importing jrobust.stats stays cheap
+
+from jrobust._specs import STATISTICS as _NAMES
+from jrobust._specs import statistic_name
 
 __all__ = [
     "STATISTICS",
@@ -184,6 +187,7 @@ _REGISTRY: dict[str, Statistic] = {
     )
 }
 STATISTICS = tuple(_REGISTRY)
+assert STATISTICS == _NAMES, "jrobust._specs.STATISTICS names the statistics of _REGISTRY"
 _PERCENTILE_NAME = re.compile(r"q(\d+(?:\.\d*)?)")
 
 
@@ -237,13 +241,9 @@ def get_statistic(statistic: str | Statistic | Callable[[np.ndarray], float]) ->
     if isinstance(statistic, str):
         if statistic in _REGISTRY:
             return _REGISTRY[statistic]
+        statistic_name(statistic)  # the one grammar of statistic names, with a "did you mean"
         match = _PERCENTILE_NAME.fullmatch(statistic)
-        if match and float(match.group(1)) <= 100:
-            return Statistic(statistic, _quantile_fn(float(match.group(1)) / 100))
-        raise ValueError(
-            f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}, "
-            "'q<p>' for the p-th percentile (0 <= p <= 100, e.g. 'q90'), or a callable"
-        )
+        return Statistic(statistic, _quantile_fn(float(match.group(1)) / 100))
     if callable(statistic):
         return _from_callable(statistic)
     raise TypeError(

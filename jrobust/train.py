@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -42,6 +43,8 @@ import pandas as pd
 from jax.sharding import PartitionSpec
 
 from jrobust._placement import Placement
+from jrobust._specs import check_stack_mode
+from jrobust._src.race.ledger import ledger_rows, statuses
 from jrobust.config import CLASSIFICATION, SCALAR_FIELDS, ModelConfig, model_hash
 from jrobust.data.population import Population
 from jrobust.models.contract import make_model
@@ -55,7 +58,7 @@ from jrobust.optim import (
     schedule_steps,
 )
 from jrobust.programs import merge_signature, model_steps
-from jrobust.settings import check_stack_mode
+from jrobust.settings import check_seed
 from jrobust.steps import (
     EVAL_CHUNK,
     Body,
@@ -80,6 +83,7 @@ __all__ = [
     "check_instances",
     "collect",
     "default_cache",
+    "fit_to_population",
     "launch_stack",
     "make_stack_trainer",
     "make_trainer",
@@ -99,7 +103,7 @@ MAP_GROUP = 2
 
 def resolve_stack_mode(mode: str | None) -> str:
     """``"auto"`` is ``"map"`` on the CPU (groups of ``MAP_GROUP`` lanes), else ``"vmap"``;
-    ``"map:N"`` sets the group size (checked by ``jrobust.settings.check_stack_mode``)."""
+    ``"map:N"`` sets the group size (checked by ``jrobust._specs.check_stack_mode``)."""
     name, size = check_stack_mode(mode)
     if name == "auto":
         return f"map:{MAP_GROUP}" if jax.default_backend() == "cpu" else "vmap"
@@ -436,7 +440,7 @@ def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str 
 def shared_for(population: Population, seed: int = 0) -> Shared:
     """The ``Shared`` arguments of a stack on ``population`` (its device arrays, placed once)."""
     test_index, val_index = population.device_splits()
-    return Shared(np.int32(seed), population.device_arrays(), test_index, val_index)
+    return Shared(np.int32(check_seed(seed)), population.device_arrays(), test_index, val_index)
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -460,11 +464,7 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
             f"{population.pool_size} events; lower train_size, set bootstrap=True, or use more data"
         )
     if config.is_classification != population.is_classification:
-        kind = "classification" if population.is_classification else "regression"
-        raise ValueError(
-            f"loss {config.loss!r} does not fit the population {population.name!r}, which is a {kind} "
-            "set; use loss='cross_entropy' for labels or a regression loss ('mse', ...) for targets"
-        )
+        raise ValueError(_kind_mismatch(config, population))
     population.target_column(config.target)
     population.side_columns(config.side_features)
     if config.early_stopping is not None and len(population.val_index) == 0:
@@ -489,10 +489,78 @@ def check_compatible(config: ModelConfig, population: Population) -> None:
         ) from None
     want = population.num_classes if population.is_classification else 1
     if out.shape != (2, want):
-        raise ValueError(
-            f"the architecture gives outputs of shape {out.shape[1:]} per event, expected ({want},); "
-            f"set its output width to {want}"
+        how = (
+            f"set outputs={want}"
+            if hasattr(config.architecture, "outputs")
+            else f"end the module in {want} units"
         )
+        raise ValueError(
+            f"the architecture gives outputs of shape {out.shape[1:]} per event, expected ({want},) "
+            f"on the population {population.name!r}; {how}"
+        )
+
+
+def _kind_mismatch(config: ModelConfig, population: Population) -> str:
+    """Every change a model needs to go from regression to classification (or back), in one
+    message with the exact keywords."""
+    outputs = getattr(config.architecture, "outputs", None)
+    if population.is_classification:
+        k = population.num_classes
+        need = ["loss='cross_entropy'", "metric='cross_entropy' (or 'accuracy', 'error_rate')"]
+        if outputs is not None and outputs != k:
+            need.append(f"outputs={k}")
+        what = f"a classification set ({k} classes)"
+    else:
+        need = [
+            "a regression loss (loss='mse', 'rmse', 'mae', ...)",
+            "metric='rmse' (or 'mse', ...)",
+        ]
+        if outputs is not None and outputs != 1:
+            need.append("outputs=1")
+        what = "a regression set"
+    return (
+        f"loss {config.loss!r} and metric {config.metric!r} do not fit the population "
+        f"{population.name!r}, which is {what}: set {', '.join(need)}"
+    )
+
+
+def fit_to_population(
+    config: ModelConfig, population: Population
+) -> tuple[ModelConfig, dict[str, Any]]:
+    """``config`` made fit for a classification population where it still has the defaults,
+    and what was set.
+
+    A model whose loss and metric are the regression defaults (``"mse"``) gets
+    ``loss="cross_entropy"``, ``metric="cross_entropy"``; a classification model whose
+    architecture has the default output width 1 gets ``outputs`` = the class count. Only
+    settings that could not train on the population are changed (a model that fits is
+    returned as it is); anything else that does not fit is left for ``check_compatible`` to
+    report.
+
+    Example:
+      >>> from jrobust import zoo
+      >>> from jrobust.data import digits
+      >>> fit_to_population(zoo.cnn_config(conv=(8,), pool=(2,), dense=(16,)), digits())[1]
+      {'loss': 'cross_entropy', 'metric': 'cross_entropy', 'outputs': 10}
+    """
+    if not (isinstance(config, ModelConfig) and isinstance(population, Population)):
+        return config, {}
+    if not population.is_classification:
+        return config, {}
+    changes: dict[str, Any] = {}
+    if config.loss == "mse" and config.metric == "mse":  # ModelConfig's defaults
+        changes.update(loss="cross_entropy", metric="cross_entropy")
+    arch = config.architecture
+    k = int(population.num_classes)
+    classification = config.is_classification or bool(changes)
+    if classification and getattr(arch, "outputs", None) == 1 and k != 1:
+        if dataclasses.is_dataclass(arch):
+            arch = dataclasses.replace(arch, outputs=k)
+            changes["outputs"] = k
+    if not changes:
+        return config, {}
+    fields = {f: v for f, v in changes.items() if f != "outputs"}
+    return dataclasses.replace(config, architecture=arch, **fields), changes
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -616,6 +684,7 @@ def launch_stack(
     n = len(configs)
     if n == 0 or program is None:
         raise ValueError("no instances to train: pass at least one (config, instance) pair")
+    seed = check_seed(seed)
     instances = check_instances(instances)
     if instances.shape != (n,):
         raise ValueError(
@@ -680,8 +749,17 @@ def train_instances(
       max_stack: train at most this many instances per compiled call.
 
     Returns:
-      DataFrame with ``instance``, ``loss`` (the test metric, lower is better), ``status``
-      (``"ok"``/``"failed"``), ``epochs`` and every test metric.
+      DataFrame of the rows a race's ledger has (``jrobust._src.race.ledger.ledger_rows``): ``instance``,
+      ``loss`` (the test metric, lower is better; +inf for a failed instance), ``status``
+      (``"ok"``, ``"diverged"`` or ``"failed"``), ``epochs`` and every test metric. On a
+      population with transformed test sets (``jrobust.data.with_transforms``) each instance
+      has its row with ``transform="none"`` (``param`` NaN) followed by one row per
+      ``(transform, param)`` of the grid, as in the race's ledger.
+
+    Raises:
+      TypeError, ValueError: instance indices that are not non-negative integers, a seed
+        outside ``[0, 2**31 - 1]``, a model that cannot train on the population; all before
+        anything compiles.
 
     Example:
       >>> import jrobust, numpy as np
@@ -693,6 +771,16 @@ def train_instances(
     instances = check_instances(instance_indices)
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
+    seed = check_seed(seed)
+    config, changes = fit_to_population(config, population)
+    if changes:
+        warnings.warn(
+            f"the population {population.name!r} is a classification set: the model trains with "
+            f"{', '.join(f'{k}={v!r}' for k, v in changes.items())} instead of the regression "
+            "defaults (set them to choose otherwise)",
+            UserWarning,
+            stacklevel=2,
+        )
     check_compatible(config, population)
     step = max_stack or bucket_size_for(instances.size)
     parts = []
@@ -708,7 +796,28 @@ def train_instances(
         )
         res.pop("seconds")
         res.pop("compile_seconds")
-        parts.append(pd.DataFrame({"instance": chunk, **res}))
-    frame = pd.concat(parts, ignore_index=True)
-    frame["status"] = np.where(frame.pop("ok"), "ok", "failed")
-    return frame
+        res.pop("params", None)
+        parts.append(res)
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ok = joined.pop("ok").astype(bool) & np.isfinite(joined["loss"])
+    losses = np.where(ok, joined.pop("loss").astype(np.float64), np.inf)
+    transformed = joined.pop("transformed", None)
+    grid = population.transforms
+    if transformed is not None:
+        transformed = np.where(
+            ok[:, None] & np.isfinite(transformed), transformed.astype(np.float64), np.inf
+        )
+    reference = losses[np.isfinite(losses)]
+    tstatus = None
+    if transformed is not None:
+        tstatus = statuses(transformed, np.isfinite(transformed), reference)
+    rows = ledger_rows(
+        {"instance": instances.astype(np.int64)},
+        losses,
+        statuses(losses, ok, reference),
+        joined,
+        transformed,
+        tstatus,
+        list(grid.pairs) if transformed is not None else (),
+    )
+    return pd.DataFrame(rows)

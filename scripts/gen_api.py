@@ -20,7 +20,6 @@ MODULES = [
     ("jrobust.parallel", "Devices, sharding and memory"),
     ("jrobust.distributed", "Multi-host start-up"),
     ("jrobust.runfolder", "Run folders"),
-    ("jrobust.state", "The race's state and checkpoints (lower level)"),
     ("jrobust.plots", "Figures"),
     ("jrobust.optim", "Optimizers"),
     ("jrobust.models", "Models and layers"),

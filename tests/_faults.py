@@ -115,6 +115,8 @@ def check_interrupted(trial: Trial, out: Path) -> None:
         assert trial.returncode == -signal.SIGKILL
     if not out.exists():
         return
+    if trial.kind == "SIGINT" and trial.returncode == 130:  # its handler gave the folder back
+        assert not (out / "run.lock").exists()
     from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
     from jrobust.runfolder import read_config
 

@@ -90,9 +90,9 @@ def test_tell_refuses_work_that_was_not_asked_and_losses_that_do_not_fit():
     work.model_ids[0] = 3  # a copy: the race's own work is unchanged
     with pytest.raises(ValueError, match="not what ask"):
         race.tell(work, np.ones(8))
-    with pytest.raises(ValueError, match="got 3 losses for 8 instances"):
+    with pytest.raises(ValueError, match="tell\\(\\) got 3 losses for 8 instances"):
         race.tell(again, np.ones(3))
-    with pytest.raises(TypeError, match="one number per instance"):
+    with pytest.raises(TypeError, match="must be given real numbers, one per instance"):
         race.tell(again, ["a"] * 8)
     report = race.tell(again, np.arange(8.0))
     assert report.round == 1 and report.trained == 8 and not report.removed

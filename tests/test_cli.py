@@ -242,6 +242,9 @@ def _bad_cases(files, reference):
         (["run", "--resume", str(reference), "--seed", "1"], "drop --seed"),
         (["report", str(files / "nowhere")], "no such run folder"),
         (["bench", "--stacks", "0"], "expected positive stack sizes"),
+        (["bench", "--torch", "--model", "2"], "compares the paper's model 1 only"),
+        (["bench", "--stack-mode", "sideways"], "stack_mode must be"),
+        (["bench", "--torch-processes", "-1"], "expected an integer >= 0"),
         (["run", "--fidelity", "200,100"], "must increase strictly"),
         (["run", "--fidelity", "a,b"], "increasing training sizes"),
         (["run", "--elites", "-1"], "expected an integer >= 0"),
@@ -286,16 +289,19 @@ def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):
     )  # fmt: skip
     ledger = pd.read_parquet(folder / "ledger.parquet")
     # stage 0 at 100 events: warm-up 2, then 4 -> 2 = n_winners: straight to the final race at 200
-    assert ledger.groupby(["stage", "train_size"]).size().to_dict() == {
-        ("final", 200): 4,
-        ("race", 100): 12,
+    # (`stage` is the stage's number, as in result.json's stages; `stage_kind` says race/final)
+    assert ledger.groupby(["stage", "stage_kind", "train_size"]).size().to_dict() == {
+        (0, "race", 100): 12,
+        (2, "final", 200): 4,
     }
-    final = ledger[ledger.stage == "final"]
+    stages = json.loads((folder / "result.json").read_text())["stages"]
+    assert [(s["stage"], s["kind"]) for s in stages] == [(0, "race"), (2, "final")]
+    final = ledger[ledger.stage_kind == "final"]
     assert final.instance.min() == 3 and sorted(json.loads(out)["winners"]) == sorted(
         final.model_id.unique()
     )
     history = pd.read_parquet(folder / "history.parquet")
-    assert history.stage.tolist() == ["race", "race", "final"]
+    assert history.stage_kind.tolist() == ["race", "race", "final"]
     assert history.train_size.tolist() == [100, 100, 200]
     summary = (folder / "summary.md").read_text()
     assert "fidelity stages at training sizes 100, 200" in summary and "## Stages" in summary
@@ -305,7 +311,7 @@ def test_fidelity_elites_and_final_race_from_the_command_line(files, capsys):
     assert "<h2>Stages</h2>" in page and "fidelity stages at training sizes 100, 200" in page
     # the engine trained instance 0 of stage 0 exactly as a model of train_size 100 trains alone
     run = runfolder.load_run(folder)
-    row = ledger[(ledger.stage == "race") & (ledger.instance == 0)].iloc[0]
+    row = ledger[(ledger.stage_kind == "race") & (ledger.instance == 0)].iloc[0]
     config = dataclasses.replace(run.configs[int(row.model_id)], train_size=100)
     pop = jrobust.data.load(f"npz:{files / 'tiny.npz'}")
     alone = jrobust.train_instances(config, pop, [0])
@@ -352,13 +358,70 @@ def test_space_command_lists_models(files, capsys):
     assert len(models) == 16 and models[0]["params"] == 23923  # the paper's model 1
 
 
+RANGED_SPACE = """
+[base]
+model = "mlp"
+hidden = [8, 8]
+epochs = 1
+
+[choices]
+learning_rate = { loguniform = [1e-4, 1e-1] }
+hidden = { intrange = [4, 16] }
+optimizer = ["adam", "sgd"]
+"""
+
+
+def test_space_command_on_a_space_with_ranges(files, tmp_path, capsys):
+    path = tmp_path / "ranged.toml"
+    path.write_text(RANGED_SPACE)
+    data = f"npz:{files / 'tiny.npz'}"
+    code, out, err = cli(capsys, "space", str(path), "--data", data)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("a space with ranges: 3 parameters") and "--budget" in lines[0]
+    rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[2:5]}
+    assert (
+        rows["learning_rate"].startswith("loguniform(0.0001, 0.1)")
+        and "scalar" in rows["learning_rate"]
+    )
+    assert rows["hidden"].startswith("intrange(4, 16)") and "width" in rows["hidden"]
+    assert rows["optimizer"].startswith("adam, sgd") and "static" in rows["optimizer"]
+    widest = jrobust.zoo.mlp_config(hidden=(16, 16))  # every hidden layer at the high end
+    assert lines[5] == (
+        f"widest shapes: 2 static variants, at most "
+        f"{jrobust.count_params(widest, (6, 6, 1)):,} parameters (inputs 6x6x1)"
+    )
+    code, out, _ = cli(capsys, "space", str(path), "--data", data, "--json")
+    record = json.loads(out)
+    assert code == 0 and record["finite"] is False and len(record["envelope"]) == 2
+    assert [(p["parameter"], p["role"]) for p in record["parameters"]] == [
+        ("learning_rate", "scalar"),
+        ("hidden", "width"),
+        ("optimizer", "static"),
+    ]
+    assert record["parameters"][1] == {
+        "parameter": "hidden",
+        "role": "width",
+        "range": "intrange(4, 16)",
+        "low": 4,
+        "high": 16,
+        "log": False,
+        "integer": True,
+    }
+    path.write_text(RANGED_SPACE.replace("loguniform = [1e-4, 1e-1]", "loguniform = [0, 1e-1]"))
+    code, _, err = cli(capsys, "space", str(path), "--data", data)
+    assert code == 2 and "ranged.toml:8: [choices] learning_rate: loguniform" in err
+
+
 def test_bench_command(capsys):
     code, out, err = cli(
         capsys, "bench", "--stacks", "2", "--steps", "2", "--batch-size", "8", "--json"
     )
     assert code == 0, err
-    (row,) = json.loads(out)
+    record = json.loads(out)
+    (row,) = record["rows"]
     assert row["stack"] == 2 and row["steps"] == 2 and row["instance_steps_per_s"] > 0
+    assert row["repeats"] == 1 and record["step_gflop"] == pytest.approx(127_700_352 / 8 / 1e9)
 
 
 def test_python_dash_m(files):

@@ -164,7 +164,9 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_pat
     with pytest.raises(OSError):
         _atomic.write_atomic(target, half)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-    (tmp_path / f"f.txt.tmp{os.getpid() + 1}").write_text("left by a killed writer")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # a writer that has ended
+    (tmp_path / f"f.txt.tmp{killed.pid}").write_text("left by a killed writer")
     _atomic.write_text_atomic(target, "new")
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 

@@ -21,6 +21,18 @@ def module_names() -> list[str]:
     return names
 
 
+def _top_level(nodes):
+    """Every node that runs when the module is imported: not inside a function or a lambda
+    (they run later), nor in an ``if TYPE_CHECKING:`` block (it never runs)."""
+    for node in nodes:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        yield node
+        yield from _top_level(ast.iter_child_nodes(node))
+
+
 def module_imports(name: str) -> set[str]:
     """The jrobust modules ``name`` imports when it is imported (its top level only; imports
     inside functions run later and cannot make a circle at import time)."""
@@ -29,18 +41,13 @@ def module_imports(name: str) -> set[str]:
     tree = ast.parse(path.read_text())
     known = set(module_names())
     found = set()
-    for node in tree.body:
-        if isinstance(node, ast.If):  # ``if TYPE_CHECKING:`` blocks do not run
-            continue
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                continue
-            if isinstance(sub, ast.Import):
-                found |= {a.name for a in sub.names if a.name in known}
-            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
-                if sub.module in known:
-                    found.add(sub.module)
-                found |= {f"{sub.module}.{a.name}" for a in sub.names} & known
+    for sub in _top_level(tree.body):
+        if isinstance(sub, ast.Import):
+            found |= {a.name for a in sub.names if a.name in known}
+        elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+            if sub.module in known:
+                found.add(sub.module)
+            found |= {f"{sub.module}.{a.name}" for a in sub.names} & known
     for sub in list(found):  # importing a.b.c runs a/__init__ and a/b/__init__ first
         parts = sub.split(".")
         found |= {".".join(parts[:k]) for k in range(1, len(parts))} & known

@@ -3,14 +3,18 @@ epochs, training-sample size, head depth or pooling train as lanes of ONE compil
 each lane gives what its model gives alone, with its padding exactly zero."""
 
 import dataclasses
+import math
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jrobust
 from jrobust import zoo
-from jrobust.programs import DEFAULT_WASTE, plan_programs
+from jrobust.models.contract import make_model
+from jrobust.programs import DEFAULT_WASTE, own_flops, plan_programs
 from jrobust.train import Program, n_compiled, train_stack
 
 BASE = zoo.cnn_config(
@@ -153,3 +157,59 @@ def test_a_users_module_keeps_its_own_program_and_bad_policies_are_refused(toy_p
     ):
         with pytest.raises(ValueError, match=message):
             jrobust.race([BASE], toy_population, **kwargs)
+
+
+def _matmul_flops(jaxpr) -> int:
+    """2 x the multiply-adds of every dot_general of a jaxpr (nested ones included)."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            k = math.prod(eqn.invars[0].aval.shape[d] for d in contracting)
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * k
+        assert eqn.primitive.name != "conv_general_dilated", "count the im2col form only"
+        for value in eqn.params.values():
+            inner = getattr(value, "jaxpr", value)
+            if hasattr(inner, "eqns"):
+                total += _matmul_flops(inner)
+    return total
+
+
+SAME_CNN = zoo.cnn_config(
+    conv=(4, 6), pool=(2, None), dense=(8, 5), padding="SAME", conv_impl="im2col", batch_size=20
+)
+
+
+@pytest.mark.parametrize(
+    "config, shape",
+    [
+        (zoo.paper_config(1, conv_impl="im2col"), (15, 15, 1)),
+        (zoo.paper_config(2, conv_impl="im2col"), (15, 15, 1)),  # side features in the head
+        (SAME_CNN, (6, 6, 1)),
+        (zoo.mlp_config(hidden=(16, 8), batch_size=20), (6, 6, 1)),
+    ],
+    ids=["paper1", "paper2", "cnn-same", "mlp"],
+)
+def test_own_flops_count_every_product_of_a_training_step(config, shape):
+    """own_flops against the matrix products JAX's autodiff actually emits for one step (the
+    im2col form is all dot_general), and against XLA's own count of the compiled step."""
+    model = make_model(config)
+    n_side = len(config.side_features)
+    side = jnp.ones((config.batch_size, n_side)) if n_side else None
+    x = jnp.ones((config.batch_size, *shape))
+
+    def loss(params):
+        pred, _ = model.apply({"params": params}, x, side)
+        return jnp.mean(pred**2)
+
+    params = model.init(jax.random.key(0), x, side)["params"]
+    counted = _matmul_flops(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
+    assert own_flops(config, shape) == counted
+    if config.name == "paper1":  # by hand: 64 x (3 x forward - conv1's input gradient)
+        forward = 13 * 13 * 9 * 32 * 2 + 4 * 4 * 9 * 32 * 64 * 2 + 576 * 9 * 2 + 9 * 2
+        assert counted == 64 * (3 * forward - 13 * 13 * 9 * 32 * 2) == 127_700_352
+    # XLA's count of the compiled step adds the elementwise work (a few percent for the paper's
+    # models, more for tiny ones): never less (3x the forward pass would be more than XLA's)
+    cost = jax.jit(jax.grad(loss)).lower(params).compile().cost_analysis()
+    xla = (cost[0] if isinstance(cost, list) else cost)["flops"]
+    assert counted <= xla <= (1.06 if str(config.name).startswith("paper") else 1.3) * counted

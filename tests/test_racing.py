@@ -90,26 +90,26 @@ def test_final_race_trains_the_finalists_on_fresh_instances_and_reorders_them():
     calls = []
     ev = lookup(final_table(), calls)
     without = jrobust.race(6, evaluator=ev, statistic="mean", warmup=3, n_winners=2)
-    assert without.winners == [0, 1] and set(without.ledger.stage) == {"race"}
+    assert without.winners == [0, 1] and set(without.ledger.stage_kind) == {"race"}
     calls.clear()
     result = jrobust.race(
         6, evaluator=ev, statistic="mean", warmup=3, n_winners=2, final_instances=4
     )
     assert result.winners == [1, 0] and result.winner_id == 1
     led = result.ledger
-    race_rows, final = led[led.stage == "race"], led[led.stage == "final"]
+    race_rows, final = led[led.stage_kind == "race"], led[led.stage_kind == "final"]
     # the race itself is the one without a final: halving 6 -> 3 -> 2 after 3 warm-up instances
     pd.testing.assert_frame_equal(
         race_rows.drop(columns="seconds").reset_index(drop=True),
         without.ledger.drop(columns="seconds").reset_index(drop=True),
     )
     assert sorted(final.model_id.unique()) == [0, 1] and len(final) == 8
-    assert final.instance.min() == led[led.stage == "race"].instance.max() + 1  # fresh
+    assert final.instance.min() == led[led.stage_kind == "race"].instance.max() + 1  # fresh
     assert sorted(set(final.instance)) == [5, 6, 7, 8]
     pairs = [(int(m), int(i)) for ms, is_ in calls for m, i in zip(ms, is_, strict=True)]
     assert len(pairs) == len(set(pairs)) == len(led)  # no instance trained twice
     h = result.history
-    assert list(h.stage) == ["race", "race", "race", "final"]
+    assert list(h.stage_kind) == ["race", "race", "race", "final"]
     assert h.iloc[-1].trained == 8 and h.iloc[-1].eliminated == []
     assert result.stages[-1]["kind"] == "final" and result.stages[-1]["first_instance"] == 5
     assert result.timing["stop_reason"] == "winners" and result.finished
@@ -131,7 +131,7 @@ def test_final_race_cuts_to_the_best_n_winners_when_the_race_stops_with_more():
         n_winners=3,
         final_instances=3,
     )
-    final = result.ledger[result.ledger.stage == "final"]
+    final = result.ledger[result.ledger.stage_kind == "final"]
     assert sorted(final.model_id.unique()) == [0, 1, 2]  # model 3 is cut before the final
     assert result.winners == [2, 0, 1] and result.timing["stop_reason"] == "max_instances"
     assert 3 in result.history.eliminated.iloc[-2]
@@ -147,7 +147,7 @@ def test_a_final_race_the_budget_cannot_cover_is_skipped():
         final_instances=10,
         budget=30,
     )
-    assert result.timing["stop_reason"] == "budget" and set(result.ledger.stage) == {"race"}
+    assert result.timing["stop_reason"] == "budget" and set(result.ledger.stage_kind) == {"race"}
     assert result.winners == [0, 1]
 
 

@@ -137,12 +137,12 @@ def test_run_folder_shows_the_rule_elites_stages_final_race_and_pvalues(tmp_path
     folder = results.save_run(result, tmp_path / "run", config)
     history = pd.read_parquet(folder / "history.parquet")
     assert {"stage", "train_size", "elites", "rescued"} <= set(history.columns)
-    assert history.stage.iloc[-1] == "final" and set(history.train_size) == {100, 400}
+    assert history.stage_kind.iloc[-1] == "final" and set(history.train_size) == {100, 400}
     path = pd.read_parquet(folder / "path.parquet")
     assert {"pvalue", "pvalue_raw", "elite", "stage", "train_size"} <= set(path.columns)
     assert path.pvalue.notna().any()
     ledger = pd.read_parquet(folder / "ledger.parquet")
-    assert set(ledger.stage) == {"race", "final"} and set(ledger.train_size) == {100, 400}
+    assert set(ledger.stage_kind) == {"race", "final"} and set(ledger.train_size) == {100, 400}
     payload = json.loads((folder / "result.json").read_text())
     assert [s["kind"] for s in payload["stages"]] == [s["kind"] for s in result.stages]
     summary = (folder / "summary.md").read_text()

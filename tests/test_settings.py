@@ -45,7 +45,7 @@ def test_defaults_are_documented_and_resolved():
         (dict(instances_per_round="fast"), ValueError, "a positive integer or 'auto'"),
         (dict(budget=0), ValueError, "budget must be a positive integer"),
         (dict(n_winners=0), ValueError, "n_winners must be a positive integer"),
-        (dict(seed=-1), ValueError, "seed must be an integer >= 0"),
+        (dict(seed=-1), ValueError, r"seed must be an integer in \[0, 2147483647\], got -1"),
         (dict(min_bucket=0), ValueError, "min_bucket must be a positive integer"),
         (dict(conv_impl="gpu"), ValueError, "conv_impl must be"),
         (dict(statistic="average"), ValueError, "unknown statistic 'average'"),

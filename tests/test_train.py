@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import small_cnn
+from conftest import make_regression_population, small_cnn
 
 import jrobust
 from jrobust import zoo
@@ -68,6 +68,34 @@ def test_stack_equals_one_at_a_time_reference(toy_population):
     np.testing.assert_allclose(stacked["loss"], reference, rtol=2e-4)
     assert stacked["ok"].all()
     assert len(set(np.round(stacked["loss"], 6))) == 4  # different learning rates, different losses
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    """15x15x1 images, the paper's calorimeter clusters' shape (its model 1 needs it)."""
+    return make_regression_population(n=700, shape=(15, 15, 1))
+
+
+def test_paper_model_1_stacked_equals_alone(clusters):
+    """The paper's model 1 as the paper trains it (NAdam, coupled L2, relative MSE, its 2x2 pool
+    of stride 1 before the head): every lane of a stack gives what the instance gives alone, and
+    with Adam and the MSE it matches the independent one-at-a-time reference loop."""
+    assert zoo.paper_config(1).architecture.pool[-1] == (2, 1)
+    base = zoo.paper_config(1, train_size=256, epochs=2)
+    configs = [dataclasses.replace(base, learning_rate=lr) for lr in (1e-4, 1e-3, 3e-3, 1e-2)]
+    instances = [0, 1, 2, 5]
+    stacked = train_stack(configs, instances, clusters)
+    pairs = list(zip(configs, instances, strict=True))
+    alone = [train_stack([c], [i], clusters)["loss"][0] for c, i in pairs]
+    np.testing.assert_allclose(stacked["loss"], alone, rtol=1e-5)
+    assert stacked["ok"].all() and len(set(np.round(stacked["loss"], 6))) == 4
+    plain = [dataclasses.replace(c, optimizer="adam", l2=0.0, loss="mse", metric="mse")
+             for c, _ in pairs[1:3]]  # fmt: skip
+    ours = train_stack(plain, instances[1:3], clusters)["loss"]
+    reference = [
+        reference_train(c, clusters, i) for c, i in zip(plain, instances[1:3], strict=True)
+    ]
+    np.testing.assert_allclose(ours, reference, rtol=2e-4)
 
 
 def test_instance_alone_equals_in_batch_and_seed_determinism(toy_population):

@@ -325,7 +325,8 @@ def test_a_grid_trains_once_and_the_identity_sets_are_the_untransformed_loss(toy
     assert not np.allclose(_rows(led, "rotation", 30.0).to_numpy(), base.to_numpy())
     assert np.isnan(led[led["transform"] == "none"]["param"]).all()
     # the test metrics describe the untransformed set: on its rows only, never copied to others
-    kept = {"model_id", "instance", "loss", "status", "round", "stage", "train_size", "seconds"}
+    kept = {"model_id", "instance", "loss", "status", "round", "stage", "stage_kind", "train_size"}
+    kept |= {"seconds"}
     metrics = [c for c in plain.ledger.columns if c not in kept | {"epochs"}]
     assert metrics and led[led["transform"] == "none"][metrics].notna().all().all()
     assert led[led["transform"] != "none"][metrics].isna().all().all()

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jrobust.config import ModelConfig
-from jrobust.data.population import Population
-from jrobust.settings import RaceSettings
+# Light on purpose: the command line checks its options with these before JAX is imported.
+if TYPE_CHECKING:
+    from jrobust.config import ModelConfig
+    from jrobust.data.population import Population
+    from jrobust.settings import RaceSettings
 
 __all__ = [
     "CheckError",
     "as_usage",
     "check_budget",
     "check_fidelity_fits",
+    "check_memory",
+    "memory_text",
     "check_over",
+    "host_available_bytes",
     "check_space_fits",
     "takes_sizes",
 ]
@@ -43,6 +49,85 @@ def as_usage(error: type[Exception]) -> Iterator[None]:
         raise error(str(err)) from None
 
 
+#: Bytes per value of a ledger column, and the columns of a ledger row (keys, loss, status,
+#: round, stage, size, seconds and a few metrics): the memory estimate of ``check_memory``.
+_VALUE_BYTES = 8
+_LEDGER_COLUMNS = 12
+
+
+def memory_text(n_bytes: float) -> str:
+    """``12.3 GB``: a byte count for a message."""
+    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.3g} {unit}"
+    return f"{n_bytes / 1e3:.3g} kB"
+
+
+def check_memory(
+    n_models: int,
+    settings: RaceSettings,
+    *,
+    n_transforms: int = 0,
+    data_bytes: int = 0,
+    data_text: str = "",
+    available: int | None = None,
+) -> None:
+    """Refuse a race whose ledger (and data) cannot fit in the host's available memory, before
+    anything is allocated or written: the loss tables are ``models x instances`` (instances:
+    ``max_instances`` per stage and ``final_instances``) and, at most, the ledger has a row of
+    ``_LEDGER_COLUMNS`` columns per (instance, test set).
+
+    Args:
+      n_models: the models of the race.
+      settings: the race settings.
+      n_transforms: transformed test sets per instance.
+      data_bytes: the memory of data still to be generated (0: already in memory), described
+        by ``data_text`` (e.g. ``events=10000 (10000 events of 15x15 inputs)``).
+      available: the bytes available (default: the host's available memory).
+
+    Raises:
+      CheckError: one line naming the setting to lower.
+    """
+    columns = settings.max_instances * (len(settings.fidelity) if settings.fidelity else 1)
+    columns += settings.final_instances
+    tests = 1 + n_transforms
+    cell = 9 + _VALUE_BYTES * n_transforms + tests * _LEDGER_COLUMNS * _VALUE_BYTES
+    ledger = float(n_models) * columns * cell
+    if available is None:
+        available = host_available_bytes()
+    if ledger + data_bytes <= available:
+        return
+    have = f"more than the {memory_text(available)} this machine has available"
+    if data_bytes > ledger:
+        raise CheckError(
+            f"{data_text} needs about {memory_text(data_bytes)} of memory for the data, {have}; "
+            "use fewer events"
+        )
+    shape = f"{n_models} models x {columns} instances" + (
+        f" x {tests} test sets" if n_transforms else ""
+    )
+    raise CheckError(
+        f"max_instances={settings.max_instances} needs about {memory_text(ledger)} of memory for "
+        f"the race's ledger ({shape}), {have}; lower max_instances"
+    )
+
+
+def host_available_bytes() -> int:
+    """The host's available memory in bytes (``MemAvailable`` of ``/proc/meminfo``; elsewhere
+    the free pages; 8 GiB when neither can be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
 def check_budget(settings: RaceSettings, n_models: int) -> None:
     """A budget must cover the warm-up round: else nothing would be trained."""
     warmup = settings.warmup_for()
@@ -61,9 +146,10 @@ def check_over(settings: RaceSettings, has_transforms: bool) -> None:
     if settings.over != "instances" and not has_transforms:
         raise CheckError(
             f"over={settings.over!r} takes the statistics over transformed test sets, but the "
-            "population has none: use jrobust.data.with_transforms(population, rotation=[0, 15, "
-            "30, 45]) (or scale=, shift=, custom=; on the command line --rotation, --scale, "
-            "--shift), or over='instances'"
+            "population has none: give them with --rotation, --scale or --shift on the command "
+            "line (rotation = [...] in a space file's [data]), or with "
+            "jrobust.data.with_transforms(population, rotation=[0, 15, 30, 45]) from Python; or "
+            "race over='instances'"
         )
 
 

@@ -15,10 +15,12 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from jrobust._signals import Interrupted, deferred_signals
 from jrobust._version import __version__
@@ -31,10 +33,11 @@ _MAIN_EPILOG = """\
 examples:
   jrobust run                                  the main job: a robust selection on the synthetic
                                                calorimeter with the built-in space (a few minutes)
-  jrobust run --space examples/space.toml --data calo-b --out runs/mine
+  jrobust space --example > space.toml         a complete commented space file to edit
+  jrobust space space.toml                     list the models of a space, train nothing
+  jrobust run --space space.toml --data calo-b --out runs/mine
   jrobust run --resume runs/mine               continue a stopped run where it stopped
   jrobust report runs/mine                     rebuild summary.md, report.html and the figures
-  jrobust space examples/space.toml            list the models of a space, train nothing
   jrobust bench                                instance-steps/s of paper model 1 vs stack size
 
 Every command takes --help. Bad input gives one line and exit status 2, a failure while running
@@ -61,14 +64,23 @@ def build_parser() -> Parser:
     return parser
 
 
-def _failure_message(err: BaseException) -> str:
-    """One line for a failure while running, with what to do about it."""
+def _failure_message(err: BaseException, folder: Path | None = None) -> str:
+    """One line for a failure while running, with what to do about it (``folder``: the run
+    folder of ``jrobust run``, when it is known)."""
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         where = f" writing {err.filename}" if err.filename else ""
-        return (
-            f"no space left on the device{where}; free some space and continue with "
-            "jrobust run --resume DIR (the last checkpoint is intact)"
-        )
+        text = f"no space left on the device{where}; free some space and "
+        if folder is not None and (folder / "config.toml").is_file():
+            checkpoint = folder / "checkpoint.npz"
+            kept = (
+                f"its last checkpoint {checkpoint} is intact"
+                if checkpoint.is_file()
+                else "no round was saved yet, so it starts from round 1"
+            )
+            return text + f"continue with jrobust run --resume {folder} ({kept})"
+        if folder is not None:
+            return text + "run the same command again (no round was saved)"
+        return text + "run the same command again"
     if isinstance(err, KeyError) and err.args:
         return f"internal error: missing {err.args[0]!r}"
     text = str(err) or type(err).__name__
@@ -84,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    args = None
     try:
         parser = build_parser()
         try:
@@ -96,12 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command != "run":
             return args.func(args, argv)
-        with deferred_signals():  # Ctrl-C becomes a flag the run checks at safe points
+        # Ctrl-C becomes a flag the run checks at safe points; what the run holds until it
+        # ends (its folder's lock) is given back on every way out
+        with deferred_signals(), contextlib.ExitStack() as args.held:
             return args.func(args, argv)
     except Interrupted as err:
         folder = getattr(err, "folder", None)
         then = f"; continue with: jrobust run --resume {folder}" if folder else ""
-        print(f"jrobust: interrupted{then}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"jrobust: interrupted{then}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         if debug:
@@ -122,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - a failure while running: one line, exit 1
         if debug:
             raise
+        folder = getattr(args, "run_folder", None)
         print(
-            f"jrobust: error: {_one_line(_failure_message(err))} (--debug shows the traceback)",
+            f"jrobust: error: {_one_line(_failure_message(err, folder))} (--debug shows the "
+            "traceback)",
             file=sys.stderr,
         )
         return EXIT_FAILURE

@@ -1,5 +1,10 @@
 """The pieces every ``jrobust`` subcommand's options are made of: the parser class, option
-types that check their values, and the exit statuses."""
+types that check their values, and the exit statuses.
+
+Plain Python only (``jrobust._specs``): the parsers are built and the option values checked
+before NumPy, JAX or the data modules are imported, so ``--help``, ``--version`` and every
+mistyped option answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,15 @@ import argparse
 import re
 from typing import Any
 
-from jrobust.settings import check_fidelity, parse_rule
-from jrobust.stats import get_statistic
+from jrobust._specs import (
+    DATA_HELP,
+    DEFAULT_DATA,
+    DEFAULT_EVENTS,
+    check_fidelity,
+    split_rule,
+    statistic_name,
+)
+from jrobust._specs import data_spec as _data_spec
 
 __all__ = [
     "EXIT_FAILURE",
@@ -35,11 +47,6 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-#: The command's data defaults: the synthetic calorimeter, data set A, 10,000 events.
-DEFAULT_DATA = "calo-a"
-DEFAULT_EVENTS = 10_000
-DATA_HELP = "calo-a | calo-b | digits | tfds:NAME | npz:PATH"
 
 #: ``--debug`` on every subcommand (it may also come before the subcommand).
 DEBUG: dict[str, Any] = dict(
@@ -93,14 +100,18 @@ nonnegative_float = _checked(float, lambda v: v >= 0.0, "a number >= 0")
 
 def statistic(text: str) -> str:
     try:
-        return get_statistic(text.strip()).name
+        return statistic_name(text.strip())
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def rule_spec(text: str) -> str:
     try:
-        parse_rule(text)
+        name, options = split_rule(text)
+        if options:  # a value out of range (quantile:2) is checked by the rule itself
+            from jrobust.settings import parse_rule  # NumPy, no JAX: only for quantile/threshold
+
+            parse_rule(text)
     except (ValueError, TypeError) as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text.strip()
@@ -117,15 +128,12 @@ def instances_per_round(text: str) -> int | str:
         ) from None
 
 
-_DATA_RE = re.compile(r"^(calo-a|calo-b|digits|tfds:.+|npz:.+|.+\.npz)$", re.IGNORECASE)
-
-
 def data_spec(text: str) -> str:
-    text = text.strip()
-    if not _DATA_RE.match(text):
-        raise argparse.ArgumentTypeError(f"unknown data set {text!r}; use {DATA_HELP}")
-    low = text.lower()
-    return low if low in ("calo-a", "calo-b", "digits") else text
+    """``--data``: the names ``jrobust.data.load`` and ``race(space, "digits")`` take."""
+    try:
+        return _data_spec(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def fidelity_sizes(text: str) -> tuple[int, ...]:

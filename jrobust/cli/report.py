@@ -8,24 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jrobust._src.race.checkpoint import CheckpointMismatch
 from jrobust.cli.options import DEBUG, EXIT_OK, Help, UsageError
-from jrobust.runfolder import (
-    RESULT_FILE,
-    TABLES,
-    load_run,
-    read_config,
-    write_figures,
-    write_report,
-    write_summary,
-    write_table,
-)
 
 __all__ = ["add_parser", "command"]
 
 EPILOG = """\
 examples:
-  jrobust report runs/20250101-120000-calo-a
+  jrobust report runs/mine             the folder of a run (jrobust run --out runs/mine)
   jrobust report runs/mine --csv       also write ledger.csv, history.csv, path.csv, models.csv
 A stopped run is reported from its last checkpoint.
 """
@@ -51,9 +40,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _info(folder: Path, result) -> dict[str, Any]:
+    from jrobust.runfolder import RESULT_FILE, read_config
+    from jrobust.runfolder.files import read_result_json
+
     if (folder / RESULT_FILE).is_file():
-        payload = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
-        return dict(payload.get("info", {}))
+        return dict(read_result_json(folder).get("info") or {})
     config = read_config(folder) or {}
     return {
         "data": ", ".join(f"{k} {v}" for k, v in config.get("data", {}).items()),
@@ -62,12 +53,24 @@ def _info(folder: Path, result) -> dict[str, Any]:
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # the run folder's machinery (pandas, matplotlib) loads only once the options are parsed
+    from jrobust._src.race.checkpoint import CheckpointMismatch
+    from jrobust.runfolder import (
+        TABLES,
+        RunFolderMismatch,
+        load_run,
+        write_figures,
+        write_report,
+        write_summary,
+        write_table,
+    )
+
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no such run folder: {folder}")
     try:
         result = load_run(folder)
-    except (FileNotFoundError, CheckpointMismatch) as err:
+    except (FileNotFoundError, CheckpointMismatch, RunFolderMismatch) as err:
         raise UsageError(str(err)) from None
     info = _info(folder, result)
     if args.csv:

@@ -11,18 +11,16 @@ the last complete round stays, the folder is consistent, and the exit status is 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from jrobust import _signals, distributed
-from jrobust._src.race.checkpoint import CheckpointMismatch, refuse_legacy
+from jrobust._specs import EXECUTION_FIELDS, OVER
 from jrobust.cli import settings as cli_settings
-from jrobust.cli.console import Output, RaceProgress, final_line, json_summary, print_table
 from jrobust.cli.options import (
     DATA_HELP,
     DEBUG,
@@ -41,11 +39,10 @@ from jrobust.cli.options import (
     rule_spec,
     statistic,
 )
-from jrobust.runfolder import CONFIG_FILE, save_run, summary_table, write_config
-from jrobust.runfolder.summary import statistic_label
-from jrobust.select import race
-from jrobust.settings import OVER, RaceSettings
-from jrobust.space import SpaceError, load_space_file, parse_space_text
+from jrobust.cli.settings import CONFIG_FILE
+
+# This module defines the options and imports no JAX, NumPy or data modules at its top: the
+# race's machinery is imported inside the steps that use it, after the options are parsed.
 
 __all__ = ["add_parser", "command"]
 
@@ -55,10 +52,12 @@ examples:
       16 models around the paper's energy models 1 and 2 on 10,000 synthetic calorimeter
       events (data set A), halving after 3 warm-up instances, at most 10 instances per model
   jrobust run --data calo-b --statistic std --rank-by mean --rule welch --alpha 0.05
-  jrobust run --fidelity 500,2000,8000 --winners 3 --final-instances 10 --elites 1
-  jrobust run --space examples/space.toml --seed 1 --out runs/seed1 --csv
+  jrobust run --fidelity 500,1000,2000 --winners 3 --final-instances 10 --elites 1
+  jrobust space --example > space.toml        a commented space file to edit, then:
+  jrobust run --space space.toml --seed 1 --out runs/seed1 --csv
   jrobust run --data digits --max-instances 20
   jrobust run --data npz:mydata.npz --target energy --epochs 10
+      your own arrays: x, y (and side) saved with numpy.savez in mydata.npz
   jrobust run --resume runs/seed1              continue a stopped run (same result as uninterrupted)
   jrobust run --space runs/seed1/config.toml   rerun a run from its resolved configuration
 
@@ -76,7 +75,7 @@ Ctrl-C stops after the current stack with exit status 130; --resume continues.
 _DEFINING = (
     "space", "data", "events", "data_dir", "rotation", "scale", "shift", "target", "epochs",
     "train_size",
-    *(o for o, s in cli_settings.RACE_OPTIONS.items() if RaceSettings.race_part({s: 0})),
+    *(o for o, s in cli_settings.RACE_OPTIONS.items() if s not in EXECUTION_FIELDS),
 )  # fmt: skip
 
 
@@ -100,7 +99,8 @@ def _what_to_race(g) -> None:
     g.add_argument(
         "--space",
         metavar="FILE.toml",
-        help="search space file (default: the built-in space; see examples/space.toml)",
+        help="search space file (default: the built-in space; jrobust space --example prints "
+        "a commented one)",
     )
     g.add_argument(
         "--data", type=data_spec, metavar="SPEC", help=f"data set: {DATA_HELP} (default: calo-a)"
@@ -277,6 +277,8 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     if not args.resume:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
+        from jrobust.space import SpaceError, load_space_file
+
         try:
             parsed = load_space_file(args.space)
         except (SpaceError, FileNotFoundError) as err:
@@ -297,12 +299,16 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     folder = Path(args.resume)
     if not folder.is_dir():
         raise UsageError(f"--resume {folder}: no such folder")
+    from jrobust._src.race.checkpoint import CheckpointMismatch, refuse_legacy
+    from jrobust.space import SpaceError, parse_space_text
+
     try:
         refuse_legacy(folder)
         saved = cli_settings.read_config(folder)
     except (ValueError, CheckpointMismatch) as err:
         raise UsageError(str(err)) from None
     if saved is None:
+        cli_settings.check_free(folder)  # a run that has not written its configuration yet
         raise UsageError(
             f"--resume {folder}: no {CONFIG_FILE} there, so no jrobust run to continue"
         )
@@ -316,6 +322,8 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
 
 
 def _check_devices(devices: int | None) -> None:
+    import jax
+
     if devices is not None and devices > jax.device_count():
         raise UsageError(
             f"--devices {devices}, but this machine has {jax.device_count()} device(s) "
@@ -325,6 +333,10 @@ def _check_devices(devices: int | None) -> None:
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # 1. everything that needs no data: options, the space file, the race and data settings
+    if args.out or args.resume:  # a folder that cannot be written is refused before the data
+        cli_settings.check_writable(
+            Path(args.resume or args.out), "--resume" if args.resume else "--out"
+        )
     folder, file_tables, file_race, file_data = _sources(args)
     settings = cli_settings.race_settings(args, file_race, builtin=not file_tables)
     data = cli_settings.data_settings(args, file_data)
@@ -336,6 +348,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     distributed.initialize_from_args(args)
     main_process = distributed.is_main_process()
     _check_devices(args.devices)
+    from jrobust.cli.console import Output
+    from jrobust.runfolder import write_config
+
     out = Output(args, main_process)
     # 3. the space (the built-in one depends on what the data is), the budget, the folder
     facts, pop = cli_settings.data_facts(data)
@@ -345,8 +360,12 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         overrides["target"] = args.target  # the built-in calorimeter space already chose its models
     space, tables = cli_settings.build_checked_space(tables, overrides)
     cli_settings.check_budget(settings, len(space))
+    cli_settings.check_memory(settings, len(space), data)
     config = cli_settings.resolved_config(data, settings, tables)
     folder = folder or cli_settings.new_folder(data["source"])
+    args.run_folder = folder  # for the messages of a failure (a full disk)
+    if main_process:  # the folder's owner until the command ends: the first thing written there
+        args.held.enter_context(cli_settings.own_folder(folder, "jrobust " + " ".join(argv), _note))
     resuming = bool(args.resume) or cli_settings.check_folder(folder, config)
     # 4. the data, and whether every model fits it; only then the folder is written
     if pop is None:
@@ -358,7 +377,9 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             pop.target_column(args.target)
         except ValueError as err:
             raise UsageError(f"--target: {err}") from None
-    cli_settings.check_space_fits(space, pop)
+    fitted = cli_settings.check_space_fits(space, pop)
+    if fitted:
+        out.info(fitted)
     cli_settings.check_fidelity_fits(settings, space, pop)
     _signals.check()
     if main_process:
@@ -371,8 +392,16 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
+    from jrobust._src.race.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
+    from jrobust.cli.console import RaceProgress, final_line, json_summary, print_table
+    from jrobust.runfolder import save_run, summary_table
+    from jrobust.runfolder.summary import statistic_label
+    from jrobust.select import race
+
     main_process = out.main
     done = cli_settings.checkpoint_facts(folder) if resuming else {}
+    if resuming and not (folder / CHECKPOINT_FILE).is_file():
+        _note(f"{folder / CHECKPOINT_FILE} is missing, so the race starts again from round 1")
     resumed_from = int(done.get("round", 0))
     out.info(
         f"[bold]jrobust run[/bold]: {len(space)} models in {space.n_cohorts} cohorts "
@@ -396,6 +425,7 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         with progress, warnings.catch_warnings():
             # the command reports a race whose every instance failed itself, in one line
             warnings.filterwarnings("ignore", "every instance of every model failed")
+            warnings.filterwarnings("ignore", "the population .* is a classification set")
             result = race(
                 space, pop, settings, devices=args.devices, checkpoint_dir=folder, progress=progress
             )
@@ -437,26 +467,16 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
     return EXIT_OK
 
 
+def _note(text: str) -> None:
+    """One line on stderr that the run goes on after (whatever --quiet or --json say)."""
+    print(f"jrobust: note: {text}", file=sys.stderr, flush=True)
+
+
 class _AllFailed(RuntimeError):
     """A race whose every instance failed: a failure while running (exit status 1)."""
 
 
 def _describe(pop) -> str:
-    kind = (
-        f"{pop.num_classes} classes"
-        if pop.is_classification
-        else f"targets {', '.join(pop.target_names)}"
-    )
-    shape = "x".join(str(s) for s in pop.input_shape)
-    text = (
-        f"{pop.name}: {pop.n_events} events, inputs {shape}, {kind}, "
-        f"pool {pop.pool_size}, test {len(pop.test_index)}"
-    )
-    grid = pop.transforms
-    if grid is not None:
-        sets = "; ".join(
-            f"{n} {', '.join(f'{p:g}' for p in ps)}"
-            for n, ps in zip(grid.names, grid.params, strict=True)
-        )
-        text += f"; transformed test sets: {sets}"
-    return text
+    from jrobust.cli.console import describe_population
+
+    return describe_population(pop)

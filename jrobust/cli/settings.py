@@ -9,44 +9,40 @@ created or any data is generated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jrobust import _lock
+from jrobust._lock import LOCK_FILE
+from jrobust._specs import BUILTIN_RACE
 from jrobust._src import checks
-from jrobust._src.race.checkpoint import (
-    CHECKPOINT_FILE,
-    CheckpointError,
-    CheckpointMismatch,
-    peek,
-    refuse_legacy,
-)
 from jrobust._version import __version__
 from jrobust.cli.options import DEFAULT_DATA, DEFAULT_EVENTS, UsageError, data_spec
-from jrobust.data import load, with_transforms
-from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
-from jrobust.data.population import Population, pool_size
-from jrobust.runfolder.layout import CONFIG_FILE, is_run_folder, read_config
-from jrobust.settings import RaceSettings
-from jrobust.space import (
-    BUILTIN_RACE,
-    SpaceError,
-    build_space,
-    default_spec,
-    to_toml,
-    with_overrides,
-)
-from jrobust.space.product import SearchSpace
+
+# The data, the space, the trainer and the race state are imported inside the functions that
+# need them: the checks that need none of them (the options, the [race] and [data] tables) run
+# before JAX is imported, so a mistake there is reported at once.
+if TYPE_CHECKING:
+    from jrobust.data.population import Population
+    from jrobust.settings import RaceSettings
+    from jrobust.space.product import SearchSpace
+
+CONFIG_FILE = "config.toml"  # jrobust.runfolder.layout.CONFIG_FILE, without importing it
 
 __all__ = [
     "DataFacts",
     "RACE_OPTIONS",
     "build_checked_space",
     "check_budget",
+    "check_free",
+    "check_memory",
+    "check_writable",
     "check_fidelity_fits",
     "check_over",
     "check_folder",
@@ -57,6 +53,7 @@ __all__ = [
     "data_settings",
     "load_population",
     "new_folder",
+    "own_folder",
     "race_settings",
     "resolved_config",
     "space_tables",
@@ -91,6 +88,8 @@ def race_settings(
 ) -> RaceSettings:
     """The race settings: command line over the space file's ``[race]`` over the defaults (and,
     for the built-in space, over its own ``BUILTIN_RACE`` table)."""
+    from jrobust.settings import RaceSettings
+
     table = {**(BUILTIN_RACE if builtin else {}), **dict(file_race)}
     try:
         settings = RaceSettings.from_table(table)
@@ -188,6 +187,9 @@ class DataFacts:
 def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
     """The facts of the data, and the population when it had to be loaded to know them (a
     calorimeter is described without generating it; other sources are read)."""
+    from jrobust.data.calorimeter import TEST_SIZE, VAL_SIZE
+    from jrobust.data.population import pool_size
+
     if data["source"].startswith("calo"):
         name = "calo-" + data["source"][-1].upper()
         pool = pool_size(int(data.get("events", DEFAULT_EVENTS)), TEST_SIZE, VAL_SIZE)
@@ -197,6 +199,8 @@ def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
 
 
 def load_population(data: Mapping[str, Any]) -> Population:
+    from jrobust.data import load, with_transforms
+
     kwargs: dict[str, Any] = {}
     if "events" in data:
         kwargs["n_events"] = int(data["events"])
@@ -220,6 +224,8 @@ def load_population(data: Mapping[str, Any]) -> Population:
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
     """The space file's tables, or the built-in space for this data."""
+    from jrobust.space import default_spec
+
     if file_tables:
         return file_tables
     return default_spec(
@@ -236,6 +242,8 @@ def build_checked_space(
     tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
 ) -> tuple[SearchSpace, list[dict[str, Any]]]:
     """The space of ``tables`` with ``overrides`` fixed on every model."""
+    from jrobust.space import SpaceError, build_space, with_overrides
+
     tables = with_overrides(tables, **overrides)
     try:
         space = build_space(tables)
@@ -244,10 +252,31 @@ def build_checked_space(
     return space, tables
 
 
-def check_space_fits(space: SearchSpace, pop: Population) -> None:
-    """Every cohort of the space can train on the population (else a ``UsageError``)."""
+def check_space_fits(space: SearchSpace, pop: Population) -> str:
+    """Every cohort of the space can train on the population (else a ``UsageError``).
+
+    Returns:
+      A line saying which models race with the classification settings a classification
+      population needs (``jrobust.train.fit_to_population``), or ``""``.
+    """
+    from jrobust.train import fit_to_population
+
+    configs, fitted = [], {}
+    for config in space:
+        config, changes = fit_to_population(config, pop)
+        configs.append(config)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            fitted[key] = fitted.get(key, 0) + 1
     with checks.as_usage(UsageError):
-        checks.check_space_fits(space.models, pop, space.names())
+        checks.check_space_fits(configs, pop, space.names())
+    if not fitted:
+        return ""
+    return (
+        f"{pop.name} is a classification set: "
+        + "; ".join(f"{n} models race with {key}" for key, n in fitted.items())
+        + " (set loss, metric and outputs in the space file to choose otherwise)"
+    )
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
@@ -290,6 +319,9 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    from jrobust.settings import RaceSettings
+    from jrobust.space import to_toml
+
     doc = tomllib.loads(to_toml(config))
     race = doc["race"] = RaceSettings.race_part(doc.get("race", {}))
     if race:
@@ -311,9 +343,15 @@ def check_folder(
     """
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file, not a folder")
-    if not folder.exists() or not [p for p in folder.iterdir() if not _STALE.search(p.name)]:
-        return False  # empty, or holding only what a killed atomic write left
+    left = [p for p in folder.iterdir() if not _STALE.search(p.name)] if folder.exists() else []
+    if not [p for p in left if p.name != LOCK_FILE]:
+        check_free(folder)
+        return False  # empty, or holding only what a killed atomic write or run left
+    from jrobust._src.race.checkpoint import CheckpointMismatch, refuse_legacy
+    from jrobust.runfolder.layout import is_run_folder, read_config
+
     if not is_run_folder(folder):
+        check_free(folder)
         raise UsageError(
             f"--out {folder} exists and holds something else than a jrobust run; "
             "choose a new folder"
@@ -324,6 +362,7 @@ def check_folder(
     except (ValueError, CheckpointMismatch) as err:
         raise UsageError(str(err)) from None
     if old is None:
+        check_free(folder)  # a run that has not written its configuration yet
         raise UsageError(
             f"--out {folder} holds a jrobust run without its config.toml; choose a new folder"
         )
@@ -333,12 +372,74 @@ def check_folder(
         new = {k: v for k, v in new.items() if k in parts}
     diff = _differences(old, new)
     if diff:
+        check_free(folder)  # a running run is named as such
         shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
         raise UsageError(
             f"--out {folder} holds a different run (it differs in {shown}); choose another --out, "
             f"or continue that run with: jrobust run --resume {folder}"
         )
     return True
+
+
+def check_free(folder: Path) -> None:
+    """A ``UsageError`` naming the process that holds ``folder`` (a live run, or a lock of
+    another host); nothing when the folder is free or its lock is stale. Read only."""
+    try:
+        _lock.check_free(folder)
+    except _lock.FolderInUse as err:
+        raise UsageError(str(err)) from None
+
+
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """A ``UsageError`` when the run folder cannot be created or written (a file in its place
+    or above it, a folder this user cannot write): before any data is generated."""
+    try:
+        _lock.check_writable(folder, what=f"{option} {folder}")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+@contextlib.contextmanager
+def own_folder(folder: Path, command: str, notify: Callable[[str], None]) -> Iterator[Path]:
+    """Hold the lock of ``folder`` for this run (``jrobust._lock``); a ``UsageError`` naming
+    the running process when another run holds it. ``notify`` says when a stale lock is
+    taken over."""
+    try:
+        _lock.acquire(folder, command, notify)
+    except (_lock.FolderInUse, ValueError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        yield folder
+    finally:
+        _lock.release(folder)
+
+
+#: Memory of one generated calorimeter event while it is made and kept (15x15 cells in float64
+#: and float32, the side features and the truth): the estimate ``check_memory`` uses.
+CALO_EVENT_BYTES = 4096
+
+
+def check_memory(settings: RaceSettings, n_models: int, data: Mapping[str, Any]) -> None:
+    """A ``UsageError`` when the race's ledger and the data to generate cannot fit in the
+    host's available memory (``jrobust._src.checks.check_memory``), before anything is
+    written."""
+    n_transforms = sum(len(data[k]) for k in TRANSFORM_KEYS if k in data)
+    data_bytes, text = 0, ""
+    if data["source"].startswith("calo"):
+        events = int(data.get("events", DEFAULT_EVENTS))
+        data_bytes = events * CALO_EVENT_BYTES
+        text = f"events={events} (calorimeter events of 15x15 cells)"
+    with checks.as_usage(UsageError):
+        checks.check_memory(
+            n_models, settings, n_transforms=n_transforms, data_bytes=data_bytes, data_text=text
+        )
+
+
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """The run folder's ``config.toml`` (``None`` when it has none)."""
+    from jrobust.runfolder.layout import read_config
+
+    return read_config(folder)
 
 
 def check_version(config: Mapping[str, Any], folder: Path) -> None:
@@ -354,6 +455,8 @@ def check_version(config: Mapping[str, Any], folder: Path) -> None:
 def checkpoint_facts(folder: Path) -> dict[str, Any]:
     """Round and trainings of a folder's checkpoint (empty when there is none or it is unreadable:
     the race itself then reports the problem)."""
+    from jrobust._src.race.checkpoint import CHECKPOINT_FILE, CheckpointError, peek
+
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         return {}

@@ -104,11 +104,18 @@ class Population:
                 f"x must have shape (n_events, *input_shape) with at least 2 dims, got {x.shape}; "
                 "reshape a single feature to (n, 1)"
             )
+        if 0 in x.shape[1:]:
+            raise ValueError(
+                f"x has no features: its shape {x.shape} has a zero-length input axis; give each "
+                "event at least one input value"
+            )
         n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x has {n} events but y has {y.shape[0]}; they must match")
         if y.ndim > 2:
             raise ValueError(f"y must be (n,) or (n, n_targets), got shape {y.shape}")
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError(f"y has no targets: its shape is {y.shape}; give at least one column")
         _check_finite("x", x)
         _check_finite("y", y)
         if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jrobust._specs import data_spec
 from jrobust.data.calorimeter import calorimeter
 from jrobust.data.population import Population
 
@@ -533,7 +534,6 @@ def tfds(
 
 
 # ------------------------------------------------------------------------------------ dispatcher
-_SPECS = "'calo-a', 'calo-b', 'digits', 'tfds:NAME' (e.g. 'tfds:mnist'), 'npz:PATH'"
 
 
 def load(spec: str, **kwargs: Any) -> Population:
@@ -553,22 +553,14 @@ def load(spec: str, **kwargs: Any) -> Population:
       >>> load("calo-b", n_events=1_000, cache=False).name
       'calo-B'
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"data set spec must be a non-empty string, one of {_SPECS}; got {spec!r}")
-    s = spec.strip()
+    s = data_spec(spec)  # the one grammar of data names, shared with ``jrobust run --data``
     low = s.lower()
-    if low in ("calo-a", "calo-b", "calorimeter-a", "calorimeter-b", "calo", "calorimeter"):
-        ds = low.rsplit("-", 1)[1].upper() if "-" in low else "A"
-        return calorimeter(dataset=ds, **kwargs)
+    if low.startswith("calo-"):
+        return calorimeter(dataset=low[-1].upper(), **kwargs)
     if low == "digits":
         return digits(**kwargs)
     if low.startswith("tfds:"):
-        name = s[5:].strip()
-        if not name:
-            raise ValueError("give a TFDS name after 'tfds:', e.g. 'tfds:mnist'")
-        return tfds(name, **kwargs)
+        return tfds(s[5:], **kwargs)
     if low.startswith("npz:"):
-        return from_npz(s[4:].strip(), **kwargs)
-    if low.endswith(".npz"):
-        return from_npz(s, **kwargs)
-    raise ValueError(f"unknown data set {spec!r}; use one of {_SPECS}")
+        return from_npz(s[4:], **kwargs)
+    return from_npz(s, **kwargs)

@@ -239,9 +239,9 @@ class MergedModel:
 
     # ------------------------------------------------------------------ cost
     def step_flops(self, batch_size: int) -> float:
-        """Multiply-adds x 2 of one training step of one lane (forward and backward, ~3x the
-        forward), whatever its variant: every lane pays for the whole merged model."""
-        return 3.0 * batch_size * _forward_flops(self.shapes, self._conv_outputs())
+        """FLOPs of the matrix products of one training step of one lane (``_step_flops``),
+        whatever its variant: every lane pays for the whole merged model."""
+        return batch_size * _step_flops(self.shapes, self._conv_outputs())
 
     def _conv_outputs(self) -> dict[str, int]:
         if self.kind != "cnn":
@@ -259,12 +259,28 @@ class MergedModel:
         return out
 
 
-def _forward_flops(shapes: dict, conv_outputs: dict[str, int]) -> float:
+def _step_flops(shapes: dict, conv_outputs: dict[str, int]) -> float:
+    """FLOPs (2 per multiply-add) of the matrix products of one event's training step.
+
+    Every kernel costs its forward product and its weight gradient, each ``2 * prod(shape)``
+    per output position (``conv_outputs``; 1 for a dense layer), and the gradient of its input,
+    which costs as much, except where its input is the data: no gradient is taken with respect
+    to the data, so the first layer's (the first convolution's, or each head's first dense layer
+    in a model without convolutions) is never computed. Elementwise work (biases, activations,
+    pooling, the loss, the optimizer's update) is not counted.
+    """
+    first = {"conv0/kernel"} if conv_outputs else set()
+    if not first:  # no convolutions: each head's first layer reads the flattened data
+        heads = {path.split("/")[0] for path in shapes if path.startswith("head")}
+        for head in heads:
+            dense0 = f"{head}/dense0/kernel"
+            first.add(dense0 if dense0 in shapes else f"{head}/out/kernel")
     total = 0.0
     for path, shape in shapes.items():
         if not path.endswith("/kernel"):
             continue
-        total += 2.0 * math.prod(shape) * conv_outputs.get(path, 1)
+        products = 2.0 if path in first else 3.0
+        total += products * 2.0 * math.prod(shape) * conv_outputs.get(path, 1)
     return total
 
 

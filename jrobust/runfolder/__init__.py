@@ -6,7 +6,8 @@
 - ``report``: the figures and the self-contained ``report.html``.
 """
 
-from jrobust.runfolder.files import RunFolderError, load_run, save_run
+from jrobust._lock import LOCK_FILE, FolderInUse
+from jrobust.runfolder.files import RunFolderError, RunFolderMismatch, load_run, save_run
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -25,9 +26,12 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "FIGURES",
+    "FolderInUse",
+    "LOCK_FILE",
     "RESULT_FILE",
     "TABLES",
     "RunFolderError",
+    "RunFolderMismatch",
     "is_run_folder",
     "load_run",
     "read_config",

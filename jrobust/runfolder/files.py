@@ -3,7 +3,7 @@
 ``save_run`` writes the tables, figures, summary and report, and ``result.json`` last: a folder
 with a ``result.json`` is complete. ``load_run`` reads a complete folder back into a
 ``SelectionResult``; a folder whose race was stopped before its end is rebuilt from its
-checkpoint (``RaceState.to_result``, the same code that ends a race), so ``jrobust report DIR``
+checkpoint (``SelectionResult.from_state``, the same code that ends a race), so ``jrobust report DIR``
 can rebuild the summary and figures at any time. Nothing is unpickled.
 """
 
@@ -21,11 +21,11 @@ import pandas as pd
 import pyarrow
 
 from jrobust._atomic import write_text_atomic
-from jrobust._src.race.checkpoint import load_state, refuse_legacy
+from jrobust._src.race.checkpoint import belongs_to, load_state, peek, refuse_legacy
 from jrobust._src.race.resolved import ResolvedRace
 from jrobust._version import __version__
 from jrobust.config import ModelConfig
-from jrobust.result import SelectionResult
+from jrobust.result import SelectionResult, stage_columns
 from jrobust.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -42,13 +42,18 @@ from jrobust.runfolder.summary import programs_view, write_summary
 from jrobust.settings import RaceSettings
 from jrobust.space.files import SpaceError, build_space
 
-__all__ = ["RunFolderError", "load_run", "save_run"]
+__all__ = ["RunFolderError", "RunFolderMismatch", "load_run", "read_result_json", "save_run"]
 
 FORMAT_VERSION = 1
 
 
 class RunFolderError(RuntimeError):
     """A run folder whose files cannot be read (damaged, truncated, not jrobust's)."""
+
+
+class RunFolderMismatch(ValueError):
+    """A run folder whose files disagree with each other (a checkpoint of another race, a
+    ``config.toml`` edited after the run): nothing of it is shown as this run's."""
 
 
 def save_run(
@@ -105,7 +110,7 @@ def save_run(
         "jrobust_version": __version__,
         "winner_id": int(result.winner_id),
         "winner_name": str(result.models.set_index("model_id").name.get(result.winner_id, "")),
-        "winner_config": repr(result.winner) if result.winner is not None else None,
+        "winner_config": result.winner.full_repr() if result.winner is not None else None,
         "winners": [int(w) for w in result.winners],
         "n_trainings": int(result.n_trainings),
         "all_failed": result.all_failed,
@@ -135,22 +140,6 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _space_of(config: Mapping[str, Any] | None, n_models: int):
-    """The space that ``config.toml`` describes, if it has ``n_models`` models (else ``None``)."""
-    if not config or not config.get("space"):
-        return None
-    try:
-        space = build_space(config["space"])
-    except (SpaceError, ValueError, TypeError):
-        return None
-    return space if len(space) == n_models else None
-
-
-def _configs_of(config: Mapping[str, Any] | None, n_models: int) -> list[ModelConfig] | None:
-    space = _space_of(config, n_models)
-    return space.models if space is not None else None
-
-
 def load_run(folder: str | os.PathLike) -> SelectionResult:
     """Read a run folder back into a ``SelectionResult``.
 
@@ -158,10 +147,16 @@ def load_run(folder: str | os.PathLike) -> SelectionResult:
     is rebuilt from its checkpoint (then ``result.finished`` is False). ``winner``/``configs``
     are rebuilt from ``config.toml`` when it holds the space.
 
+    Nothing is trusted that was not checked: the checkpoint must carry the race fingerprint of
+    ``config.toml`` (the one ``--resume`` checks), ``result.json``'s winner must be the
+    configuration ``config.toml`` gives that model id, and the trainings of ``result.json`` and
+    the checkpoint must agree.
+
     Raises:
       FileNotFoundError: when the folder holds no run.
       jrobust.state.CheckpointMismatch: the folder holds only a pickled checkpoint of
         jrobust < 0.2 (never read).
+      RunFolderMismatch: when its files disagree with each other (the message names them).
       RunFolderError: when its files are damaged.
     """
     folder = Path(folder)
@@ -180,9 +175,53 @@ def load_run(folder: str | os.PathLike) -> SelectionResult:
     )
 
 
-def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionResult:
+def _damaged(folder: Path, name: str, why: str) -> RunFolderError:
+    return RunFolderError(
+        f"cannot read the run folder {folder}: {folder / name} is damaged ({why}); rebuild it "
+        f"with jrobust run --space {folder / CONFIG_FILE}"
+    )
+
+
+# The members of result.json and the types they must have (a damaged or edited file is named).
+_RESULT_TYPES = {
+    "winner_id": int,
+    "winners": list,
+    "n_trainings": int,
+    "settings": dict,
+    "timing": dict,
+}
+_OPTIONAL_TYPES = {"info": dict, "dominance": dict, "stages": list}
+
+
+def read_result_json(folder: str | os.PathLike) -> dict[str, Any]:
+    """``result.json`` of a run folder, checked member by member.
+
+    Raises:
+      RunFolderError: when it is not valid JSON or a member has the wrong type (the message
+        names the file and the member).
+    """
+    folder = Path(folder)
     try:
         payload = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise _damaged(folder, RESULT_FILE, f"{type(err).__name__}: {err}") from None
+    if not isinstance(payload, dict):
+        raise _damaged(folder, RESULT_FILE, f"a JSON {type(payload).__name__}, not an object")
+    for key, kind in (*_RESULT_TYPES.items(), *_OPTIONAL_TYPES.items()):
+        value = payload.get(key)
+        if value is None and key in _OPTIONAL_TYPES:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            what = {dict: "a JSON object", list: "a JSON list", int: "an integer"}[kind]
+            raise _damaged(folder, RESULT_FILE, f"{key} is {value!r}, not {what}")
+    if not all(isinstance(w, int) and not isinstance(w, bool) for w in payload["winners"]):
+        raise _damaged(folder, RESULT_FILE, f"winners {payload['winners']!r} are not model ids")
+    return payload
+
+
+def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionResult:
+    payload = read_result_json(folder)
+    try:
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in TABLES}
         winner_id = int(payload["winner_id"])
         winners = [int(w) for w in payload["winners"]]
@@ -195,19 +234,46 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             f"cannot read the run folder {folder}: {type(err).__name__}: {err}; it is damaged "
             f"(rebuild it with jrobust run --space {folder / CONFIG_FILE})"
         ) from None
+    ids = set(tables["models"]["model_id"].tolist()) if "model_id" in tables["models"] else set()
+    unknown = [w for w in winners if w not in ids]
+    why = (
+        f"winner_id {winner_id} is not a model id of models.parquet"
+        if winner_id not in ids
+        else f"winners {unknown} are not model ids of models.parquet"
+        if unknown
+        else f"winners {winners} do not start with winner_id {winner_id}"
+        if winners and winners[0] != winner_id
+        else ""
+    )
+    if why:
+        raise _damaged(folder, RESULT_FILE, why)
     history = tables["history"]
     if "eliminated" in history:
         history["eliminated"] = [
             list(map(int, e)) if e is not None else [] for e in history["eliminated"]
         ]
-    configs = _configs_of(config, len(tables["models"]))
+    space = _space_or_mismatch(folder, config, len(tables["models"]), "models.parquet")
+    configs = space.models if space is not None else None
+    problems = []
+    shown = payload.get("winner_config")
+    if configs is not None and shown is not None and configs[winner_id].full_repr() != shown:
+        problems.append(
+            f"{RESULT_FILE} names model {winner_id} as the winner with another configuration than "
+            f"{CONFIG_FILE} gives model {winner_id} (was {CONFIG_FILE} edited after the run?)"
+        )
+    problems += _checkpoint_problems(folder, config, configs, len(tables["models"]), n_trainings)
+    _refuse(folder, problems)
+    # folders of jrobust 0.2.0 and earlier: `stage` held "race"/"final", now `stage_kind`
+    ledger, history, path = (
+        stage_columns(t, stages) for t in (tables["ledger"], history, tables["path"])
+    )
     return SelectionResult(
         winner=configs[winner_id] if configs else None,
         winner_id=winner_id,
         winners=winners,
-        ledger=tables["ledger"],
+        ledger=ledger,
         history=history,
-        path=tables["path"],
+        path=path,
         models=tables["models"],
         n_trainings=n_trainings,
         timing=timing,
@@ -216,6 +282,64 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         dominance=dominance,
         stages=stages,
     )
+
+
+def _space_or_mismatch(folder: Path, config: Mapping[str, Any] | None, n_models: int, what: str):
+    """The space of ``config.toml`` (``None`` when it holds none); a ``RunFolderMismatch``
+    when its models are not the ``n_models`` of ``what``."""
+    if not config or not config.get("space"):
+        return None
+    try:
+        space = build_space(config["space"])
+    except (SpaceError, ValueError, TypeError):
+        return None
+    if len(space) != n_models:
+        _refuse(
+            folder,
+            [f"{CONFIG_FILE} describes {len(space)} models, {what} holds {n_models}"],
+        )
+    return space
+
+
+def _checkpoint_problems(
+    folder: Path,
+    config: Mapping[str, Any] | None,
+    configs: list[ModelConfig] | None,
+    n_models: int,
+    n_trainings: int | None = None,
+) -> list[str]:
+    """What the folder's checkpoint disagrees with: ``config.toml`` (the race fingerprint that
+    ``--resume`` checks, ``jrobust.state.race_fingerprint``), and the trainings of
+    ``result.json`` (``n_trainings``, for a finished run)."""
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file() or not config or not config.get("race"):
+        return []
+    try:
+        settings = RaceSettings.from_table(config["race"])
+    except (ValueError, TypeError) as err:
+        raise RunFolderError(f"{folder / CONFIG_FILE}: bad [race] settings: {err}") from None
+    problems = []
+    if belongs_to(path, settings, configs, n_models) is False:
+        problems.append(
+            f"{CHECKPOINT_FILE} belongs to another race than {CONFIG_FILE} (another space, "
+            "settings, seed or data)"
+        )
+    if n_trainings is not None:
+        done = peek(path).get("n_trainings")
+        if done != n_trainings:
+            problems.append(
+                f"{CHECKPOINT_FILE} holds {done} trainings, {RESULT_FILE} {n_trainings}"
+            )
+    return problems
+
+
+def _refuse(folder: Path, problems: list[str]) -> None:
+    if problems:
+        raise RunFolderMismatch(
+            f"the files of the run folder {folder} disagree: {'; '.join(problems)}; nothing of "
+            f"it is shown as this run's: rerun it with jrobust run --space {folder / CONFIG_FILE} "
+            "--out NEW_FOLDER, or restore the files"
+        )
 
 
 def _from_checkpoint(folder: Path, config: Mapping[str, Any] | None) -> SelectionResult:
@@ -229,7 +353,8 @@ def _from_checkpoint(folder: Path, config: Mapping[str, Any] | None) -> Selectio
         raise RunFolderError(f"{folder / CONFIG_FILE}: bad [race] settings: {err}") from None
     state, _ = load_state(folder / CHECKPOINT_FILE)
     n_models = state.n_models
-    space = _space_of(config, n_models)
+    space = _space_or_mismatch(folder, config, n_models, CHECKPOINT_FILE)
+    _refuse(folder, _checkpoint_problems(folder, config, space.models if space else None, n_models))
     if space is not None:
         models = space.to_frame()
     else:

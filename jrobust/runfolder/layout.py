@@ -19,6 +19,9 @@ A run folder holds::
     path.png           the elimination path (statistic of each model per round)
     sample_size.png    robustness vs training-sample size (when a study provides
                        ``sample_size.parquet``)
+    run.lock           only while a run or race writes the folder: its owner (process id,
+                       host, start time, command), locked; removed when it ends
+                       (``jrobust._lock``)
 
 Nothing in a run folder is executable or pickled: a folder received from someone else can be
 read safely.
@@ -43,6 +46,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "FIGURES",
+    "FIGURE_MODELS",
     "RESULT_FILE",
     "PROGRAMS_TABLE",
     "SAMPLE_SIZE_TABLE",
@@ -62,6 +66,9 @@ FIGURES = {
     "sample_size": "sample_size.png",
     "transforms": "transforms.png",
 }
+#: How many models the figures that show a subset draw (the best first), and the report says
+#: so in their captions ("12 of 16 models").
+FIGURE_MODELS = {"distributions": 12, "transforms": 6}
 SAMPLE_SIZE_TABLE = "sample_size"
 PROGRAMS_TABLE = "programs"
 

@@ -14,12 +14,14 @@ import pandas as pd
 
 from jrobust._atomic import write_text_atomic
 from jrobust.result import SelectionResult
-from jrobust.runfolder.layout import CONFIG_FILE, FIGURES, SAMPLE_SIZE_TABLE
+from jrobust.runfolder.layout import CONFIG_FILE, FIGURE_MODELS, FIGURES, SAMPLE_SIZE_TABLE
 from jrobust.runfolder.summary import (
+    column_labels,
     duration,
     facts,
     fmt,
     history_view,
+    legend,
     programs_line,
     programs_view,
     race_features,
@@ -44,10 +46,12 @@ def write_figures(
         plots.plot_path(result, path=folder / FIGURES["path"])
         out["path"] = folder / FIGURES["path"]
     if len(result.ledger):
-        plots.plot_distributions(result, path=folder / FIGURES["distributions"])
+        top = FIGURE_MODELS["distributions"]
+        plots.plot_distributions(result, top=top, path=folder / FIGURES["distributions"])
         out["distributions"] = folder / FIGURES["distributions"]
     if "transform" in result.ledger.columns and len(result.ledger):
-        plots.plot_transforms(result, path=folder / FIGURES["transforms"])
+        top = FIGURE_MODELS["transforms"]
+        plots.plot_transforms(result, top=top, path=folder / FIGURES["transforms"])
         out["transforms"] = folder / FIGURES["transforms"]
     if sample_size is None and (folder / f"{SAMPLE_SIZE_TABLE}.parquet").is_file():
         sample_size = pd.read_parquet(folder / f"{SAMPLE_SIZE_TABLE}.parquet")
@@ -83,6 +87,12 @@ dl{display:grid;grid-template-columns:max-content auto;gap:4px 16px;font-size:13
 dt{color:#5b6472} dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
 pre{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:10px;overflow:auto}
+.legend{font-size:13px;color:#5b6472;margin:4px 0 8px}
+.vs{width:auto;min-width:60%} .vs td:first-child,.vs th:first-child{text-align:left}
+th{white-space:normal;vertical-align:bottom} th.group{text-align:center;border-bottom:1px solid #c9ced6}
+thead tr:nth-child(2) th{top:27px}
+details{margin:14px 0} summary{cursor:pointer;font-size:16px;font-weight:600;padding:4px 0}
+dl.glossary{grid-template-columns:max-content auto} dl.glossary dd{font-family:inherit}
 """
 
 _CAPTIONS = {
@@ -104,10 +114,40 @@ def _html_table(
     winners: set[int] = frozenset(),
     alive: set[int] = frozenset(),
     left: tuple[str, ...] = ("name",),
+    labels: Mapping[str, str] | None = None,
+    group: tuple[str, str] | None = None,
 ) -> str:
-    head = "".join(
-        f'<th class="{"l" if c in left else ""}">{html.escape(str(c))}</th>' for c in frame.columns
-    )
+    """An HTML table of ``frame``: ``labels`` are the headers a reader sees; ``group`` =
+    ``(suffix, title)`` puts the columns whose label ends with ``suffix`` under one spanning
+    header ``title`` (their own header keeps the rest of the label): a narrow table whose loss
+    columns all name the metric."""
+    esc = html.escape
+    labels = labels or {}
+
+    def cls(c) -> str:
+        return "l" if c in left else ""
+
+    grouped = [bool(group) and str(labels.get(c, "")).endswith(group[0]) for c in frame.columns]
+    if any(grouped):
+        top, below, k = [], [], 0
+        columns = list(frame.columns)
+        while k < len(columns):
+            c = columns[k]
+            if not grouped[k]:
+                top.append(f'<th rowspan="2" class="{cls(c)}">{esc(str(labels.get(c, c)))}</th>')
+                k += 1
+                continue
+            run = k
+            while run < len(columns) and grouped[run]:
+                below.append(f"<th>{esc(str(labels[columns[run]])[: -len(group[0])])}</th>")
+                run += 1
+            top.append(f'<th colspan="{run - k}" class="group">{esc(group[1])}</th>')
+            k = run
+        head = f"{''.join(top)}</tr><tr>{''.join(below)}"
+    else:
+        head = "".join(
+            f'<th class="{cls(c)}">{esc(str(labels.get(c, c)))}</th>' for c in frame.columns
+        )
     rows = []
     for _, row in frame.iterrows():
         m = row.get("model_id")
@@ -171,13 +211,14 @@ def _head(folder: Path, f: Mapping[str, Any], s: Mapping[str, Any]) -> list[str]
 
 
 def _cards(f: Mapping[str, Any]) -> list[str]:
-    """The winner's card and the run's card."""
+    """The winner's card (with the runner-up and any note on the grid) and the run's card."""
     esc = html.escape
+    m = f["metric"]
     winner = [
-        (f"{f['statistic']}", fmt(f["statistic_value"])),
-        ("mean", fmt(f["mean"])),
-        ("std", fmt(f["std"])),
-        ("PD (Q90-Q10)", fmt(f["pd"])),
+        (f"{f['statistic']} {m} ↓", fmt(f["statistic_value"])),
+        (f"mean {m} ↓", fmt(f["mean"])),
+        (f"std {m} ↓", fmt(f["std"])),
+        (f"PD (Q90-Q10) {m} ↓", fmt(f["pd"])),
         ("instances", str(f["instances"])),
     ]
     run = [
@@ -185,20 +226,99 @@ def _cards(f: Mapping[str, Any]) -> list[str]:
         ("trainings", str(f["n_trainings"])),
         ("rounds", str(f["rounds"])),
         ("wall time", duration(f["wall_seconds"])),
-        ("compilation", duration(f["compile_seconds"])),
+        ("compiling (overlaps training)", duration(f["compile_seconds"])),
     ]
     if f["exhaustive"]:
         run.append(("fewer than exhaustive", f"{f['exhaustive'] / max(f['n_trainings'], 1):.1f}x"))
     if f["rate"]:
         run.append(("instance-steps/s", f"{f['rate']:.0f}"))
-    return [
+    parts = [
         '<div class="card winner"><div>Winner</div>',
         f'<div class="name">model {f["winner_id"]}: {esc(f["winner_name"])}</div>',
-        f'<div class="kpis">{_kpis(winner)}</div></div>',
+        f'<div class="kpis">{_kpis(winner)}</div>',
+        f'<p class="legend">{esc(f["metric_words"][0].upper() + f["metric_words"][1:])}; '
+        "↓ lower is better.</p>",
+        *(f'<p class="warn"><b>Edge of the grid</b>: {esc(note)}.</p>' for note in f["edges"]),
+    ]
+    if f["runner_up"]:
+        parts.append(_versus(f["runner_up"], f["winner_id"], m))
+    parts += [
+        "</div>",
         f'<div class="card"><div class="kpis">{_kpis(run)}</div>'
         '<p style="font-size:13px;color:#5b6472;margin:10px 0 0">'
         f"stopped: {esc(str(f['stop_reason']))}</p></div>",
     ]
+    return parts
+
+
+def _versus(c: Mapping[str, Any], winner_id: int, metric: str) -> str:
+    """The winner against the runner-up: a small table of the statistic and the mean."""
+    esc = html.escape
+
+    def signed(v: float) -> str:
+        return (
+            f"{v:+.3g}" if pd.notna(v) and abs(v) != float("inf") else ("+inf" if v > 0 else "-inf")
+        )
+
+    rows = []
+    for label, key in ((f"{c['label']} {metric} ↓", "statistic"), (f"mean {metric} ↓", "mean")):
+        w, r, d, lo, hi = c[key]
+        rows.append(
+            f"<tr><td>{esc(label)}</td><td>{esc(fmt(w))}</td><td>{esc(fmt(r))}</td>"
+            f"<td>{esc(signed(d))}</td><td>{esc(signed(lo))} to {esc(signed(hi))}</td></tr>"
+        )
+    over = (
+        f"paired over the {c['n']} instances both trained"
+        if c["paired"]
+        else f"unpaired: no instances in common ({c['n'][0]} and {c['n'][1]} of their own)"
+    )
+    return (
+        f'<h3 style="font-size:15px;margin:14px 0 6px">Against the runner-up, model '
+        f"{c['runner_up']}: {esc(c['name'])}</h3>"
+        '<table class="vs"><thead><tr><th></th>'
+        f"<th>winner (model {winner_id})</th><th>runner-up (model {c['runner_up']})</th>"
+        "<th>difference</th><th>95 % bootstrap interval</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="legend">Difference: runner-up minus winner (positive: the winner is '
+        f"better); the interval resamples instances, {esc(over)}.</p>"
+    )
+
+
+#: The words of the report, in a few lines each.
+_GLOSSARY = {
+    "instance": "one training of a model: its own initial weights and its own training sample "
+    "drawn from the population. Instance i of every model trains on the same sample, so models "
+    "are compared on common random numbers.",
+    "statistic": "one number from a model's instance losses that the race eliminates on (e.g. "
+    "max: the worst instance, which punishes a poor level and a wide spread at once). Lower is "
+    "better.",
+    "PD": "Q90 - Q10, the spread between the 90th and the 10th percentile of a model's instance "
+    "losses: small means robust.",
+    "round": "every survivor trains new instances, then the rule removes models; "
+    "'eliminated in round' says when a model left.",
+}
+
+
+def _glossary() -> str:
+    esc = html.escape
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _GLOSSARY.items())
+    return f'<div class="card"><dl class="glossary">{items}</dl></div>'
+
+
+def _caption(name: str, f: Mapping[str, Any], result: SelectionResult) -> str:
+    """A figure's caption, saying how many of the models it shows when it shows some."""
+    caption = _CAPTIONS[name]
+    n = f["n_models"]
+    shown = {
+        "path": len(set(result.path.model_id)) if len(result.path) else n,
+        "distributions": min(FIGURE_MODELS["distributions"], n),
+        "transforms": min(FIGURE_MODELS["transforms"], n),
+    }.get(name)
+    if shown is not None and shown < n:
+        caption += f" {shown} of {n} models shown (the first {shown} of the models table)."
+    elif shown is not None:
+        caption += f" All {n} models shown."
+    return caption
 
 
 def write_report(
@@ -231,16 +351,28 @@ def write_report(
     parts = _head(folder, f, result.settings) + _cards(f)
     for name in ("path", "distributions", "transforms", "sample_size"):
         if name in figures and Path(figures[name]).is_file():
-            caption = esc(_CAPTIONS[name])
+            caption = esc(_caption(name, f, result))
             parts.append(
                 f"<figure>{_img(Path(figures[name]))}<figcaption>{caption}</figcaption></figure>"
             )
     table = summary_table(result, top=top)
+    labels = column_labels(result, table)
     transforms = transforms_view(result)
     rounds = _html_table(history_view(result)) if len(result.history) else None
     parts += [
         f"<h2>Models, best first ({min(top, f['n_models'])} of {f['n_models']})</h2>",
-        f'<div class="scroll">{_html_table(table, set(result.winners), alive)}</div>',
+        f'<p class="legend">{esc(legend(result))}</p>',
+        '<div class="scroll">'
+        + _html_table(
+            table,
+            set(result.winners),
+            alive,
+            labels=labels,
+            group=(f" {f['metric']} ↓", f"{f['metric']} of the instances, ↓ lower is better"),
+        )
+        + "</div>",
+        "<h2>Words</h2>",
+        _glossary(),
         *(
             [
                 "<h2>Stages</h2>",
@@ -265,20 +397,20 @@ def write_report(
     ]
     if f["programs"]:
         parts += [
-            f"<h2>Programs: {esc(programs_line(f['programs']))}</h2>",
-            f'<div class="scroll">{_html_table(programs_view(f["programs"]))}</div>',
+            f"<details><summary>Programs: {esc(programs_line(f['programs']))}</summary>",
+            f'<div class="scroll">{_html_table(programs_view(f["programs"]))}</div></details>',
         ]
     parts += [
-        "<h2>Race settings</h2>",
-        f'<div class="card"><dl>{_dl(result.settings)}</dl></div>',
+        "<details><summary>Race settings</summary>",
+        f'<div class="card"><dl>{_dl(result.settings)}</dl></div></details>',
     ]
     if result.winner is not None:
         fields = {
             fl.name: getattr(result.winner, fl.name) for fl in dataclasses.fields(result.winner)
         }
         parts += [
-            "<h2>The winner's configuration</h2>",
-            f'<div class="card"><dl>{_dl(fields, repr)}</dl></div>',
+            "<details><summary>The winner's configuration (every field)</summary>",
+            f'<div class="card"><dl>{_dl(fields, repr)}</dl></div></details>',
         ]
     rerun = [
         f.get("command"),

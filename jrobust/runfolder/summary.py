@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,14 @@ import numpy as np
 import pandas as pd
 
 from jrobust._atomic import write_text_atomic
-from jrobust.result import SelectionResult
+from jrobust.result import ELIMINATED, SelectionResult
 from jrobust.runfolder.layout import CONFIG_FILE, FIGURES
 
 __all__ = [
+    "column_labels",
+    "edge_notes",
+    "legend",
+    "metric_label",
     "programs_line",
     "programs_view",
     "duration",
@@ -22,8 +27,12 @@ __all__ = [
     "fmt",
     "history_view",
     "markdown_table",
+    "md_code",
+    "md_text",
     "race_features",
     "rule_text",
+    "runner_up",
+    "runner_up_text",
     "stages_view",
     "statistic_label",
     "summary_table",
@@ -33,10 +42,12 @@ __all__ = [
 
 
 def summary_table(result: SelectionResult, top: int | None = 20) -> pd.DataFrame:
-    """Models best first: rank, id, name, instances, failed, the statistic, mean, std, PD, ...
+    """Models best first: rank, id, name, the statistic, mean, std, PD, ..., instances, failed,
+    alive, ``eliminated in round``.
 
-    The winners come first (in their order), then the models alive at the end, then those that
-    lasted longest, each group by ``rank_by``.
+    The survivors come first (the winners leading), ranked by ``rank_by``; then the eliminated,
+    latest first by the round they left (``SelectionResult.summary``). ``column_labels`` gives
+    the headers a reader sees.
     """
     frame = result.summary(top=None)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
@@ -55,10 +66,196 @@ def summary_table(result: SelectionResult, top: int | None = 20) -> pd.DataFrame
     else:
         frame = frame.drop(columns=["rank_value"])
     first = ["rank", "model_id", "name", stat, "mean", "std", "pd", "median", "min", "max"]
-    last = ["instances", "failed", "alive"]
+    last = ["instances", "failed", "alive", ELIMINATED]
     first = [c for c in dict.fromkeys(first) if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first + last] + last]
     return frame.head(top) if top else frame
+
+
+def metric_label(result: SelectionResult) -> tuple[str, str]:
+    """The metric the instance losses are, short (for column headers) and in words.
+
+    ``accuracy`` is recorded as ``1 - accuracy`` (lower is better), so it is called the error;
+    a race on an evaluator's losses, or models with different metrics, say "loss".
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> from jrobust import zoo
+      >>> metric_label(SimpleNamespace(configs=[zoo.resnet18_config()]))
+      ('error', 'the test error of each instance (error = 1 - accuracy)')
+    """
+    metrics = {c.metric for c in result.configs or []}
+    if len(metrics) != 1:
+        return "loss", "the loss of each instance"
+    metric = metrics.pop()
+    if metric == "accuracy":
+        return "error", "the test error of each instance (error = 1 - accuracy)"
+    if metric == "error_rate":
+        return "error", "the test error rate of each instance"
+    return metric, f"the test {metric} of each instance"
+
+
+#: The loss columns of the models tables: their headers get the metric and the "lower is better"
+#: arrow.
+_LOSS_COLUMNS = ("mean", "std", "pd", "median", "min", "max")
+
+
+def column_labels(result: SelectionResult, frame: pd.DataFrame) -> dict[str, str]:
+    """The headers a reader sees for ``summary_table``'s columns: each loss column names the
+    metric and carries ↓ (lower is better), e.g. ``max rmse ↓``, ``PD rmse ↓``."""
+    short, _ = metric_label(result)
+    stat = statistic_label(result.settings.get("statistic", "statistic"), result.over)
+    rank = result.settings.get("rank_by")
+    rank = statistic_label(rank, result.over) if rank else None
+    labels = {"model_id": "model", ELIMINATED: ELIMINATED}
+    for col in frame.columns:
+        if col in _LOSS_COLUMNS or col in (stat, rank):
+            labels[col] = f"{'PD' if col == 'pd' else col} {short} ↓"
+    return labels
+
+
+def legend(result: SelectionResult) -> str:
+    """One sentence under a models table: the metric, lower is better, the order of the rows."""
+    _, words = metric_label(result)
+    stat = statistic_label(result.settings.get("statistic", "statistic"), result.over)
+    rank = result.settings.get("rank_by") or stat
+    return (
+        f"Every loss column is over {words}; ↓ lower is better. The survivors come first, the "
+        f"winner leading and the others ranked by {rank}; then the eliminated models, by the "
+        f"round they left (latest first). The race eliminates on {stat}; PD = Q90 - Q10."
+    )
+
+
+def runner_up(result: SelectionResult, n_resamples: int = 2000, seed: int = 0) -> dict | None:
+    """The winner against the runner-up (the next model of the models table): the difference
+    (runner-up minus winner: positive when the winner is better) of the race's statistic and of
+    the mean, each with a 95 % percentile bootstrap interval over instances, paired over the
+    instances both trained (common random numbers) and unpaired when they share fewer than 2.
+    ``None`` when the race has a single model.
+
+    Returns:
+      ``winner``, ``runner_up`` (ids), ``name`` (the runner-up's), ``label`` (the statistic's),
+      ``paired``, ``n`` (instances resampled: the common ones, or the runner-up's and the
+      winner's counts) and for ``statistic`` and ``mean``: ``(winner value, runner-up value,
+      difference, low, high)``.
+    """
+    from jrobust.result import loss_table
+    from jrobust.stats import get_statistic, paired_bootstrap
+
+    table = summary_table(result, top=2)
+    if len(table) < 2 or not len(result.ledger):
+        return None
+    ids = [int(table.model_id.iloc[0]), int(table.model_id.iloc[1])]
+    s = result.settings
+    stat = get_statistic(s.get("statistic"))
+    decisive = result.decisive_ledger()
+    decisive = decisive[decisive.model_id.isin(ids)]
+    out: dict[str, Any] = {
+        "winner": ids[0],
+        "runner_up": ids[1],
+        "name": str(table["name"].iloc[1]),
+        "label": statistic_label(stat.name, result.over),
+    }
+    for key, statistic, over in (("statistic", stat, result.over), ("mean", "mean", "instances")):
+        losses, mask, rows = loss_table(decisive, over)
+        order = [int(np.flatnonzero(rows == m)[0]) for m in ids]
+        losses, mask = losses[order], mask[order]
+        values = get_statistic(statistic)(losses, mask)
+        common = int(mask.all(axis=0).sum())
+        if common >= 2:
+            boot = paired_bootstrap(losses, mask, statistic, 0, n_resamples, seed=seed)
+            low, high = float(boot.low[1]), float(boot.high[1])
+            out.update(paired=True, n=common)
+        else:
+            low, high = _unpaired_interval(losses, mask, statistic, n_resamples, seed)
+            out.update(paired=False, n=[int(mask[1].sum()), int(mask[0].sum())])
+        with np.errstate(invalid="ignore"):  # inf - inf when both only failed: nan
+            diff = float(values[1] - values[0])
+        out[key] = (float(values[0]), float(values[1]), diff, low, high)
+    return out
+
+
+def _unpaired_interval(losses, mask, statistic, n_resamples: int, seed: int) -> tuple[float, float]:
+    """95 % percentile interval of statistic(row 1) - statistic(row 0), each row's trained
+    values resampled on their own (no instance in common to pair)."""
+    from jrobust.stats import get_statistic
+
+    stat = get_statistic(statistic)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for row in (0, 1):
+        values = losses[row][mask[row]]
+        values = np.where(np.isfinite(values), values, np.inf)
+        if values.size < 2:
+            return float("-inf"), float("inf")
+        draws = values[rng.integers(0, values.size, size=(n_resamples, values.size))]
+        reps.append(stat(draws, np.ones_like(draws, bool)))
+    with np.errstate(invalid="ignore"):
+        diff = reps[1] - reps[0]
+    diff = np.where(np.isnan(diff), 0.0, diff)
+    low, high = np.quantile(diff, [0.025, 0.975], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def runner_up_text(c: Mapping[str, Any], metric: str = "loss") -> str:
+    """The comparison of ``runner_up`` in one sentence (differences: runner-up minus winner)."""
+
+    def part(label: str, values) -> str:
+        w, r, d, lo, hi = values
+        return (
+            f"{label} {fmt(r)} against the winner's {fmt(w)}, {_signed(d)} "
+            f"(95 % bootstrap interval {_signed(lo)} to {_signed(hi)})"
+        )
+
+    over = (
+        f"paired over the {c['n']} instances both trained"
+        if c["paired"]
+        else f"unpaired: no instances in common, {c['n'][0]} and {c['n'][1]} of their own"
+    )
+    label = f"{c['label']} {metric}"
+    return (
+        f"Runner-up: model {c['runner_up']}, {c['name']}: {part(label, c['statistic'])}; "
+        f"{part(f'mean {metric}', c['mean'])}; {over}."
+    )
+
+
+def edge_notes(result: SelectionResult) -> list[str]:
+    """A note for every numeric choice of the space where the winner has the smallest or the
+    largest value tried along its own line of the grid (the models equal to the winner in
+    every other choice, at least 3 values): the best may lie beyond the grid."""
+    models = result.models
+    if not len(models) or result.winner_id not in set(models.model_id):
+        return []
+    choices = [c for c in models.columns if c not in ("model_id", "cohort", "name")]
+    keys = models[choices].astype(object).where(models[choices].notna(), "-").astype(str)
+    mine = keys[models.model_id == result.winner_id].iloc[0]
+    notes = []
+    for col in choices:
+        if models[col].dtype == bool or not pd.api.types.is_numeric_dtype(models[col]):
+            continue
+        others = [c for c in choices if c != col]
+        line = (
+            (keys[others] == mine[others]).all(axis=1)
+            if others
+            else pd.Series(True, index=keys.index)
+        )
+        tried = np.unique(models.loc[line.to_numpy(), col].dropna().to_numpy(dtype=float))
+        value = float(models.loc[models.model_id == result.winner_id, col].iloc[0])
+        if tried.size < 3 or not np.isfinite(value):
+            continue
+        where = "largest" if value == tried.max() else "smallest" if value == tried.min() else None
+        if where:
+            notes.append(
+                f"the winner's {col} ({value:g}) is the {where} tried ({tried.min():g} to "
+                f"{tried.max():g}); consider extending the grid"
+            )
+    return notes
+
+
+def _signed(v: float) -> str:
+    if not np.isfinite(v):
+        return "-inf" if v < 0 else "+inf"
+    return f"{v:+.3g}"
 
 
 def statistic_label(name: str, over: str = "instances") -> str:
@@ -131,6 +328,10 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
         "dominance": result.dominance_note,
         "stages": list(result.stages),
         "rescued": _rescued(result),
+        "metric": metric_label(result)[0],
+        "metric_words": metric_label(result)[1],
+        "runner_up": runner_up(result) if len(result.ledger) else None,
+        "edges": edge_notes(result),
         **{k: v for k, v in info.items() if k not in ("finished",)},
     }
 
@@ -236,6 +437,8 @@ def stages_view(result: SelectionResult) -> pd.DataFrame:
 
 
 def fmt(v: Any) -> str:
+    if v is pd.NA or v is None:
+        return "-"
     if isinstance(v, float | np.floating):
         if not np.isfinite(v):
             return "inf" if v > 0 else ("nan" if np.isnan(v) else "-inf")
@@ -255,15 +458,49 @@ def duration(seconds: float) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
+def md_text(value: Any) -> str:
+    r"""``value`` as Markdown text that renders as itself: no HTML (``<``, ``>``, ``&`` become
+    entities), no emphasis, links, code or table cells (their characters are escaped; an
+    underscore inside a word, which emphasises nothing, stays as it is), one line.
+
+    Example:
+      >>> print(md_text("<b>*x*</b> | p_min _y_"))
+      &lt;b&gt;\*x\*&lt;/b&gt; \| p_min \_y\_
+    """
+    text = " ".join(str(value).splitlines())
+    text = re.sub(r"([\\`*\[\]|~])", r"\\\1", text)
+    text = re.sub(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])", r"\\_", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(value: Any) -> str:
+    """``value`` as a Markdown code span: fenced by more backticks than it holds in a row, so a
+    backtick inside cannot end it early (code spans show HTML as text).
+
+    Example:
+      >>> md_code("a`b")
+      '``a`b``'
+    """
+    text = " ".join(str(value).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     cols = list(frame.columns)
     lines = [
-        "| " + " | ".join(str(c) for c in cols) + " |",
+        "| " + " | ".join(md_text(c) for c in cols) + " |",
         "|" + "|".join("---" for _ in cols) + "|",
     ]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c]).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(md_text(fmt(row[c])) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def _labelled(result: SelectionResult, table: pd.DataFrame) -> pd.DataFrame:
+    return table.rename(columns=column_labels(result, table))
 
 
 def history_view(result: SelectionResult) -> pd.DataFrame:
@@ -306,11 +543,11 @@ def write_summary(
     folder = Path(folder)
     f = facts(result, info)
     s = result.settings
-    lines = [f"# jrobust run `{folder.name}`", ""]
+    lines = [f"# jrobust run {md_code(folder.name)}", ""]
     if not f["finished"]:
         lines += [
             "> **Unfinished**: this race was stopped; the tables show the state after round "
-            f"{f['rounds']}. Continue it with `jrobust run --resume {folder}`.",
+            f"{f['rounds']}. Continue it with {md_code(f'jrobust run --resume {folder}')}.",
             "",
         ]
     if f["all_failed"]:
@@ -319,26 +556,32 @@ def write_summary(
             "check the learning rates and the data.",
             "",
         ]
+    m = f["metric"]
     lines += [
-        f"**Winner: model {f['winner_id']}, `{f['winner_name']}`**: {f['statistic']} = "
+        f"**Winner: model {f['winner_id']}, {md_code(f['winner_name'])}**: "
+        f"{md_text(f['statistic'])} {md_text(m)} = "
         f"{fmt(f['statistic_value'])}, mean {fmt(f['mean'])}, std {fmt(f['std'])}, "
         f"PD {fmt(f['pd'])} "
-        f"over {f['instances']} instances.",
+        f"over {f['instances']} instances ({f['metric_words']}; lower is better).",
         "",
     ]
+    if f["runner_up"]:
+        lines += [md_text(runner_up_text(f["runner_up"], m)), ""]
     if f["dominance"]:
-        lines += [f"> **Dominance**: {f['dominance']}.", ""]
+        lines += [f"> **Dominance**: {md_text(f['dominance'])}.", ""]
+    lines += [f"> **Edge of the grid**: {md_text(note)}." for note in f["edges"]]
+    lines += [""] if f["edges"] else []
     lines += [
-        f"- data: {f.get('data', '?')}",
+        f"- data: {md_text(f.get('data', '?'))}",
         f"- space: {f['n_models']} models"
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
         + (f", trained by {programs_line(f['programs'])}" if f["programs"] else ""),
-        f"- race: rule `{f['rule_text']}`, statistic `{s.get('statistic')}`, "
-        f"ranked by `{s.get('rank_by')}`, warm-up {s.get('warmup')}, "
+        f"- race: rule {md_code(f['rule_text'])}, statistic {md_code(s.get('statistic'))}, "
+        f"ranked by {md_code(s.get('rank_by'))}, warm-up {s.get('warmup')}, "
         f"at most {s.get('max_instances')} instances"
         + (" per stage" if len(f["stages"]) > 1 else "")
         + f", {s.get('n_winners', 1)} winner(s), seed {s.get('seed')}",
-        *(f"- {feature}" for feature in race_features(s)),
+        *(f"- {md_text(feature)}" for feature in race_features(s)),
         f"- trainings: {f['n_trainings']} in {f['rounds']} rounds"
         + (
             f" (an exhaustive search with {s.get('max_instances')} instances per model: "
@@ -346,15 +589,17 @@ def write_summary(
             if f["exhaustive"]
             else ""
         ),
-        f"- time: {duration(f['wall_seconds'])} "
-        f"(compilation {duration(f['compile_seconds'])}, training "
-        f"{duration(f['train_seconds'])})"
+        f"- time: {duration(f['wall_seconds'])} in all; compiling "
+        f"{duration(f['compile_seconds'])} and training {duration(f['train_seconds'])}, partly "
+        "at the same time (the next program compiles while one trains)"
         + (f", {f['rate']:.0f} instance-steps/s" if f["rate"] else ""),
-        f"- stopped: {f['stop_reason'] or 'not yet'}",
+        f"- stopped: {md_text(f['stop_reason'] or 'not yet')}",
         "",
         "## Models, best first",
         "",
-        markdown_table(summary_table(result, top=top)),
+        md_text(legend(result)),
+        "",
+        markdown_table(_labelled(result, summary_table(result, top=top))),
         "",
     ]
     if len(result.stages) > 1:
@@ -397,14 +642,7 @@ def write_summary(
     for name, file in FIGURES.items():
         if (folder / file).is_file():
             lines.append(f"![{name}]({file})")
-    lines += [
-        "",
-        "## Rerun",
-        "",
-        "```",
-        f"jrobust run --space {folder / CONFIG_FILE}",
-        f"jrobust report {folder}",
-        "```",
-        "",
-    ]
+    rerun = [f"jrobust run --space {folder / CONFIG_FILE}", f"jrobust report {folder}"]
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", "".join(rerun))), default=0))
+    lines += ["", "## Rerun", "", fence, *rerun, fence, ""]
     return write_text_atomic(folder / "summary.md", "\n".join(lines))

@@ -14,14 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from jrobust import presets
+from jrobust._specs import BUILTIN_RACE  # plain Python: the command reads it before JAX
 from jrobust.space.product import SearchSpace
 
 __all__ = ["BUILTIN_RACE", "default_spec", "paper_space"]
-
-#: The ``[race]`` table the built-in space is raced with: at most 10 instances per model, so the
-#: default ``jrobust run`` takes minutes on a laptop CPU (every other setting is the default of
-#: ``jrobust.RaceSettings``).
-BUILTIN_RACE: dict[str, Any] = {"max_instances": 10}
 
 
 def paper_space(task: str = "energy", **overrides: Any) -> SearchSpace:

@@ -11,6 +11,9 @@ A space file describes the models a race starts with, and optionally the race an
     learning_rate = [1e-4, 1e-3, 1e-2]
     l2 = [0.001, 0.01]
     conv = [[16, 32], [32, 64]]  # tuple-valued fields take lists of lists
+    # or ranges, which make the space one to search (jrobust run --budget N), not to list:
+    # weight_decay = { loguniform = [1e-5, 1e-1] }   # also { uniform = [low, high] }
+    # dense = { intrange = [8, 64], log = true }     # every dense layer: one integer width
 
     [when]                       # optional: apply a choice only where fields have these values
     momentum = { optimizer = "sgd" }
@@ -24,8 +27,8 @@ A space file describes the models a race starts with, and optionally the race an
     events = 10000
 
 Several spaces add up with an array of tables ``[[space]]``, each holding ``base``, ``choices``
-and ``when``. TOML has no null: the string ``"none"`` stands for Python's ``None`` (e.g.
-``early_stopping = "none"``, ``pool = ["none", "global"]``).
+and ``when`` (ranges need a file of one space). TOML has no null: the string ``"none"`` stands
+for Python's ``None`` (e.g. ``early_stopping = "none"``, ``pool = ["none", "global"]``).
 
 The resolved configuration a run folder keeps (``config.toml``) is a file of this format, so
 ``jrobust run --space runs/NAME/config.toml`` reruns a race.
@@ -42,8 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from jrobust import presets
+from jrobust._specs import did_you_mean
 from jrobust.config import ModelConfig
 from jrobust.settings import RaceSettings
+from jrobust.space.distributions import TABLE_FORMS, Distribution
 from jrobust.space.fields import (
     CONFIG_FIELDS,
     SHORT_NAMES,
@@ -95,7 +100,8 @@ def _convert(value: Any) -> Any:
     if isinstance(value, str) and value.lower() == "none":
         return None
     if isinstance(value, dict):
-        raise SpaceError(f"a table is not a valid field value: {value!r}")
+        hint = " (ranges belong in [choices])" if Distribution.is_table(value) else ""
+        raise SpaceError(f"a table is not a valid field value: {value!r}{hint}")
     return value
 
 
@@ -119,8 +125,10 @@ def _check_field(config: ModelConfig, field: str) -> None:
     if field in CONFIG_FIELDS or field in architecture_fields(config):
         return
     arch = sorted(architecture_fields(config))
+    hint = did_you_mean(field, [*CONFIG_FIELDS, *arch])
     raise SpaceError(
-        f"unknown field {field!r}; use a ModelConfig field ({', '.join(sorted(CONFIG_FIELDS))})"
+        f"unknown field {field!r}{hint}; use a ModelConfig field "
+        f"({', '.join(sorted(CONFIG_FIELDS))})"
         + (
             f" or a field of {type(config.architecture).__name__} ({', '.join(arch)})"
             if arch
@@ -141,7 +149,12 @@ def build_model(base: Mapping[str, Any]) -> ModelConfig:
     arch_fields = architecture_fields(config)
     for field in table:
         _check_field(config, field)
-    values = {field: _convert(raw) for field, raw in table.items()}
+    values = {}
+    for field, raw in table.items():
+        try:
+            values[field] = _convert(raw)
+        except SpaceError as err:
+            raise SpaceError(f"[base] {field}: {err}") from None
     arch = {f: v for f, v in values.items() if f in arch_fields and f not in CONFIG_FIELDS}
     rest = {f: v for f, v in values.items() if f not in arch}
     try:  # architecture fields together: conv and pool must agree only once both are set
@@ -189,13 +202,19 @@ def _one_space(table: Mapping[str, Any]) -> SearchSpace:
     choices_table = table.get("choices", {})
     if not isinstance(choices_table, Mapping):
         raise SpaceError("[choices] must be a table of lists, e.g. learning_rate = [1e-4, 1e-3]")
-    choices = {}
+    choices: dict[str, Any] = {}
     for field, values in choices_table.items():
         if field == "model":
             raise SpaceError("choices cannot vary the zoo model; use one [[space]] table per model")
         _check_field(base, field)
+        if isinstance(values, Mapping | Distribution):
+            choices[field] = _range(field, values)
+            continue
         if not isinstance(values, list) or not values:
-            raise SpaceError(f"[choices] {field} must be a non-empty list, got {values!r}")
+            raise SpaceError(
+                f"[choices] {field} must be a non-empty list or a range ({TABLE_FORMS}), "
+                f"got {values!r}"
+            )
         choices[field] = [_convert(v) for v in values]
     when_table = table.get("when", {})
     if not isinstance(when_table, Mapping):
@@ -208,6 +227,25 @@ def _one_space(table: Mapping[str, Any]) -> SearchSpace:
         return SearchSpace(base, when=when or None, **choices)
     except (ValueError, TypeError) as err:
         raise SpaceError(str(err)) from None
+
+
+def _range(field: str, table: Mapping[str, Any] | Distribution) -> Distribution:
+    """The range of a ``[choices]`` table such as ``{ loguniform = [1e-5, 1.0] }``."""
+    if isinstance(table, Distribution):
+        return table
+    try:
+        return Distribution.from_table(table)
+    except (ValueError, TypeError) as err:
+        raise SpaceError(f"[choices] {field}: {err}") from None
+
+
+def _has_ranges(table: Mapping[str, Any]) -> bool:
+    choices = table.get("choices", {})
+    return isinstance(choices, Mapping) and any(_is_range(v) for v in choices.values())
+
+
+def _is_range(value: Any) -> bool:
+    return isinstance(value, Distribution) or Distribution.is_table(value)
 
 
 def with_overrides(spec: Sequence[Mapping[str, Any]], **overrides: Any) -> list[dict[str, Any]]:
@@ -244,7 +282,9 @@ def build_space(
 
     Returns:
       A ``SearchSpace``; models repeated across tables appear once; names read
-      ``<zoo model> <field>=<value> ...`` over the fields each table varies.
+      ``<zoo model> <field>=<value> ...`` over the fields each table varies. A table with
+      ranges gives its space as it is (it has no list of models; see ``SearchSpace.sample``);
+      ranges need a single table.
 
     Example:
       >>> from jrobust.space import default_spec
@@ -256,6 +296,11 @@ def build_space(
     if not tables:
         raise SpaceError("the space is empty: give a [base] table or [[space]] tables")
     tables = with_overrides(tables, **overrides)
+    ranged = [j for j, table in enumerate(tables) if _has_ranges(table)]
+    if ranged and len(tables) > 1:
+        raise SpaceError(_SEVERAL_WITH_RANGES.format(j=ranged[0] + 1, n=len(tables)))
+    if ranged:
+        return _one_space(tables[0])
     names: dict[ModelConfig, str] = {}
     labels = _labels(tables)
     for j, table in enumerate(tables):
@@ -269,6 +314,12 @@ def build_space(
             parts = [f"{SHORT_NAMES.get(f, f)}={format_value(get_field(model, f))}" for f in varied]
             names.setdefault(model, " ".join([label, *parts]))
     return SearchSpace.from_models(list(names), list(names.values()))
+
+
+_SEVERAL_WITH_RANGES = (
+    "space {j} of {n} has ranges, and spaces with ranges do not add up: search one space at a "
+    "time (one [base]/[choices]), or make the alternatives a list in [choices]"
+)
 
 
 def _labels(tables: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -295,16 +346,16 @@ def _labels(tables: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ files
-def _line_of(text: str, key: str, section: str | None = None) -> int | None:
-    """The 1-based line where ``key`` is set (inside ``[section]`` when given), if found."""
+def _line_of(text: str, key: str, section: str | None = None, nth: int = 0) -> int | None:
+    """The 1-based line where ``key`` is set (inside the ``nth`` ``[section]`` when given), if
+    found."""
     lines = text.splitlines()
     start = 0
     if section is not None:
         header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
-        for i, line in enumerate(lines):
-            if header.match(line):
-                start = i
-                break
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        if starts:
+            start = starts[min(nth, len(starts) - 1)]
     k = re.escape(key)
     pattern = re.compile(rf"^\s*(\"?{k}\"?)\s*=|[{{,]\s*{k}\s*=|^\s*\[\[?\s*{k}\s*[\].]")
     for i in range(start, len(lines)):
@@ -325,8 +376,10 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
         where = f"{source}:{line.group(1)}" if line else source
         raise SpaceError(f"{where}: malformed TOML: {err}") from None
 
-    def fail(message: str, key: str | None = None, section: str | None = None) -> SpaceError:
-        line = _line_of(text, key, section) if key else None
+    def fail(
+        message: str, key: str | None = None, section: str | None = None, nth: int = 0
+    ) -> SpaceError:
+        line = _line_of(text, key, section, nth) if key else None
         return SpaceError(f"{source}{f':{line}' if line else ''}: {message}")
 
     unknown = set(doc) - set(_TOP_KEYS)
@@ -363,8 +416,8 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
     if not tables:
         raise fail(
             "the file defines no models: add a [base] table (a zoo model and its fields) and "
-            "[choices], or [[space]] tables; see examples/space.toml (to race the built-in space, "
-            "give no --space)"
+            "[choices], or [[space]] tables; `jrobust space --example` prints a commented one "
+            "(to race the built-in space, give no --space)"
         )
     for j, table in enumerate(tables):
         if not table.get("base") and not table.get("choices"):
@@ -373,6 +426,11 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
                 '[space.base] model = "paper1", and its choices',
                 "space",
             )
+    ranged = [j for j, table in enumerate(tables) if _has_ranges(table)]
+    if ranged and len(tables) > 1:
+        first = next(f for f, v in tables[ranged[0]]["choices"].items() if _is_range(v))
+        message = _SEVERAL_WITH_RANGES.format(j=ranged[0] + 1, n=len(tables))
+        raise fail(message, first, "space", ranged[0])
     for j, table in enumerate(tables):
         try:
             _one_space(table)
@@ -386,6 +444,7 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
 
 def _offending_key(message: str, table: Mapping[str, Any]) -> str | None:
     keys = [k for part in ("base", "choices", "when") for k in table.get(part, {})] + ["model"]
+    message = message.replace("invalid model", "")  # names no key: the base's "model" is not meant
     for key in keys:
         if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message):
             return key
@@ -444,6 +503,8 @@ def _value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return _string(v)
+    if isinstance(v, Distribution):
+        return _value(v.to_table())
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
@@ -454,8 +515,9 @@ def _value(v: Any) -> str:
 
 
 def _table_lines(prefix: str, table: Mapping[str, Any], array: bool = False) -> list[str]:
-    plain = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
-    nested = {k: v for k, v in table.items() if isinstance(v, Mapping)}
+    # a range stays on its field's line: learning_rate = { loguniform = [1e-05, 1.0] }
+    plain = {k: v for k, v in table.items() if _inline(v)}
+    nested = {k: v for k, v in table.items() if not _inline(v)}
     lines = [f"[[{prefix}]]" if array else f"[{prefix}]"]
     lines += [f"{_key(str(k))} = {_value(v)}" for k, v in plain.items()]
     for k, v in nested.items():
@@ -463,10 +525,16 @@ def _table_lines(prefix: str, table: Mapping[str, Any], array: bool = False) -> 
     return lines
 
 
+def _inline(v: Any) -> bool:
+    return not isinstance(v, Mapping) or Distribution.is_table(v)
+
+
 def to_toml(doc: Mapping[str, Any], header: str | None = None) -> str:
     """Write a document of tables (and arrays of tables) as TOML; ``None`` becomes ``"none"``.
 
     Top-level plain values come first, then each table; a list of tables becomes ``[[name]]``.
+    A range (a ``Distribution`` or its table) is written inline:
+    ``learning_rate = { loguniform = [1e-05, 1.0] }``.
 
     Example:
       >>> print(to_toml({"race": {"rule": "halving", "warmup": 3}}))

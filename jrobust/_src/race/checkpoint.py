@@ -16,7 +16,7 @@ import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,14 +26,20 @@ from jrobust._src.race.ledger import Ledger
 from jrobust._src.race.state import RaceState
 from jrobust._version import __version__
 
+if TYPE_CHECKING:
+    from jrobust.config import ModelConfig
+    from jrobust.settings import RaceSettings
+
 __all__ = [
     "CHECKPOINT_FILE",
     "LEGACY_CHECKPOINT_FILE",
     "CheckpointError",
     "CheckpointMismatch",
+    "belongs_to",
     "fingerprint",
     "load_state",
     "peek",
+    "race_fingerprint",
     "refuse_legacy",
     "save_state",
 ]
@@ -77,11 +83,69 @@ def fingerprint(parts: Sequence[Any]) -> str:
     return h.hexdigest()
 
 
+def race_fingerprint(
+    settings: RaceSettings,
+    configs: Sequence[ModelConfig] | None,
+    n_models: int,
+    data_fingerprint: str | None,
+    version: str = __version__,
+) -> str:
+    """The fingerprint of a race, which its checkpoint carries: a checkpoint is resumed, and a
+    run folder read, only when the settings, models and data give the same one.
+
+    Args:
+      settings: the resolved race settings (their ``identity()`` counts, not execution options).
+      configs: the models (``None`` for a bare model count).
+      n_models: the number of models (counts when ``configs`` is ``None``).
+      data_fingerprint: ``Population.fingerprint()`` of the data (``None`` without data).
+      version: the jrobust version that wrote the checkpoint.
+
+    Returns:
+      A hex string.
+    """
+    return fingerprint(
+        [
+            version,
+            settings.identity(),
+            # the full form: checkpoints of earlier versions were keyed on it
+            [c.full_repr() for c in configs] if configs is not None else n_models,
+            data_fingerprint,
+        ]
+    )
+
+
+def belongs_to(
+    path: str | os.PathLike,
+    settings: RaceSettings,
+    configs: Sequence[ModelConfig] | None,
+    n_models: int,
+) -> bool | None:
+    """Whether the checkpoint at ``path`` is one of the race of ``settings`` and ``configs``
+    (``race_fingerprint`` with the data's part the checkpoint keeps, its settings resolved as
+    its race resolved them); ``None`` when it cannot tell (a checkpoint that keeps no data
+    part).
+
+    Raises:
+      CheckpointError: the file is not a readable checkpoint.
+    """
+    from jrobust._src.race.resolved import ResolvedRace
+
+    meta = peek(path)
+    if not isinstance(meta, dict) or "data_fingerprint" not in meta:
+        return None
+    version = str(meta.get("jrobust_version", __version__))
+    data = meta["data_fingerprint"]
+    trainer = (meta.get("definition") or {}).get("trainer", "jax" if data else "external")
+    resolved = ResolvedRace.of(settings, batched=trainer == "jax").settings
+    return race_fingerprint(resolved, configs, n_models, data, version) == meta.get("fingerprint")
+
+
 def save_state(
     state: RaceState,
     path: str | os.PathLike,
     key: str,
     definition: dict[str, Any] | None = None,
+    data_fingerprint: str | None = None,
 ) -> None:
     """Write ``state`` atomically (a temporary file, flushed to disk, then renamed): a failure
     at any point, a full disk included, leaves the previous checkpoint intact.
@@ -89,11 +153,14 @@ def save_state(
     Args:
       state: the race state; path: the ``.npz`` file; key: the race's fingerprint.
       definition: what defines the race, JSON-ready (``Race.load`` rebuilds it from this).
+      data_fingerprint: the data's part of ``key``, kept so that a run folder's checkpoint can
+        be checked against its ``config.toml`` without loading the data (``belongs_to``).
     """
     meta = {
         "format": CHECKPOINT_FORMAT,
         "jrobust_version": __version__,
         "fingerprint": key,
+        "data_fingerprint": data_fingerprint,
         "n_models": state.n_models,
         "width": int(state.ledger.losses.shape[1]),
         "definition": definition or {},
@@ -109,33 +176,95 @@ def save_state(
 def load_state(path: str | os.PathLike, key: str | None = None) -> tuple[RaceState, dict[str, Any]]:
     """Read a checkpoint (data only, never pickle), checking its fingerprint first.
 
+    Checkpoints of jrobust 0.2 (format 2) are read too, for a report of a stopped run; they do
+    not resume (another version's fingerprint).
+
     Returns:
       ``(state, meta)``: the state, its ledger's tables rebuilt from its rows, and the
       checkpoint's JSON (its ``definition``, ``fingerprint``, ...).
 
     Raises:
       CheckpointMismatch: the checkpoint belongs to another race or format.
-      CheckpointError: the file is not a readable checkpoint.
+      CheckpointError: the file is not a readable checkpoint (the message names it).
     """
     path = Path(path)
     _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(bytes(f["meta"]).decode())
+            if not isinstance(meta, dict):
+                raise _Shape("its meta entry is not a table")
             _check_meta(meta, path, key)
             arrays = {k: f[k] for k in f.files if k != "meta"}
+        if meta["format"] == 2:
+            return _format_2(meta, arrays), meta
+        _check_shapes(arrays)
         alive = arrays["alive"].astype(bool)
         ledger = Ledger.from_frame(len(alive), _frame("ledger", arrays), int(meta["width"]))
         path_rows = _rows("path", arrays)
         fields = {f: meta[f] for f in _META_FIELDS}
     except (CheckpointMismatch, CheckpointError):
         raise
+    except _Shape as err:
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged ({err}): delete it to start the race afresh"
+        ) from None
     except (OSError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as err:
         raise CheckpointError(
             f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); it is damaged: "
             "delete it to start the race afresh"
         ) from None
     return RaceState(ledger=ledger, alive=alive, path=path_rows, **fields), meta
+
+
+class _Shape(ValueError):
+    """Arrays of a checkpoint whose shapes do not fit together."""
+
+
+def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
+    """The tables of a checkpoint fit each other: ``alive`` ``(M,)``, ledger and path columns of
+    one length each, the ledger's models inside ``M`` and its instances not negative."""
+    if "alive" not in arrays or arrays["alive"].ndim != 1:
+        raise _Shape("its arrays have the wrong shape: no alive mask of one entry per model")
+    n_models = len(arrays["alive"])
+    for prefix in ("ledger", "path"):
+        shapes = {v.shape for k, v in arrays.items() if k.startswith(prefix + ".")}
+        if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
+            raise _Shape(
+                f"its arrays have the wrong shape: {prefix} columns of different lengths "
+                f"{sorted(shapes)}"
+            )
+    for column, low, high in (("ledger.model_id", 0, n_models), ("ledger.instance", 0, None)):
+        values = arrays.get(column)
+        if (
+            values is not None
+            and len(values)
+            and (values.min() < low or (high is not None and values.max() >= high))
+        ):
+            raise _Shape(f"its arrays have the wrong shape: {column} outside the {n_models} models")
+
+
+def _format_2(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> RaceState:
+    """A checkpoint of jrobust 0.2 (its tables as arrays beside the rows; ``stage`` held the
+    kind ``"race"``/``"final"``), as a state of this version."""
+    from jrobust._src.race.stages import stage_columns
+
+    alive = arrays["alive"].astype(bool)
+    stages = meta.get("stages") or []
+    frame = stage_columns(_frame("ledger", arrays), stages)
+    width = int(arrays["losses"].shape[1]) if "losses" in arrays else 0
+    ledger = Ledger.from_frame(len(alive), frame, width)
+    history = stage_columns(pd.DataFrame(meta.get("history") or []), stages)
+    path = stage_columns(pd.DataFrame(_rows("path", arrays)), stages)
+    fields = {f: meta.get(f, _FORMAT_2_DEFAULTS.get(f)) for f in _META_FIELDS}
+    fields["history"] = _records(history)
+    if fields["stage_round"] is None:
+        fields["stage_round"] = fields["round"]
+    return RaceState(ledger=ledger, alive=alive, path=_records(path), **fields)
+
+
+# What a checkpoint of format 2 written before stages existed stands for (one stage from 0).
+_FORMAT_2_DEFAULTS = {"stage": 0, "stage_start": 0, "stage_models": 0, "elites": [], "stages": []}
 
 
 def peek(path: str | os.PathLike) -> dict[str, Any]:
@@ -175,7 +304,7 @@ def _check_zip(path: Path) -> None:
 
 
 def _check_meta(meta: dict, path: Path, key: str | None) -> None:
-    if meta.get("format") != CHECKPOINT_FORMAT:
+    if meta.get("format") not in (2, CHECKPOINT_FORMAT):
         raise CheckpointMismatch(
             f"the checkpoint {path} has format {meta.get('format')!r}, this jrobust reads format "
             f"{CHECKPOINT_FORMAT}; start the race afresh in a new folder"
@@ -201,7 +330,10 @@ def _frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def _rows(prefix: str, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    frame = _frame(prefix, arrays)
+    return _records(_frame(prefix, arrays))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 

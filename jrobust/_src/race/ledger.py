@@ -24,25 +24,32 @@ __all__ = [
     "transform_table",
 ]
 
-#: An instance is ``diverged`` when its loss is finite but its magnitude is at least
-#: ``DIVERGED_LOSS``, or more than ``DIVERGED_FACTOR`` times the median magnitude of every finite
-#: loss in the ledger so far. Its loss still counts in the statistics: divergence is
-#: non-robustness, and the statistics should see it.
+#: An instance is ``diverged`` when its loss is finite but at least ``DIVERGED_LOSS``, or above
+#: the median of every finite loss in the ledger so far by more than ``DIVERGED_FACTOR`` times
+#: their median magnitude (for positive losses: about ``DIVERGED_FACTOR`` times the median).
+#: Divergence is a loss far *above* the others: a low or negative loss never is. Its loss still
+#: counts in the statistics: divergence is non-robustness, and the statistics should see it.
 DIVERGED_FACTOR = 1e3
 DIVERGED_LOSS = 1e10
 
 #: The columns every ledger has, in their order (then the test metrics, then ``transform`` and
 #: ``param`` on a population with transformed test sets).
-BASE_COLUMNS = ("model_id", "instance", "loss", "status", "round", "stage", "train_size", "seconds")
+BASE_COLUMNS = (
+    "model_id", "instance", "loss", "status", "round", "stage", "stage_kind", "train_size",
+    "seconds",
+)  # fmt: skip
 
 
 def statuses(losses: np.ndarray, ok: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``"ok"``, ``"diverged"`` or ``"failed"`` per loss (see ``DIVERGED_FACTOR``), judged
-    against the finite losses ``reference`` of the ledger so far."""
+    """``"failed"`` (not finite or not ok), ``"diverged"`` (far *above* the ``reference``
+    losses, see ``DIVERGED_FACTOR``: a loss is never too good, and losses may be negative), else
+    ``"ok"``, per loss."""
     finite = np.isfinite(losses) & ok
+    center = np.median(reference) if reference.size else 0.0
     scale = np.median(np.abs(reference)) if reference.size else 0.0
-    size = np.abs(np.where(finite, losses, 0.0))
-    diverged = finite & ((size >= DIVERGED_LOSS) | ((scale > 0) & (size > DIVERGED_FACTOR * scale)))
+    value = np.where(finite, losses, 0.0)
+    far = (scale > 0) & (value - center > DIVERGED_FACTOR * scale)
+    diverged = finite & ((value >= DIVERGED_LOSS) | far)
     return np.where(~finite, "failed", np.where(diverged, "diverged", "ok"))
 
 

@@ -18,6 +18,7 @@ multi-host run takes the same decisions.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,11 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jrobust._src.checks import check_memory
 from jrobust._src.race.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointMismatch,
-    fingerprint,
     load_state,
+    race_fingerprint,
     refuse_legacy,
     save_state,
 )
@@ -39,7 +41,6 @@ from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.state import RaceState
 from jrobust._src.race.tell import RoundReport, decide, record
 from jrobust._src.race.work import Outcome, Work
-from jrobust._version import __version__
 from jrobust.config import ModelConfig, config_from_dict, config_to_dict
 from jrobust.data.population import Population
 from jrobust.result import SelectionResult
@@ -97,6 +98,9 @@ class Race:
         self.configs, self.models = resolve_space(space)
         self.population = population
         self._population_key = population.fingerprint() if population is not None else None
+        grid = getattr(population, "transforms", None)
+        n_transforms = len(grid) if grid is not None else 0
+        check_memory(len(self.models), self.resolved.settings, n_transforms=n_transforms)
         self.state = self._new_state()
         self._asked: Work | None = None
 
@@ -109,9 +113,8 @@ class Race:
     @property
     def key(self) -> str:
         """The race's fingerprint: version, race settings, models and data."""
-        models = [repr(c) for c in self.configs] if self.configs is not None else len(self.models)
-        return fingerprint(
-            [__version__, self.resolved.settings.identity(), models, self._population_key]
+        return race_fingerprint(
+            self.resolved.settings, self.configs, len(self.models), self._population_key
         )
 
     @property
@@ -156,7 +159,7 @@ class Race:
                 "tell() got work that is not what ask() returned last: tell the losses of "
                 "exactly the asked model_ids and instances, in their order"
             )
-        outcome = as_outcome(losses, len(asked.model_ids), self._pairs())
+        outcome = as_outcome(losses, len(asked.model_ids), self._pairs(), "tell()")
         record(self.state, asked, outcome)
         self._asked = None
         return decide(self.state, self.resolved)
@@ -179,7 +182,7 @@ class Race:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / CHECKPOINT_FILE
-        save_state(self.state, path, self.key, self._definition())
+        save_state(self.state, path, self.key, self._definition(), self._population_key)
         return path
 
     def _definition(self) -> dict[str, Any]:
@@ -197,7 +200,6 @@ class Race:
             "trainer": self.trainer,
             "names": [str(n) for n in self.models["name"]],
             "configs": configs,
-            "population": self._population_key,
         }
 
     def resume(self, folder: str | os.PathLike) -> bool:
@@ -253,7 +255,7 @@ class Race:
             space = _space_of(definition, meta["n_models"], folder)
         race = cls(space, population, settings, trainer=definition.get("trainer", "external"))
         if population is None:
-            race._population_key = definition.get("population")
+            race._population_key = meta.get("data_fingerprint")
         if meta.get("fingerprint") != race.key:
             raise CheckpointMismatch(
                 f"the checkpoint in {folder} belongs to a different race than the space, "
@@ -275,8 +277,30 @@ def resolve_space(
         n = int(space)
         return None, pd.DataFrame({"model_id": range(n), "name": [f"model{i}" for i in range(n)]})
     if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_models(list(space))
+        space = list(space)
+        _refuse_repeats(space)
+        space = SearchSpace.from_models(space)
     return space.models, space.to_frame()
+
+
+def _refuse_repeats(models: list) -> None:
+    """A list of models races under the list's indices: a model listed twice is refused (the
+    ids of the models after it would otherwise shift, and the race cannot tell a model from
+    itself; see docs/reliability.md)."""
+    first: dict = {}
+    for i, model in enumerate(models):
+        try:
+            j = first.setdefault(model, i)
+        except TypeError:  # not hashable, so not a ModelConfig: SearchSpace names the problem
+            return
+        if j != i:
+            what = model.describe() if hasattr(model, "describe") else repr(model)
+            raise ValueError(
+                f"models {j} and {i} of the list are the same configuration ({what}): model ids "
+                "are the list's indices, so a repeat cannot be dropped without shifting the ids "
+                "after it, and racing a model against itself decides nothing; remove the repeat "
+                "(e.g. list(dict.fromkeys(models))) or pass a SearchSpace"
+            )
 
 
 def _space_of(definition: Mapping[str, Any], n_models: int, folder: Path):
@@ -301,44 +325,43 @@ def _same_work(a: Work, b: Work) -> bool:
         return False
 
 
-def as_outcome(raw: Any, n: int, pairs: tuple | None = None) -> Outcome:
-    """An ``Outcome`` from what a caller or an evaluator gives for ``n`` instances: the losses,
-    a pair ``(losses, transformed_losses)``, or an ``Outcome``.
+def as_outcome(
+    raw: Any, n: int, pairs: tuple | None = None, source: str = "the evaluator"
+) -> Outcome:
+    """An ``Outcome`` from what ``source`` (``"the evaluator"``, or ``"tell()"``) gives for
+    ``n`` instances: the losses, a pair ``(losses, transformed_losses)``, or an ``Outcome``.
 
     Raises:
-      TypeError: not numbers, or a tuple that is not a pair.
+      TypeError: not real numbers (strings, booleans, complex numbers and other objects are
+        refused rather than converted), or a tuple that is not a pair.
       ValueError: not one loss per instance; transformed losses not ``(n, T)``.
     """
     if isinstance(raw, Outcome):
         return raw
+    must = "must return" if source == "the evaluator" else "must be given"
     transformed = None
     if isinstance(raw, tuple):
         if len(raw) != 2:
             raise TypeError(
-                "the losses must be one number per instance, or a pair (losses, "
-                f"transformed_losses) with transformed_losses of shape (instances, transforms); "
-                f"got {len(raw)} items"
+                f"{source} {must} the losses, or a pair (losses, transformed_losses) with "
+                f"transformed_losses of shape (instances, transforms); got {len(raw)} items"
             )
         raw, transformed = raw
-    try:
-        losses = np.asarray(raw, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"the losses must be one number per instance: {err}") from None
+    losses = _real_numbers(raw, f"{source} {must} real numbers, one per instance")
     if losses.shape != (n,):
         raise ValueError(
-            f"got {losses.shape[0]} losses for {n} instances; give one loss per (model, "
+            f"{source} got {losses.shape[0]} losses for {n} instances; give one loss per (model, "
             "instance) pair, in their order"
         )
     if transformed is not None:
-        try:
-            transformed = np.asarray(transformed, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"the transformed losses must be numbers: {err}") from None
+        transformed = _real_numbers(
+            transformed, f"{source}: the transformed losses must be real numbers", flat=False
+        )
         if transformed.ndim == 1:
             transformed = transformed[:, None]
         if transformed.ndim != 2 or transformed.shape[0] != n:
             raise ValueError(
-                f"the transformed losses have shape {transformed.shape}; give one row per "
+                f"{source}: the transformed losses have shape {transformed.shape}; give one row per "
                 f"instance and one column per transformation: ({n}, T)"
             )
         if pairs is not None and len(pairs) != transformed.shape[1]:
@@ -346,3 +369,30 @@ def as_outcome(raw: Any, n: int, pairs: tuple | None = None) -> Outcome:
     else:
         pairs = None
     return Outcome(losses, {}, np.isfinite(losses), transformed=transformed, pairs=pairs)
+
+
+def _real_numbers(values: Any, message: str, flat: bool = True) -> np.ndarray:
+    """``values`` as float64 if they are real numbers (integers or floats; NaN and inf are
+    failures the race records), else a ``TypeError``: ``"1.5"`` is not a loss, ``True`` is not
+    1.0, and a complex loss has no order."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{message}: {err}") from None
+    if arr.dtype == object:
+        bad = [v for v in arr.reshape(-1) if not _is_real(v)]
+    elif arr.dtype.kind in "iuf":
+        bad = []
+    else:
+        bad = arr.reshape(-1)[:1].tolist() or [arr.dtype]
+    if bad:
+        raise TypeError(
+            f"{message}, got {type(bad[0]).__name__} {bad[0]!r} (dtype {arr.dtype}); give a "
+            "float array, with NaN for an instance that failed"
+        )
+    arr = arr.astype(np.float64)
+    return arr.reshape(-1) if flat else arr
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)

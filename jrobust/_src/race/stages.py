@@ -8,13 +8,24 @@ finalists may race once more on fresh instances (the final race). See ``RaceSett
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.state import RaceState, stage_entry
 from jrobust.settings import RaceSettings
 
-__all__ = ["n_stages", "stage_target", "stage_size", "open_stage", "next_stage"]
+__all__ = [
+    "n_stages",
+    "next_stage",
+    "open_stage",
+    "stage_columns",
+    "stage_firsts",
+    "stage_size",
+    "stage_target",
+]
 
 
 def n_stages(settings: RaceSettings) -> int:
@@ -70,3 +81,29 @@ def next_stage(state: RaceState, race: ResolvedRace, alive: np.ndarray) -> str:
         if not final:
             return "last"
     return "final" if final else "done"
+
+
+def stage_firsts(stages: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """``(first round, stage number)`` of every stage of a race (``[(1, 0)]`` without stages)."""
+    return [
+        (int(s.get("first_round", 1)), int(s.get("stage", k))) for k, s in enumerate(stages)
+    ] or [(1, 0)]
+
+
+def stage_columns(frame: pd.DataFrame, stages: list[dict[str, Any]]) -> pd.DataFrame:
+    """A ledger, history or path table with ``stage`` the stage number (as in
+    ``SelectionResult.stages``) and ``stage_kind`` ``"race"``/``"final"``: the tables of
+    jrobust 0.2.0 and earlier held the kind in ``stage``; they are read the same way."""
+    if "stage" not in frame.columns or "stage_kind" in frame.columns or not len(frame):
+        return frame
+    kinds = frame["stage"]
+    if not kinds.map(lambda v: isinstance(v, str)).all():
+        return frame
+    firsts = stage_firsts(stages)
+    rounds = np.asarray([r for r, _ in firsts])
+    numbers = np.asarray([n for _, n in firsts])
+    where = np.searchsorted(rounds, frame["round"].to_numpy(), side="right") - 1
+    out = frame.copy()
+    out["stage"] = numbers[np.clip(where, 0, None)]
+    out.insert(out.columns.get_loc("stage") + 1, "stage_kind", kinds.to_numpy())
+    return out

@@ -55,7 +55,8 @@ def record(state: RaceState, work: Work, outcome: Outcome) -> None:
         model_id=models.astype(np.int64),
         instance=instances.astype(np.int64),
         round=state.round,
-        stage=state.stage_kind,
+        stage=int(state.stages[-1]["stage"]),
+        stage_kind=state.stage_kind,
         train_size=sizes,
         seconds=outcome.seconds / max(len(models), 1),
     )
@@ -80,7 +81,8 @@ def record(state: RaceState, work: Work, outcome: Outcome) -> None:
     state.history.append(
         dict(
             round=state.round,
-            stage=state.stage_kind,
+            stage=int(state.stages[-1]["stage"]),
+            stage_kind=state.stage_kind,
             train_size=size,
             trained=len(models),
             seconds=float(outcome.seconds),
@@ -224,14 +226,14 @@ def _write_round(
     the round's decisions ``(removed, protected, rescued, pvalues)``."""
     removed, protected, rescued, pvalues = report
     stat_values, rank_values = race.statistic(table, tmask), race.rank_by(table, tmask)
-    size = state.history[-1]["train_size"] if state.history else 0
-    kind = state.history[-1]["stage"] if state.history else state.stage_kind
+    last = state.history[-1]
     for m in alive_ids:
         state.path.append(
             dict(
                 round=state.round,
-                stage=kind,
-                train_size=int(size),
+                stage=int(last["stage"]),
+                stage_kind=last["stage_kind"],
+                train_size=int(last["train_size"]),
                 model_id=int(m),
                 statistic=float(stat_values[m]),
                 rank=float(rank_values[m]),
