@@ -23,8 +23,8 @@ def child(stack: int, steps: int) -> None:
 
     import numpy as np
 
-    from jrobust.bench import _population
-    from jrobust.presets import paper_config
+    from jrobust._src.bench import _population
+    from jrobust.zoo import paper_config
     from jrobust.train import train_stack
 
     pop = _population(steps * 64, 256, 0)

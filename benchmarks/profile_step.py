@@ -65,7 +65,7 @@ def say(line: str = "") -> None:
 
 # ===================================================================================== data
 def make_data(n_events: int = 8192, seed: int = 0):
-    """Random calorimeter-like inputs and a positive energy target, as ``jrobust.bench`` uses."""
+    """Random calorimeter-like inputs and a positive energy target, as ``jrobust._src.bench`` uses."""
     rng = np.random.default_rng(seed)
     x = rng.gamma(0.5, 1.0, (n_events, 15, 15, 1)).astype(np.float32)
     y = (x.sum(axis=(1, 2, 3)) * rng.uniform(0.95, 1.05, n_events) + 1.0).astype(np.float32)
@@ -79,7 +79,7 @@ def batch_indices(stack: int, steps: int, n_events: int, seed: int = 1) -> jax.A
 
 # ===================================================================================== layers
 def conv_im2col(x, kernel):
-    """Today's ``jrobust.models.layers.Conv`` (valid, stride 1): stack k*k slices on a new axis 3,
+    """Today's ``jrobust._src.models.layers.Conv`` (valid, stride 1): stack k*k slices on a new axis 3,
     one einsum contracting (p, c)."""
     k, _, c, f = kernel.shape
     oh, ow = x.shape[1] - k + 1, x.shape[2] - k + 1
@@ -143,7 +143,7 @@ def _out_size(n, size, stride):
 
 
 def pool_slices(x, size, stride):
-    """Today's ``jrobust.models.layers.max_pool``: a maximum of strided slices."""
+    """Today's ``jrobust._src.models.layers.max_pool``: a maximum of strided slices."""
     oh, ow = _out_size(x.shape[1], size, stride), _out_size(x.shape[2], size, stride)
     out = None
     for i in range(size):
@@ -282,7 +282,7 @@ PARAM_SHAPES = {
 def init_params(key):
     """He-normal kernels, zero biases: the same pytree (and values) as jrobust's flax model 1."""
     from jrobust import zoo
-    from jrobust.models.contract import make_model
+    from jrobust._src.models.contract import make_model
 
     model = make_model(zoo.paper_config(1, side_features=()), "im2col")
     return model.init(key, jnp.zeros((2, 15, 15, 1), jnp.float32))["params"]
@@ -309,7 +309,7 @@ def forward(params, x, conv="im2col", pool="slices", pool1=None):
 def flax_forward(conv_impl="im2col"):
     """Today's model: jrobust's flax module of ``paper_config(1)``."""
     from jrobust import zoo
-    from jrobust.models.contract import make_model
+    from jrobust._src.models.contract import make_model
 
     model = make_model(zoo.paper_config(1, side_features=()), conv_impl)
     return lambda params, x: model.apply({"params": params}, x, train=True)[0]
@@ -322,8 +322,8 @@ def rel_mse(pred, y):
 
 # ===================================================================================== optimizers
 def optax_nadam():
-    """Today's optimizer: ``jrobust.optim.make_optimizer('nadam')`` (inject_hyperparams chain)."""
-    from jrobust.optim import init_with, make_optimizer
+    """Today's optimizer: ``jrobust._src.optim.make_optimizer('nadam')`` (inject_hyperparams chain)."""
+    from jrobust._src.optim import init_with, make_optimizer
 
     tx = make_optimizer("nadam", schedule="constant", total_steps=1)
 
@@ -537,7 +537,7 @@ def torch_runner(steps: int, threads: int = 2):
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from jrobust.torch_reference import build_model1
+    from jrobust._src.torch_reference import build_model1
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
@@ -1068,9 +1068,9 @@ def check_optimizers(P, H) -> dict[str, float]:
 # ===================================================================================== profile
 def _jrobust_call(stack: int, steps: int, test_size: int = 256, epochs: int = 1, train_size=None):
     """jrobust's real compiled stack trainer for paper model 1 and its call arguments (as
-    ``jrobust.train.launch_stack`` builds them)."""
+    ``jrobust._src.train.launch_stack`` builds them)."""
     from jrobust import zoo
-    from jrobust.bench import _population
+    from jrobust._src.bench import _population
     from jrobust.train import make_stack_trainer, program_for, shared_for
 
     train_size = train_size or steps * BATCH

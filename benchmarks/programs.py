@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import jrobust
-from jrobust.programs import plan_programs
+from jrobust._src.programs import plan_programs
 
 
 def population(events: int, test_size: int):

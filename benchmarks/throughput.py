@@ -1,5 +1,5 @@
 """Trainer throughput against PyTorch at its best, in one run on one machine (the protocol of
-``jrobust.bench``: interleaved repeats, medians with their ranges, the matmul rate beside them).
+``jrobust._src.bench``: interleaved repeats, medians with their ranges, the matmul rate beside them).
 
 The model is the paper's energy model 1 (23,923 parameters, batch 64, 15x15x1 inputs, NAdam
 lr 1e-4, L2 0.01). An *instance-step* is one optimizer step of one instance; a stack of S
@@ -27,7 +27,7 @@ import pandas as pd
 
 
 def main(argv=None) -> pd.DataFrame:
-    from jrobust.bench import FULL_REPEATS, FULL_STEPS
+    from jrobust._src.bench import FULL_REPEATS, FULL_STEPS
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,8 +67,8 @@ def main(argv=None) -> pd.DataFrame:
 
     # before JAX starts a backend: both frameworks train on the chosen device
     jax.config.update("jax_platforms", "cuda" if args.device == "gpu" else "cpu")
-    from jrobust.bench import format_table, throughput, throughput_record
-    from jrobust.torch_reference import have_torch
+    from jrobust._src.bench import format_table, throughput, throughput_record
+    from jrobust._src.torch_reference import have_torch
 
     try:
         device = jax.devices()[0]

@@ -24,7 +24,7 @@ number; calling the trainer directly separates them:
 | sample only | ``h`` | 0 | the sample of instance k |
 | both | ``h`` | k | the sample of instance k (exactly ``train_instances``) |
 
-where ``h = jrobust.config.model_hash(config)``. In "sample only" the mini-batch order is the
+where ``h = jrobust.train.model_hash(config)``. In "sample only" the mini-batch order is the
 same *permutation of positions*, applied to a different sample, so the order of the events is new
 too; the only thing held fixed is the initialisation.
 
@@ -51,8 +51,7 @@ import pandas as pd
 import scipy.stats
 
 import jrobust
-from jrobust.config import SCALAR_FIELDS, model_hash
-from jrobust.train import Lanes, shared_for
+from jrobust.train import SCALAR_FIELDS, Lanes, model_hash, shared_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import plain  # noqa: E402

@@ -17,21 +17,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from jrobust import _startup  # noqa: F401 - first: Ctrl-C while the command starts
-from jrobust._signals import Interrupted
+from jrobust._src.signals import Interrupted
 from jrobust._version import __version__ as __version__
 
 # name -> (module, attribute); attribute None: the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "ModelConfig": ("jrobust.config", "ModelConfig"),
+    "ModelConfig": ("jrobust._src.config", "ModelConfig"),
     "Population": ("jrobust.data", "Population"),
     "Race": ("jrobust._src.race.race", "Race"),
-    "RaceSettings": ("jrobust.settings", "RaceSettings"),
+    "RaceSettings": ("jrobust._src.settings", "RaceSettings"),
     "SearchSpace": ("jrobust.space", "SearchSpace"),
-    "SelectionResult": ("jrobust.result", "SelectionResult"),
-    "StopRace": ("jrobust.select", "StopRace"),
-    "count_params": ("jrobust.config", "count_params"),
+    "SelectionResult": ("jrobust._src.result", "SelectionResult"),
+    "StopRace": ("jrobust._src.select", "StopRace"),
+    "count_params": ("jrobust._src.config", "count_params"),
     "data": ("jrobust.data", None),
-    "exhaustive": ("jrobust.select", "exhaustive"),
+    "exhaustive": ("jrobust._src.select", "exhaustive"),
     "get_rule": ("jrobust.rules", "get_rule"),
     "get_statistic": ("jrobust.stats", "get_statistic"),
     "load_run": ("jrobust.runfolder", "load_run"),
@@ -39,15 +39,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "make_trainer": ("jrobust.train", "make_trainer"),
     "paper_space": ("jrobust.space", "paper_space"),
     "parallel": ("jrobust.parallel", None),
-    "presets": ("jrobust.presets", None),
-    "race": ("jrobust.select", "race"),
+    "race": ("jrobust._src.select", "race"),
     "rules": ("jrobust.rules", None),
     "save_run": ("jrobust.runfolder", "save_run"),
     "stats": ("jrobust.stats", None),
     "train_instances": ("jrobust.train", "train_instances"),
     "train_stack": ("jrobust.train", "train_stack"),
-    # The ready model configurations are published as ``jrobust.zoo`` (``from jrobust import
-    # zoo``, ``import jrobust.zoo``); the module that holds them is ``jrobust/presets.py``.
     "zoo": ("jrobust.zoo", None),
 }
 
@@ -69,17 +66,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from jrobust import data, parallel, rules, stats
-    from jrobust import presets as zoo
+    from jrobust import data, parallel, rules, stats, zoo
+    from jrobust._src.config import ModelConfig, count_params
     from jrobust._src.race.race import Race
-    from jrobust.config import ModelConfig, count_params
+    from jrobust._src.result import SelectionResult
+    from jrobust._src.select import StopRace, exhaustive, race
+    from jrobust._src.settings import RaceSettings
     from jrobust.data import Population
     from jrobust.parallel import make_mesh
-    from jrobust.result import SelectionResult
     from jrobust.rules import get_rule
     from jrobust.runfolder import load_run, save_run
-    from jrobust.select import StopRace, exhaustive, race
-    from jrobust.settings import RaceSettings
     from jrobust.space import SearchSpace, paper_space
     from jrobust.stats import get_statistic
     from jrobust.train import make_trainer, train_instances, train_stack

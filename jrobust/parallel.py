@@ -12,14 +12,18 @@ Memory: ``max_stack`` sizes the stack of one compiled call from the free device 
 model's per-instance footprint (``instance_bytes``); ``launch_with_retry`` splits a stack that
 still runs out of memory and retries the halves, on every host alike.
 
-This module is the public face of three concerns, each in its own module: the placement
-(``jrobust._placement``), the memory estimate (``jrobust._memory``) and the out-of-memory retry
-(``jrobust._oom``).
+This module is the public face of three concerns, each in its own private module: the placement,
+the memory estimate and the out-of-memory retry.
 """
 
-from jrobust._memory import free_device_bytes, instance_bytes, max_stack, stack_size_for_memory
-from jrobust._oom import is_oom, launch_with_retry
-from jrobust._placement import MODELS_AXIS, Placement, make_mesh, placement_for
+from jrobust._src.parallel.memory import (
+    free_device_bytes,
+    instance_bytes,
+    max_stack,
+    stack_size_for_memory,
+)
+from jrobust._src.parallel.oom import is_oom, launch_with_retry
+from jrobust._src.parallel.placement import MODELS_AXIS, Placement, make_mesh, placement_for
 
 __all__ = [
     "MODELS_AXIS",

@@ -21,8 +21,8 @@ MODULES = [
     ("jrobust.distributed", "Multi-host start-up"),
     ("jrobust.runfolder", "Run folders"),
     ("jrobust.plots", "Figures"),
-    ("jrobust.optim", "Optimizers"),
     ("jrobust.models", "Models and layers"),
+    ("jrobust.cli", "The jrobust command"),
 ]
 
 

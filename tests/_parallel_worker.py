@@ -22,7 +22,7 @@ import sys
 
 def small_space():
     """Four small MLPs of one cohort (they differ in learning rate only): quick to compile."""
-    from jrobust import zoo
+    from jrobust._src import presets as zoo
 
     small = dict(hidden=(8,), train_size=200, batch_size=20, epochs=2, target="energy")
     return [zoo.mlp_config(learning_rate=lr, **small) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
@@ -79,7 +79,8 @@ def run_devices(out: str) -> None:
     import jax
     import numpy as np
 
-    from jrobust import parallel, train
+    from jrobust import parallel
+    from jrobust._src import train
 
     n = jax.device_count()
     placement = parallel.placement_for(None)
@@ -96,8 +97,8 @@ def run_devices(out: str) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from conftest import make_regression_population
 
-    from jrobust.engine import Engine
-    from jrobust.settings import Execution
+    from jrobust._src.engine import Engine
+    from jrobust._src.settings import Execution
 
     pop = make_regression_population()
     cfgs = small_space()
@@ -146,7 +147,7 @@ def run_devices(out: str) -> None:
 
 
 def run_multi(out: str) -> None:
-    from jrobust import distributed
+    from jrobust._src import distributed
 
     started = distributed.initialize()  # from JROBUST_* variables set by the test
     import jax

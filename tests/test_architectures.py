@@ -3,7 +3,7 @@
 import pytest
 
 import jrobust
-from jrobust import zoo
+from jrobust._src import presets as zoo
 
 PAPER_COUNTS = [
     (zoo.paper_config(n), c) for n, c in [(1, 23923), (2, 23932), (3, 23644), (4, 23662)]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import zoo
+from jrobust._src import presets as zoo
 from jrobust._src.race.checkpoint import CheckpointMismatch
 
 

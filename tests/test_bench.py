@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from jrobust.bench import (
+from jrobust._src.bench import (
     TorchSetup,
     cpu_peak,
     format_table,
@@ -16,7 +16,7 @@ from jrobust.bench import (
     throughput_record,
     torch_setups,
 )
-from jrobust.torch_reference import have_torch
+from jrobust._src.torch_reference import have_torch
 
 CPUINFO = """\
 processor	: {n}

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-import jrobust._cache
-from jrobust.data import (
+import jrobust._src.cache
+from jrobust._src.data import (
     CalorimeterConfig,
     calorimeter,
     energy_baseline,
@@ -17,14 +17,14 @@ from jrobust.data import (
     simulate,
     sshape_correct,
 )
-from jrobust.data.calorimeter import (
+from jrobust._src.data.calorimeter import (
     DEFAULT_TAU_EDGES,
     fit_sshape,
     simulation,  # noqa: E402
 )
 
 # the package exports the function calorimeter(), which shadows the module's attribute name
-from jrobust.data.calorimeter import cache as calo_cache  # noqa: E402
+from jrobust._src.data.calorimeter import cache as calo_cache  # noqa: E402
 
 SMALL = {"cache": False, "chunk_size": 1024}  # one compiled batch shape for the small tests
 
@@ -284,7 +284,7 @@ def test_cache_key_covers_every_generation_parameter(tmp_path):
 def test_default_cache_dir_honours_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("JROBUST_CACHE_DIR", str(tmp_path / "here"))
     assert calo_cache.default_cache_dir() == tmp_path / "here" / "data"
-    assert jrobust._cache.cache_dir("jax") == tmp_path / "here" / "jax"  # one cache folder
+    assert jrobust._src.cache.cache_dir("jax") == tmp_path / "here" / "jax"  # one cache folder
     monkeypatch.delenv("JROBUST_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert calo_cache.default_cache_dir() == tmp_path / "xdg" / "jrobust" / "data"
@@ -327,7 +327,7 @@ def test_bad_simulate_input():
 
 
 def test_baselines_refuse_foreign_populations():
-    from jrobust.data import digits, log_energy
+    from jrobust._src.data import digits, log_energy
 
     with pytest.raises(ValueError, match="classification"):
         energy_baseline(digits())

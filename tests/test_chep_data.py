@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust.rules import halving_trainings
+from jrobust._src.rules import halving_trainings
 
 DATA = pathlib.Path(__file__).parent / "data" / "cct_instances.csv"
 

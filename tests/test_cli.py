@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import __version__, runfolder
+from jrobust import __version__
+from jrobust._src import runfolder
+from jrobust._src.cli import UsageError, main
 from jrobust._src.race.checkpoint import peek
-from jrobust.cli import UsageError, main
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

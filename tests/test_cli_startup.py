@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jrobust.cli import build_parser, main
+from jrobust._src.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("jax", "jaxlib", "flax", "optax", "matplotlib", "jrobust.data", "jrobust.train")
+HEAVY = ("jax", "jaxlib", "flax", "optax", "matplotlib", "jrobust._src.data", "jrobust._src.train")
 
 
 def imported_by(argv, cwd, console_script=False):
@@ -57,7 +57,7 @@ def heavy(modules, also=()):
 def test_help_and_version_import_neither_jax_nor_numpy(argv, tmp_path):
     code, err, out, modules = imported_by(argv, tmp_path)
     assert code == 0 and err == "" and out, (argv, err)
-    assert "jrobust.cli" in modules  # the probe works: it sees the command's own modules
+    assert "jrobust._src.cli" in modules  # the probe works: it sees the command's own modules
     assert not heavy(modules, also=("numpy", "pandas", "scipy", "rich")), heavy(modules)
 
 
@@ -66,7 +66,7 @@ def test_the_console_script_answers_help_without_jax(tmp_path):
         pytest.skip("no jrobust console script beside this interpreter")
     code, err, out, modules = imported_by(["--help"], tmp_path, console_script=True)
     assert code == 0 and "examples:" in out and err == ""
-    assert "jrobust.cli" in modules and not heavy(modules, also=("numpy",))
+    assert "jrobust._src.cli" in modules and not heavy(modules, also=("numpy",))
 
 
 @pytest.mark.parametrize(
@@ -101,17 +101,17 @@ def test_import_jrobust_loads_no_numpy_and_names_load_on_use():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     before, module, same_zoo, jax_now, missing = json.loads(done.stdout)
-    assert before == [] and module == "jrobust.select" and same_zoo and jax_now
+    assert before == [] and module == "jrobust._src.select" and same_zoo and jax_now
     assert missing == []
 
 
 # ------------------------------------------------------------------------ jrobust space --example
 def test_space_example_is_the_packaged_commented_file(capsys, tmp_path):
-    from jrobust.space import load_space_file
+    from jrobust._src.space import load_space_file
 
     assert main(["space", "--example"]) == 0
     text = capsys.readouterr().out
-    packaged = (ROOT / "jrobust" / "space" / "example.toml").read_text()
+    packaged = (ROOT / "jrobust" / "_src" / "space" / "example.toml").read_text()
     assert text == packaged == (ROOT / "examples" / "space.toml").read_text()
     assert text.count("#") > 30  # commented
     # every table of a space file is there, and it is a working space
@@ -122,7 +122,7 @@ def test_space_example_is_the_packaged_commented_file(capsys, tmp_path):
     parsed = load_space_file(tmp_path / "space.toml")
     assert len(parsed["space"][0]["choices"]) == 3 and parsed["data"]["source"] == "calo-b"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "space/example.toml" in project["tool"]["setuptools"]["package-data"]["jrobust"]
+    assert "_src/space/example.toml" in project["tool"]["setuptools"]["package-data"]["jrobust"]
 
 
 # ------------------------------------------------------------------------ the --help examples
@@ -151,7 +151,7 @@ def test_every_help_example_works_from_any_folder(tmp_path, monkeypatch, capsys)
     up to the race (every check of options, files, data and space passes; the data is really
     loaded), ``report``/``bench`` parsed with the folders they name made by an earlier
     example."""
-    import jrobust.select
+    import jrobust._src.select
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JROBUST_CACHE_DIR", str(tmp_path / "cache"))
@@ -159,7 +159,7 @@ def test_every_help_example_works_from_any_folder(tmp_path, monkeypatch, capsys)
     def no_race(*args, **kwargs):
         raise _Stop
 
-    monkeypatch.setattr(jrobust.select, "race", no_race)
+    monkeypatch.setattr(jrobust._src.select, "race", no_race)
     rng = np.random.default_rng(0)  # the user's own arrays of the npz example
     np.savez("mydata.npz", x=rng.random((300, 4)), y=rng.random(300), target_names=["energy"])
     examples = _examples()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jrobust.data import (
+from jrobust._src.data import (
     digits,
     from_arrays,
     from_dataframe,

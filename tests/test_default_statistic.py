@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jrobust
-from jrobust.settings import RaceSettings
+from jrobust._src.settings import RaceSettings
 
 W, RIGHT, TRAP = 50, 7, 0  # the right model is not the lowest id: ties would favour the trap
 K = np.arange(W)

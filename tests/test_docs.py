@@ -10,12 +10,10 @@ import pytest
 import jrobust
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# old module paths kept for one release (they only warn and re-export)
-DEPRECATED = {"jrobust.results", "jrobust.spaces", "jrobust.models.zoo"}
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(jrobust.__path__, "jrobust.")
-    if not m.name.endswith("__main__") and m.name not in DEPRECATED
+    if not m.name.endswith("__main__")
 )
 
 

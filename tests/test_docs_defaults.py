@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from jrobust._specs import BUILTIN_RACE
-from jrobust.cli import build_parser
-from jrobust.cli.settings import RACE_OPTIONS
-from jrobust.programs import DEFAULT_WASTE
-from jrobust.rules import get_rule
-from jrobust.settings import RaceSettings
+from jrobust._src.cli import build_parser
+from jrobust._src.cli.settings import RACE_OPTIONS
+from jrobust._src.programs import DEFAULT_WASTE
+from jrobust._src.rules import get_rule
+from jrobust._src.settings import RaceSettings
+from jrobust._src.specs import BUILTIN_RACE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

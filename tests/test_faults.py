@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import _atomic
+from jrobust._src import atomic as _atomic
+from jrobust._src.cli import main
 from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
-from jrobust.cli import main
 
 pytestmark = pytest.mark.faults
 
@@ -258,7 +258,7 @@ def test_an_npz_that_is_text_or_pickled_is_named_for_what_it_is(tmp_path):
 def test_python_dash_m_reports_an_interrupt_before_the_race(tmp_path):
     """A Ctrl-C while the data loads: exit 130 and one line, never exit 0."""
     code = (
-        "import os, signal, jrobust.cli, jrobust.cli.settings as s\n"
+        "import os, signal, jrobust.cli, jrobust._src.cli.settings as s\n"
         "load = s.load_population\n"
         "def slow(data):\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"

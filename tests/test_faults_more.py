@@ -28,11 +28,12 @@ import pytest
 from conftest import small_cnn
 
 import jrobust
-import jrobust.runfolder
-from jrobust import _atomic, _lock
+import jrobust._src.runfolder
+from jrobust._src import atomic as _atomic
+from jrobust._src import lock as _lock
+from jrobust._src.cli import main
+from jrobust._src.cli import settings as cli_settings
 from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
-from jrobust.cli import main
-from jrobust.cli import settings as cli_settings
 
 pytestmark = pytest.mark.faults
 
@@ -90,7 +91,7 @@ def _env(folder: Path) -> dict:
 # configuration is written) until the test says go.
 WAITING_RUN = """
 import pathlib, sys, time
-import jrobust.cli, jrobust.cli.settings as s
+import jrobust.cli, jrobust._src.cli.settings as s
 go = pathlib.Path(sys.argv[1])
 fits = s.check_space_fits
 def slow(space, pop):
@@ -152,7 +153,7 @@ def test_a_second_run_into_a_running_folder_is_refused(inputs, tmp_path, capsys)
 def test_a_stale_lock_is_taken_over_and_a_foreign_one_is_reported(tmp_path, capsys):
     folder = tmp_path / "race"
     killed = subprocess.run(
-        [sys.executable, "-c", "import os, sys, jrobust._lock as l; "
+        [sys.executable, "-c", "import os, sys, jrobust._src.lock as l; "
          "l.acquire(sys.argv[1], command='a killed race'); os.kill(os.getpid(), 9)", str(folder)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

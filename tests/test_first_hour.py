@@ -11,11 +11,12 @@ import pytest
 from conftest import small_cnn
 
 import jrobust
-from jrobust import runfolder, zoo
-from jrobust.cli import main
-from jrobust.config import ModelConfig, model_hash
-from jrobust.settings import RaceSettings
-from jrobust.space import SpaceError, build_space
+from jrobust._src import presets as zoo
+from jrobust._src import runfolder
+from jrobust._src.cli import main
+from jrobust._src.config import ModelConfig, model_hash
+from jrobust._src.settings import RaceSettings
+from jrobust._src.space import SpaceError, build_space
 
 TINY = """
 [base]
@@ -68,7 +69,7 @@ def test_without_a_terminal_a_header_one_line_per_round_and_the_report(files, ca
 
 
 def test_a_round_line_says_compiling_overlaps_training():
-    from jrobust.cli.console import round_line
+    from jrobust._src.cli.console import round_line
 
     info = dict(
         round=1, survivors=16, eliminated=0, trained=48, seconds=68.0, compile_seconds=194.0,
@@ -226,8 +227,8 @@ def test_a_mismatch_lists_every_change_at_once():
 
 
 def test_the_command_line_and_race_take_the_same_data_names():
-    from jrobust._specs import data_spec
-    from jrobust.cli.options import data_spec as cli_data_spec
+    from jrobust._src.cli.options import data_spec as cli_data_spec
+    from jrobust._src.specs import data_spec
 
     for name in ("calo-a", "Calo-B", "calorimeter-b", "digits", "tfds:mnist", "npz:x.npz"):
         assert cli_data_spec(name) == data_spec(name)

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jrobust.models import CNN
-from jrobust.models.layers import max_pool
+from jrobust._src.models import CNN
+from jrobust._src.models.layers import max_pool
 
 
 def test_conv_forms_agree():

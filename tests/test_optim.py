@@ -1,4 +1,4 @@
-"""Optimizer families, coupled L2 against decoupled weight decay, schedules (jrobust.optim)."""
+"""Optimizer families, coupled L2 against decoupled weight decay, schedules (jrobust._src.optim)."""
 
 import dataclasses
 
@@ -7,8 +7,8 @@ import pytest
 from conftest import small_cnn
 
 import jrobust
-from jrobust.optim import schedule_shape
-from jrobust.train import train_stack
+from jrobust._src.optim import schedule_shape
+from jrobust._src.train import train_stack
 
 FAMILY_SCHEDULES = [(f, "constant") for f in ("sgd", "adam", "adamw", "nadam", "nadamw", "rmsprop")]
 FAMILY_SCHEDULES += [("adam", "cosine"), ("sgd", "onecycle")]

@@ -1,10 +1,13 @@
-"""The package's face: the public names of 0.1 keep working without a warning, the old module
-paths warn and still work, and ``import jrobust`` loads no plotting and no command-line code."""
+"""The package's face: the public names of 0.1 keep working without a warning, one public path
+per public name (everything else under ``jrobust._src``), the compatibility paths of 0.2 gone,
+and ``import jrobust`` loads no plotting and no command-line code."""
 
+import importlib
 import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -38,34 +41,67 @@ def test_public_names_of_0_1_work_without_a_warning():
         assert paper_config is jrobust.zoo.paper_config
 
 
+#: The public modules of 0.3: each public name has exactly one of these as its path.
+PUBLIC_MODULES = {
+    "jrobust", "jrobust.cli", "jrobust.data", "jrobust.distributed", "jrobust.models",
+    "jrobust.parallel", "jrobust.plots", "jrobust.rules", "jrobust.runfolder", "jrobust.space",
+    "jrobust.stats", "jrobust.train", "jrobust.zoo",
+}  # fmt: skip
+
+
+def test_everything_else_is_private():
+    """Below ``jrobust`` there are the public modules, ``_src`` and three private modules; every
+    module under ``_src`` is private by its path."""
+    import pkgutil
+
+    names = {m.name for m in pkgutil.walk_packages(jrobust.__path__, "jrobust.")}
+    top = {n for n in names if n.count(".") == 1}
+    assert top - PUBLIC_MODULES == {
+        "jrobust.__main__", "jrobust._src", "jrobust._startup", "jrobust._version",
+    }  # fmt: skip
+    assert {n for n in names if n.count(".") > 1} == {
+        n for n in names if n.startswith("jrobust._src.")
+    }
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_MODULES - {"jrobust"}))
+def test_a_public_module_is_a_face_that_defines_nothing(module):
+    """A public module re-exports: every name in its ``__all__`` is defined under ``_src``
+    (one implementation, one public path)."""
+    face = importlib.import_module(module)
+    assert face.__all__
+    for name in face.__all__:
+        value = getattr(face, name)
+        origin = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        if isinstance(value, int | float | str | tuple | dict | frozenset):
+            continue  # constants carry no module
+        if origin in ("types", "typing"):
+            continue  # a type alias (e.g. Architecture, a union of the zoo's architectures)
+        assert origin.startswith("jrobust._src."), (module, name, origin)
+
+
 @pytest.mark.parametrize(
-    ("old", "name", "new"),
-    [
-        ("jrobust.spaces", "build_space", "jrobust.space"),
-        ("jrobust.results", "save_run", "jrobust.runfolder"),
-        ("jrobust.models.zoo", "CNN", "jrobust.models.architectures"),
-    ],
+    "old", ["jrobust.results", "jrobust.spaces", "jrobust.models.zoo", "jrobust.state"]
 )
-def test_old_module_paths_warn_and_work(old, name, new):
+def test_the_compatibility_paths_of_0_2_are_gone(old):
+    """Removed at 0.3 (CHANGELOG.md says what moved where)."""
     sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*import {new}"):
-        module = __import__(old, fromlist=[name])
-    new_module = __import__(new, fromlist=[name])
-    assert getattr(module, name) is getattr(new_module, name)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
+    changelog = (Path(__file__).parents[1] / "CHANGELOG.md").read_text()
+    assert f"`{old}`" in changelog
 
 
-@pytest.mark.parametrize(("name", "new"), [("CNN", "jrobust.models"), ("count_params", "jrobust")])
-def test_names_that_moved_off_zoo_warn_and_work(name, new):
-    with pytest.warns(DeprecationWarning, match=f"jrobust.zoo.{name} is deprecated.*{new}.{name}"):
-        value = getattr(jrobust.zoo, name)
-    assert value is getattr(__import__(new, fromlist=[name]), name)
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        jrobust.zoo.nothing  # noqa: B018
+def test_names_that_moved_off_zoo_are_gone():
+    import jrobust.models
+
+    for name in ("CNN", "MLP", "ResNet18", "count_params"):
+        assert not hasattr(jrobust.zoo, name)
+    assert jrobust.models.CNN is not None and jrobust.count_params is not None
 
 
 def test_one_version_everywhere():
     import tomllib
-    from pathlib import Path
 
     from jrobust._version import __version__
 
@@ -78,8 +114,10 @@ def test_import_loads_no_plotting_and_no_command_line():
     code = (
         "import sys, json, jrobust; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('matplotlib', 'rich') or m.startswith('jrobust.cli') or m == 'jrobust.plots')))"
+        "('matplotlib', 'rich') or m.startswith('jrobust._src.cli') or m == 'jrobust._src.plots')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     loaded = json.loads(done.stdout)
-    assert not [m for m in loaded if m.startswith(("matplotlib", "jrobust.cli", "jrobust.plots"))]
+    assert not [
+        m for m in loaded if m.startswith(("matplotlib", "jrobust._src.cli", "jrobust._src.plots"))
+    ]

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 import jrobust
-from jrobust import _memory, distributed, parallel, train
+from jrobust import parallel
+from jrobust._src import distributed, train
+from jrobust._src.engine import Engine
+from jrobust._src.parallel import memory as _memory
 from jrobust._src.race.work import Work
-from jrobust.engine import Engine
-from jrobust.settings import Execution
+from jrobust._src.settings import Execution
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -131,7 +133,7 @@ def test_race_buckets_follow_the_memory_cap(toy_population, monkeypatch):
         return real(*args, bucket=bucket, **kwargs)
 
     monkeypatch.setattr(train, "launch_stack", spy)
-    monkeypatch.setattr(parallel, "max_stack", lambda *a, cap=None, **k: min(4, cap or 4))
+    monkeypatch.setattr(_memory, "max_stack", lambda *a, cap=None, **k: min(4, cap or 4))
     engine = Engine(worker.small_space(), toy_population, Execution(min_bucket=1))
     outcome = engine(Work(np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)))
     losses = outcome.losses

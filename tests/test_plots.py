@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import plots
+from jrobust._src import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jrobust.data import (
+from jrobust._src.data import (
     calorimeter,
     digits,
     from_arrays,

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import jrobust
-from jrobust import zoo
-from jrobust.models.contract import make_model
-from jrobust.programs import DEFAULT_WASTE, own_flops, plan_programs
-from jrobust.train import Program, n_compiled, train_stack
+from jrobust._src import presets as zoo
+from jrobust._src.models.contract import make_model
+from jrobust._src.programs import DEFAULT_WASTE, own_flops, plan_programs
+from jrobust._src.train import Program, n_compiled, train_stack
 
 BASE = zoo.cnn_config(
     conv=(4, 6), pool=(None, 2), dense=(8,), train_size=200, batch_size=20, epochs=2,

@@ -9,9 +9,9 @@ from conftest import stop_after
 import jrobust
 from jrobust._src.race.ranking import dominance_message, final_order
 from jrobust._src.race.stages import stage_target
-from jrobust.rules import get_rule
-from jrobust.settings import RaceSettings
-from jrobust.stats import adjust_pvalues, get_statistic, two_sample_pvalues
+from jrobust._src.rules import get_rule
+from jrobust._src.settings import RaceSettings
+from jrobust._src.stats import adjust_pvalues, get_statistic, two_sample_pvalues
 
 
 def lookup(table, calls=None):

@@ -9,16 +9,17 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import ModelConfig, runfolder
-from jrobust.result import ELIMINATED
-from jrobust.runfolder.summary import (
+from jrobust import ModelConfig
+from jrobust._src import runfolder
+from jrobust._src.result import ELIMINATED
+from jrobust._src.runfolder.summary import (
     column_labels,
     edge_notes,
     metric_label,
     runner_up,
     summary_table,
 )
-from jrobust.stats import get_statistic
+from jrobust._src.stats import get_statistic
 
 SPREAD = np.linspace(0.05, 0.6, 16)
 
@@ -131,7 +132,7 @@ def test_runner_up_of_the_final_race_is_paired_over_its_fresh_instances():
 def test_unpaired_interval_without_common_instances():
     """Two models that share no instance: each resampled on its own; the 95 % interval of the
     mean difference is about +-1.96 sqrt(2 / n) around it (normal samples, sd 1)."""
-    from jrobust.runfolder.summary import _unpaired_interval
+    from jrobust._src.runfolder.summary import _unpaired_interval
 
     rng = np.random.default_rng(1)
     n = 200

@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from jrobust.models import CNN
-from jrobust.models.contract import make_model
-from jrobust.models.layers import Conv
-from jrobust.models.riesz import PADDINGS, RieszLayer, RieszNet, riesz_transform
+from jrobust._src.models import CNN
+from jrobust._src.models.contract import make_model
+from jrobust._src.models.layers import Conv
+from jrobust._src.models.riesz import PADDINGS, RieszLayer, RieszNet, riesz_transform
 
 # Gaussian blobs (row, col, sigma, amplitude) of a continuous image on [-1, 1]^2.
 BLOBS = [(-0.2, 0.15, 0.14, 1.0), (0.25, -0.15, 0.12, 0.8), (0.05, 0.3, 0.16, -0.6)]

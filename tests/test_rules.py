@@ -1,11 +1,11 @@
-"""Elimination rules of jrobust.rules: the registry contract, halving counts, planted models."""
+"""Elimination rules of jrobust._src.rules: the registry contract, halving counts, planted models."""
 
 import numpy as np
 import pytest
 import scipy.stats
 
 import jrobust
-from jrobust.rules import (
+from jrobust._src.rules import (
     PAIRED_RULES,
     RULES,
     TEST_RULES,
@@ -22,7 +22,7 @@ from jrobust.rules import (
     get_rule,
     halving_trainings,
 )
-from jrobust.stats import (
+from jrobust._src.stats import (
     CORRECTIONS,
     PAIRED_TESTS,
     SPREAD_TESTS,
@@ -423,7 +423,7 @@ def decision_table():
 
 
 def expected_keep(name, correction, losses, mask, alive, statistic="mean"):
-    """The rule's decision rebuilt from the jrobust.stats functions."""
+    """The rule's decision rebuilt from the jrobust._src.stats functions."""
     rows = np.flatnonzero(alive)
     losses, mask = losses[rows], mask[rows]
     stat = get_statistic(statistic)

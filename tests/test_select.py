@@ -6,8 +6,8 @@ import scipy.stats
 from conftest import stop_after
 
 import jrobust
-from jrobust import zoo
-from jrobust.rules import RULES, halving_trainings
+from jrobust._src import presets as zoo
+from jrobust._src.rules import RULES, halving_trainings
 
 
 def gaussian_evaluator(mu, sigma, calls=None):

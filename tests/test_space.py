@@ -3,7 +3,7 @@
 import pytest
 
 import jrobust
-from jrobust import zoo
+from jrobust._src import presets as zoo
 
 
 def test_bad_spaces():

@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 import jrobust
-from jrobust import zoo
-from jrobust.config import SCALAR_FIELDS
-from jrobust.programs import merge_signature
-from jrobust.space import (
+from jrobust._src import presets as zoo
+from jrobust._src.config import SCALAR_FIELDS
+from jrobust._src.programs import merge_signature
+from jrobust._src.space import (
     Categorical,
     Distribution,
     InfiniteSpaceError,
@@ -465,7 +465,7 @@ def test_envelope_covers_every_sample_of_an_mlp_space():
     for model in samples:
         covering = [v for v in envelope if _covered(model, v)]
         assert len(covering) == 1, model
-        # and jrobust.programs can make the sample a lane of its variant's program
+        # and jrobust._src.programs can make the sample a lane of its variant's program
         assert merge_signature(model) == merge_signature(covering[0]) is not None
     # the widths vary among samples, so "covered" is not "equal"
     assert sum(m.static_key() in {v.static_key() for v in envelope} for m in samples) < 300

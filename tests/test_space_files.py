@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from jrobust.space import (
+from jrobust._src.space import (
     SpaceError,
     build_space,
     default_spec,

@@ -18,8 +18,8 @@ from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.state import RaceState
 from jrobust._src.race.tell import decide, record
 from jrobust._src.race.work import Outcome, Work
-from jrobust.result import SelectionResult
-from jrobust.settings import RaceSettings
+from jrobust._src.result import SelectionResult
+from jrobust._src.settings import RaceSettings
 
 
 def outcome(losses, ok=None):

@@ -1,4 +1,4 @@
-"""Statistics and two-sample tests of jrobust.stats against NumPy/SciPy, row by row."""
+"""Statistics and two-sample tests of jrobust._src.stats against NumPy/SciPy, row by row."""
 
 import itertools
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from jrobust.stats import (
+from jrobust._src.stats import (
     ALTERNATIVES,
     CORRECTIONS,
     LOCATION_TESTS,

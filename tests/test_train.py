@@ -11,11 +11,11 @@ import pytest
 from conftest import make_regression_population, small_cnn
 
 import jrobust
-from jrobust import zoo
-from jrobust.config import model_hash
-from jrobust.data.population import INIT_STREAM, SHUFFLE_STREAM
-from jrobust.models.contract import make_model
-from jrobust.train import make_trainer, n_cached, n_compiled, train_stack
+from jrobust._src import presets as zoo
+from jrobust._src.config import model_hash
+from jrobust._src.data.population import INIT_STREAM, SHUFFLE_STREAM
+from jrobust._src.models.contract import make_model
+from jrobust._src.train import make_trainer, n_cached, n_compiled, train_stack
 
 
 def reference_train(config, population, instance, seed=0):

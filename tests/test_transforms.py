@@ -11,10 +11,8 @@ import pytest
 from conftest import small_cnn, stop_after
 
 import jrobust
-from jrobust._src.race.checkpoint import CheckpointMismatch
-from jrobust._src.race.ledger import transform_table
-from jrobust.data import with_transforms
-from jrobust.data.transforms import (
+from jrobust._src.data import with_transforms
+from jrobust._src.data.transforms import (
     TRANSFORMS,
     apply_per_image,
     check_transform,
@@ -26,7 +24,9 @@ from jrobust.data.transforms import (
     scale,
     shift,
 )
-from jrobust.rules import RULES
+from jrobust._src.race.checkpoint import CheckpointMismatch
+from jrobust._src.race.ledger import transform_table
+from jrobust._src.rules import RULES
 
 
 def _images(shape=(3, 9, 9, 2), seed=0):
@@ -366,7 +366,7 @@ def test_over_decides_what_the_statistics_see(over):
     np.testing.assert_allclose(first.to_numpy(), expected, rtol=1e-12)
     # the summary reports the race's statistic, from the ledger alone
     s = r.summary(top=None).set_index("model_id")
-    table, mask, ids = jrobust.result.loss_table(r.decisive_ledger(), over)
+    table, mask, ids = jrobust._src.result.loss_table(r.decisive_ledger(), over)
     np.testing.assert_allclose(
         s.loc[ids, "statistic"], jrobust.stats.get_statistic("max")(table, mask)
     )

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 # Light on purpose: the command line checks its options with these before JAX is imported.
 if TYPE_CHECKING:
-    from jrobust.config import ModelConfig
-    from jrobust.data.population import Population
-    from jrobust.settings import RaceSettings
+    from jrobust._src.config import ModelConfig
+    from jrobust._src.data.population import Population
+    from jrobust._src.settings import RaceSettings
 
 __all__ = [
     "CheckError",
@@ -206,7 +206,7 @@ def check_space_fits(
     names: Sequence[str] | None = None,
 ) -> None:
     """Every cohort of the space can train on the population (one check per cohort)."""
-    from jrobust.train import check_compatible
+    from jrobust._src.train import check_compatible
 
     if population is None:
         raise CheckError(

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from jrobust._atomic import write_atomic
+from jrobust._src.atomic import write_atomic
 from jrobust._src.race.ledger import Ledger
 from jrobust._src.race.state import RaceState
 from jrobust._version import __version__
 
 if TYPE_CHECKING:
-    from jrobust.config import ModelConfig
-    from jrobust.settings import RaceSettings
+    from jrobust._src.config import ModelConfig
+    from jrobust._src.settings import RaceSettings
 
 __all__ = [
     "CHECKPOINT_FILE",

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from jrobust._src.checks import check_memory
+from jrobust._src.config import ModelConfig, config_from_dict, config_to_dict
+from jrobust._src.data.population import Population
 from jrobust._src.race.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointMismatch,
@@ -41,11 +43,9 @@ from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.state import RaceState
 from jrobust._src.race.tell import RoundReport, decide, record
 from jrobust._src.race.work import Outcome, Work
-from jrobust.config import ModelConfig, config_from_dict, config_to_dict
-from jrobust.data.population import Population
-from jrobust.result import SelectionResult
-from jrobust.settings import RaceSettings
-from jrobust.space.product import SearchSpace
+from jrobust._src.result import SelectionResult
+from jrobust._src.settings import RaceSettings
+from jrobust._src.space.product import SearchSpace
 
 __all__ = ["Race", "as_outcome", "resolve_space"]
 

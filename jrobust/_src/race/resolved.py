@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from jrobust.rules import Rule
-from jrobust.settings import RaceSettings
-from jrobust.stats import Statistic, get_statistic
+from jrobust._src.rules import Rule
+from jrobust._src.settings import RaceSettings
+from jrobust._src.stats import Statistic, get_statistic
 
 __all__ = ["ResolvedRace"]
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.state import RaceState, stage_entry
-from jrobust.settings import RaceSettings
+from jrobust._src.settings import RaceSettings
 
 __all__ = [
     "n_stages",
@@ -39,7 +39,7 @@ def stage_target(settings: RaceSettings, n_models: int, stage: int) -> int:
     stage keeps the same fraction ``(W / M) ** (1 / S)`` of the models.
 
     Example:
-      >>> from jrobust.settings import RaceSettings
+      >>> from jrobust._src.settings import RaceSettings
       >>> s = RaceSettings(fidelity=(500, 2000, 8000, 32000))
       >>> [stage_target(s, 64, k) for k in range(3)]
       [23, 8, 3]
