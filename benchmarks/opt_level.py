@@ -24,8 +24,8 @@ def child(stack: int, steps: int) -> None:
     import numpy as np
 
     from jrobust._src.bench import _population
-    from jrobust.zoo import paper_config
     from jrobust.train import train_stack
+    from jrobust.zoo import paper_config
 
     pop = _population(steps * 64, 256, 0)
     config = paper_config(1, epochs=1, train_size=steps * 64, side_features=(), target=None,
