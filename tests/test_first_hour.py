@@ -186,7 +186,7 @@ def test_race_on_digits_by_name_fits_the_regression_defaults_once():
     said = [str(w.message) for w in caught if "classification set" in str(w.message)]
     assert (
         len(said) == 1
-        and "2 with loss='cross_entropy', metric='cross_entropy', outputs=10" in (said[0])
+        and "2 models race with loss='cross_entropy', metric='cross_entropy', outputs=10" in said[0]
     )
     assert result.winner.loss == "cross_entropy" and result.winner.architecture.outputs == 10
     assert result.ledger.loss.notna().all() and len(result.ledger) == 4

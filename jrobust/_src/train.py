@@ -83,6 +83,8 @@ __all__ = [
     "check_instances",
     "collect",
     "default_cache",
+    "fit_all",
+    "fit_note",
     "fit_to_population",
     "launch_stack",
     "make_stack_trainer",
@@ -563,6 +565,34 @@ def fit_to_population(
     return dataclasses.replace(config, architecture=arch, **fields), changes
 
 
+def fit_all(
+    configs: Sequence[ModelConfig], population: Population
+) -> tuple[list[ModelConfig], dict[str, int]]:
+    """Every model made fit for the population (``fit_to_population``), and a tally of what was
+    set: ``{"loss='cross_entropy', ...": number of models}`` (empty when nothing changed)."""
+    fitted, tally = [], {}
+    for config in configs:
+        new, changes = fit_to_population(config, population)
+        fitted.append(new)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            tally[key] = tally.get(key, 0) + 1
+    return fitted, tally
+
+
+def fit_note(population: Population, tally: dict[str, int], where: str = "") -> str:
+    """The sentence that says what ``fit_all`` set (``""`` when nothing), e.g. "digits is a
+    classification set: 2 models race with loss='cross_entropy', ... (set loss, metric and
+    outputs to choose otherwise)"; ``where`` names where to set them (``" in the space file"``)."""
+    if not tally:
+        return ""
+    how = "; ".join(f"{n} model{'s' if n != 1 else ''} race with {key}" for key, n in tally.items())
+    return (
+        f"{population.name} is a classification set: {how} (set loss, metric and outputs"
+        f"{where} to choose otherwise)"
+    )
+
+
 # ---------------------------------------------------------------------------------- driving
 def check_instances(values: Sequence[int] | np.ndarray) -> np.ndarray:
     """Instance indices as a 1-D ``int32`` array; anything but non-negative integers is an error
@@ -772,15 +802,9 @@ def train_instances(
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
     seed = check_seed(seed)
-    config, changes = fit_to_population(config, population)
-    if changes:
-        warnings.warn(
-            f"the population {population.name!r} is a classification set: the model trains with "
-            f"{', '.join(f'{k}={v!r}' for k, v in changes.items())} instead of the regression "
-            "defaults (set them to choose otherwise)",
-            UserWarning,
-            stacklevel=2,
-        )
+    (config,), tally = fit_all([config], population)
+    if tally:
+        warnings.warn(fit_note(population, tally), UserWarning, stacklevel=2)
     check_compatible(config, population)
     step = max_stack or bucket_size_for(instances.size)
     parts = []

@@ -259,24 +259,12 @@ def check_space_fits(space: SearchSpace, pop: Population) -> str:
       A line saying which models race with the classification settings a classification
       population needs (``jrobust.train.fit_to_population``), or ``""``.
     """
-    from jrobust._src.train import fit_to_population
+    from jrobust._src.train import fit_all, fit_note
 
-    configs, fitted = [], {}
-    for config in space:
-        config, changes = fit_to_population(config, pop)
-        configs.append(config)
-        if changes:
-            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-            fitted[key] = fitted.get(key, 0) + 1
+    configs, tally = fit_all(space.models, pop)
     with checks.as_usage(UsageError):
         checks.check_space_fits(configs, pop, space.names())
-    if not fitted:
-        return ""
-    return (
-        f"{pop.name} is a classification set: "
-        + "; ".join(f"{n} models race with {key}" for key, n in fitted.items())
-        + " (set loss, metric and outputs in the space file to choose otherwise)"
-    )
+    return fit_note(pop, tally, " in the space file")
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
