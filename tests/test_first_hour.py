@@ -11,12 +11,12 @@ import pytest
 from conftest import small_cnn
 
 import jrobust
+from jrobust import runfolder
 from jrobust._src import presets as zoo
-from jrobust._src import runfolder
 from jrobust._src.cli import main
 from jrobust._src.config import ModelConfig, model_hash
 from jrobust._src.settings import RaceSettings
-from jrobust._src.space import SpaceError, build_space
+from jrobust._src.space.files import SpaceError, build_space
 
 TINY = """
 [base]

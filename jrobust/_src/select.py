@@ -226,7 +226,7 @@ def _interactive() -> bool:
 def named_population(spec: str) -> Population:
     """The population a name stands for, as ``jrobust run --data`` loads it (the calorimeter
     with ``DEFAULT_EVENTS`` events)."""
-    from jrobust._src.data import load
+    from jrobust._src.data.sources import load
 
     try:
         spec = data_spec(spec)

@@ -86,6 +86,7 @@ __all__ = [
     "fit_all",
     "fit_note",
     "fit_to_population",
+    "lanes_for",
     "launch_stack",
     "make_stack_trainer",
     "make_trainer",
@@ -429,14 +430,33 @@ def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str 
 
     Example:
       >>> import jrobust, numpy as np
-      >>> from jrobust._src.train import make_trainer, program_for, shared_for
+      >>> from jrobust.train import lanes_for, make_trainer, shared_for
       >>> pop = jrobust.data.from_arrays(np.random.rand(200, 3), np.random.rand(200))
       >>> cfg = jrobust.zoo.mlp_config(hidden=(4,), train_size=40, batch_size=20, epochs=1)
-      >>> lanes = program_for([cfg], pop).stack([cfg] * 2, [0, 1], pop.subset_indices([0, 1], 40))
-      >>> make_trainer(cfg, pop)(lanes, shared_for(pop, seed=0)).loss.shape
+      >>> train = make_trainer(cfg, pop)
+      >>> train(lanes_for(cfg, pop, [0, 1]), shared_for(pop, seed=0)).loss.shape
       (2,)
     """
     return _DEFAULT_CACHE.trainer(program_for([config], population, conv_impl))
+
+
+def lanes_for(
+    config: ModelConfig,
+    population: Population,
+    instances: Sequence[int] | np.ndarray,
+    *,
+    seed: int = 0,
+) -> Lanes:
+    """The ``Lanes`` of a stack of ``config``'s ``instances`` (its scalar hyperparameters, model
+    hash, instance indices and the instances' training subsets drawn with ``seed``), for the
+    trainer of ``make_trainer``. Change a field with ``lanes._replace(...)`` (e.g. other model
+    hashes: other initialisations on the same data)."""
+    instances = check_instances(instances)
+    program = program_for([config], population)
+    subsets = population.subset_indices(
+        instances, program.train_size, seed=seed, bootstrap=config.bootstrap
+    )
+    return program.stack([config] * len(instances), instances, subsets)
 
 
 def shared_for(population: Population, seed: int = 0) -> Shared:
@@ -541,7 +561,7 @@ def fit_to_population(
 
     Example:
       >>> from jrobust import zoo
-      >>> from jrobust._src.data import digits
+      >>> from jrobust.data import digits
       >>> fit_to_population(zoo.cnn_config(conv=(8,), pool=(2,), dense=(16,)), digits())[1]
       {'loss': 'cross_entropy', 'metric': 'cross_entropy', 'outputs': 10}
     """

@@ -199,7 +199,8 @@ def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
 
 
 def load_population(data: Mapping[str, Any]) -> Population:
-    from jrobust._src.data import load, with_transforms
+    from jrobust._src.data.sources import load
+    from jrobust._src.data.transforms import with_transforms
 
     kwargs: dict[str, Any] = {}
     if "events" in data:
@@ -224,7 +225,7 @@ def load_population(data: Mapping[str, Any]) -> Population:
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
     """The space file's tables, or the built-in space for this data."""
-    from jrobust._src.space import default_spec
+    from jrobust._src.space.builtin import default_spec
 
     if file_tables:
         return file_tables
@@ -242,7 +243,7 @@ def build_checked_space(
     tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
 ) -> tuple[SearchSpace, list[dict[str, Any]]]:
     """The space of ``tables`` with ``overrides`` fixed on every model."""
-    from jrobust._src.space import SpaceError, build_space, with_overrides
+    from jrobust._src.space.files import SpaceError, build_space, with_overrides
 
     tables = with_overrides(tables, **overrides)
     try:
@@ -308,7 +309,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     from jrobust._src.settings import RaceSettings
-    from jrobust._src.space import to_toml
+    from jrobust._src.space.files import to_toml
 
     doc = tomllib.loads(to_toml(config))
     race = doc["race"] = RaceSettings.race_part(doc.get("race", {}))

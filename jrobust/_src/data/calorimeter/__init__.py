@@ -9,7 +9,7 @@ accelerator and is seeded. Generated populations are kept in a disk cache (``cac
 paper's parametric baselines are in ``baselines``. :func:`calorimeter` ties them together.
 
 Example:
-  >>> from jrobust._src.data import calorimeter
+  >>> from jrobust.data import calorimeter
   >>> pop = calorimeter(2_000, "B", seed=1, cache=False)
   >>> pop.x.shape, pop.target_names, pop.side_names
   ((2000, 15, 15, 1), ('energy', 'x', 'y'), ('total_energy', 'bary_x', 'bary_y'))
