@@ -168,3 +168,17 @@ def trials(folder: Path, n: int, seed: int = 0, report=None) -> list[Trial]:
         if report is not None:
             report(k, trial, wall)
     return done
+
+
+def fault_inputs(tmp_path_factory, name: str):
+    """A module's run inputs (space and data files) in a fresh folder, with jrobust's cache
+    inside it for the module's duration: a generator for a module-scoped fixture."""
+    folder = tmp_path_factory.mktemp(name)
+    space, data = write_inputs(folder)
+    old = os.environ.get("JROBUST_CACHE_DIR")
+    os.environ["JROBUST_CACHE_DIR"] = str(folder / "cache")
+    yield folder, space, data
+    if old is None:
+        os.environ.pop("JROBUST_CACHE_DIR", None)
+    else:
+        os.environ["JROBUST_CACHE_DIR"] = old

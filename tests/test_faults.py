@@ -27,15 +27,7 @@ pytestmark = pytest.mark.faults
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("faults")
-    space, data = _faults.write_inputs(folder)
-    old = os.environ.get("JROBUST_CACHE_DIR")
-    os.environ["JROBUST_CACHE_DIR"] = str(folder / "cache")
-    yield folder, space, data
-    if old is None:
-        os.environ.pop("JROBUST_CACHE_DIR", None)
-    else:
-        os.environ["JROBUST_CACHE_DIR"] = old
+    yield from _faults.fault_inputs(tmp_path_factory, "faults")
 
 
 def run_cli(capsys, *argv):

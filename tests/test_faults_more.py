@@ -42,15 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("faults_more")
-    space, data = _faults.write_inputs(folder)
-    old = os.environ.get("JROBUST_CACHE_DIR")
-    os.environ["JROBUST_CACHE_DIR"] = str(folder / "cache")
-    yield folder, space, data
-    if old is None:
-        os.environ.pop("JROBUST_CACHE_DIR", None)
-    else:
-        os.environ["JROBUST_CACHE_DIR"] = old
+    yield from _faults.fault_inputs(tmp_path_factory, "faults_more")
 
 
 @pytest.fixture(scope="module")

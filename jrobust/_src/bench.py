@@ -452,6 +452,8 @@ def _spread(values: Sequence[float]) -> tuple[float, float, float]:
     return float(np.median(values)), float(min(values)), float(max(values))
 
 
+# The signature holds the protocol's 18 options (each one a flag of `jrobust bench`).
+# long: the body is the protocol's outline; its steps are the functions above.
 def throughput(
     stack_sizes: Sequence[int] = DEFAULT_STACKS,
     *,
