@@ -142,10 +142,14 @@ class SelectionResult:
         the seconds) and one row per ``(transform, param)`` of the grid
         (``instance_ledger``, ``transform_summary``).
       history: one row per round: ``round``, ``instances_per_model``, ``survivors`` (before the
-        rule), ``trained``, ``eliminated`` (ids), ``remaining``, ``seconds``,
+        rule), ``trained``, ``eliminated`` (ids), ``remaining``, ``elites``, ``rescued``,
+        ``swaps`` and ``finalist_swaps`` (the pairs ``[kept, removed instead]`` of the dominance
+        guarantee in the rule's and in the finalist cut's decision), ``seconds``,
         ``compile_seconds``, ``instance_steps``.
       path: one row per (round, model alive in it): ``statistic`` and ``rank`` values,
-        ``instances``, ``alive`` after the rule (the paper's "model path" figures).
+        ``instances``, ``alive`` after the rule, ``reason`` (why it left in that round:
+        ``"rule"``, ``"finalists"`` or ``"dominated"``; ``""`` when it stayed) (the paper's
+        "model path" figures).
       models: the space as a DataFrame; n_trainings: instances trained in all.
       timing: compile, training and total seconds, cohorts and compiled programs, the stop
         reason, and ``finished`` (False for a race stopped before its end).
@@ -153,7 +157,7 @@ class SelectionResult:
       dominance: ``None``, or when the dominance guarantee changed the winner, what happened:
         ``crowned`` (the model ``rank_by`` ranked first), ``dominated_by`` (the survivors strictly
         better on mean, std and PD), ``winner``, ``rank_by`` and the three statistics of each
-        (``jrobust.state.final_order``); ``dominance_note`` says it in a sentence.
+        (``jrobust._src.race.ranking.final_order``); ``dominance_note`` says it in a sentence.
       stages: one dict per stage of the race (fidelity stages, the final race): ``stage``,
         ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
         ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).

@@ -1,8 +1,10 @@
 """The one place a model leaves a race, and why.
 
 A model leaves by the rule of a round (``"rule"``) or, when the race moves on to its final
-race, because it is not among the ``n_winners`` best survivors (``"finalists"``). Both are
-decided in the same step (``tell.decide``) and enter the round's rows once.
+race, because it is not among the ``n_winners`` best survivors (``"finalists"``), or in place of
+a model that either decision removed but that is strictly better than it on mean, std and PD
+(``"dominated"``: the dominance guarantee, ``ranking.keep_dominators``). All are decided in the
+same step (``tell.decide``) and enter the round's rows once.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from jrobust._src.race.state import RaceState
 
 __all__ = ["REASONS", "eliminate"]
 
-#: Why a model can leave a race.
-REASONS = ("rule", "finalists")
+#: Why a model can leave a race: the rule, the finalist cut, or the dominance guarantee (it was
+#: kept by one of them, but a model they removed dominates it and stays instead).
+REASONS = ("rule", "finalists", "dominated")
 
 
 def eliminate(state: RaceState, removed: Mapping[int, str]) -> list[int]:

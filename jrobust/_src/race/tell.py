@@ -3,7 +3,8 @@
 ``record`` enters a round's losses into the ledger (failures as +inf, divergence flagged) and
 adds the round's history row. ``decide`` applies the rule on the current stage's instances
 (never to an elite of the round, never below ``n_winners``), decides whether the stage (and the
-race) is over and, when the race moves on to its final race, which survivors are finalists; it
+race) is over and, when the race moves on to its final race, which survivors are finalists;
+neither decision removes a model that dominates one it keeps (``ranking.keep_dominators``). It
 then writes the round's path rows and completes its history row once, with every decision
 known, and returns a ``RoundReport``.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from jrobust._src.race.eliminate import eliminate
 from jrobust._src.race.ledger import ledger_rows, statuses
-from jrobust._src.race.ranking import best_models
+from jrobust._src.race.ranking import best_models, keep_dominators
 from jrobust._src.race.resolved import ResolvedRace
 from jrobust._src.race.stages import next_stage, open_stage, stage_target
 from jrobust._src.race.state import RaceState
@@ -30,11 +31,14 @@ class RoundReport(NamedTuple):
 
     round: int
     trained: int  # instances trained in the round
-    removed: dict[int, str]  # model id -> why it left ("rule" or "finalists")
+    removed: dict[int, str]  # model id -> why it left (eliminate.REASONS)
     elites: tuple[int, ...]  # the models protected in the round
     rescued: tuple[int, ...]  # elites the rule would have removed
     stage_end: str  # why the round ended its stage ("" if it did not)
     done: bool  # whether the race is over
+    # (kept, removed instead): a model the rule or the finalist cut removed but that dominates
+    # one they kept stays, and the dominated one leaves ("dominated"); the rule's swaps first
+    swaps: tuple[tuple[int, int], ...] = ()
 
 
 # ---------------------------------------------------------------------------------- record
@@ -133,16 +137,25 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
     """Remove the models the rule rejects (and, when the race moves on to its final race, the
     survivors that are not finalists), write the round's path rows and history, and move to the
     next stage or end the race. In the final race nothing is removed: the finalists are ordered
-    by the result."""
+    by the result.
+
+    The dominance guarantee: neither the rule nor the finalist cut removes a model that is
+    strictly better on mean, std and PD (on the table they decided on) than a model they keep
+    with no more instances; such a model stays and the one it dominates leaves in its place
+    (``ranking.keep_dominators``), so each decision removes as many models as it chose to. The
+    rule's swaps never remove an elite of the round (their protection holds); the finalist cut
+    does not protect elites, nor do its swaps."""
     settings, rule = race.settings, race.rule
     alive_ids = np.flatnonzero(state.alive)
     smask = state.stage_mask()
-    n_min = int(smask[alive_ids].sum(axis=1).min())
+    counts = smask.sum(axis=1)
+    n_min = int(counts[alive_ids].min())
     before = state.alive.copy()
     final = state.stage_kind == "final"
     acted = not final and n_min > race.warmup
     table, tmask = state.table(smask, settings.over)
     keep, pvalues, protected, rescued = before.copy(), None, [], []
+    swaps: list[tuple[int, int]] = []
     if not final:
         keep = np.asarray(
             rule.select(table, tmask, before, n_min, race.warmup, race.statistic, race.rank_by),
@@ -159,17 +172,29 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
         floor = min(settings.n_winners, int(before.sum()))
         if keep.sum() < floor:
             keep[best_models(race.statistic, race.rank_by, table, tmask, before, floor)] = True
-    removed = {int(m): "rule" for m in np.flatnonzero(before & ~keep)}
+        order = _order(race, table, tmask, before)
+        keep, swaps = keep_dominators(table, tmask, counts, keep, before & ~keep, order, protected)
+    out = {k for _, k in swaps}
+    removed = {int(m): "dominated" if m in out else "rule" for m in np.flatnonzero(before & ~keep)}
     if acted:
         state.removed_counts.append(len(removed))
     end = _stage_end(state, race, keep, acted, final)
     going = next_stage(state, race, keep) if end else ""
+    cut_swaps: list[tuple[int, int]] = []
     if going == "final" and keep.sum() > settings.n_winners:  # the finalists: the n best
-        best = best_models(race.statistic, race.rank_by, table, tmask, keep, settings.n_winners)
-        cut = np.flatnonzero(keep & ~np.isin(np.arange(len(keep)), best))
-        removed.update({int(m): "finalists" for m in cut})
+        finalists = np.zeros_like(keep)
+        finalists[
+            best_models(race.statistic, race.rank_by, table, tmask, keep, settings.n_winners)
+        ] = True
+        order = _order(race, table, tmask, keep)
+        finalists, cut_swaps = keep_dominators(
+            table, tmask, counts, finalists, keep & ~finalists, order
+        )
+        out = {k for _, k in cut_swaps}
+        cut = np.flatnonzero(keep & ~finalists)
+        removed.update({int(m): "dominated" if m in out else "finalists" for m in cut})
     eliminate(state, removed)
-    report = (removed, protected, rescued, pvalues)
+    report = (removed, protected, rescued, pvalues, swaps, cut_swaps)
     _write_round(state, race, alive_ids, before, table, tmask, smask, report)
     if end:
         _move_on(state, race, end, going)
@@ -185,7 +210,13 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
         tuple(rescued),
         end,
         state.done,
+        tuple(swaps + cut_swaps),
     )
+
+
+def _order(race: ResolvedRace, table: np.ndarray, tmask: np.ndarray, among: np.ndarray):
+    """The models ``among``, best first by ``rank_by`` (ties: ``statistic``, then the id)."""
+    return best_models(race.statistic, race.rank_by, table, tmask, among, int(among.sum()))
 
 
 def _stage_end(
@@ -220,11 +251,11 @@ def _write_round(
     table: np.ndarray,
     tmask: np.ndarray,
     smask: np.ndarray,
-    report: tuple[dict[int, str], list[int], list[int], Any],
+    report: tuple[dict[int, str], list[int], list[int], Any, list, list],
 ) -> None:
     """The round's path rows (one per model alive in it) and the rest of its history row, from
-    the round's decisions ``(removed, protected, rescued, pvalues)``."""
-    removed, protected, rescued, pvalues = report
+    the round's decisions ``(removed, protected, rescued, pvalues, swaps, cut_swaps)``."""
+    removed, protected, rescued, pvalues, swaps, cut_swaps = report
     stat_values, rank_values = race.statistic(table, tmask), race.rank_by(table, tmask)
     last = state.history[-1]
     for m in alive_ids:
@@ -253,6 +284,8 @@ def _write_round(
         remaining=int(state.alive.sum()),
         elites=list(protected),
         rescued=list(rescued),
+        swaps=[[int(r), int(k)] for r, k in swaps],
+        finalist_swaps=[[int(r), int(k)] for r, k in cut_swaps],
     )
     if pvalues is not None and pvalues.omnibus is not None:  # the Friedman rule's omnibus test
         state.history[-1]["pvalue_omnibus"] = float(pvalues.omnibus)

@@ -252,6 +252,11 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         history["eliminated"] = [
             list(map(int, e)) if e is not None else [] for e in history["eliminated"]
         ]
+    for column in ("swaps", "finalist_swaps"):  # pairs [kept, removed instead], as written
+        if column in history:
+            history[column] = [
+                [[int(m) for m in p] for p in e] if e is not None else [] for e in history[column]
+            ]
     space = _space_or_mismatch(folder, config, len(tables["models"]), "models.parquet")
     configs = space.models if space is not None else None
     problems = []

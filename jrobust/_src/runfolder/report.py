@@ -27,6 +27,7 @@ from jrobust._src.runfolder.summary import (
     race_features,
     stages_view,
     summary_table,
+    swap_lines,
     transforms_view,
 )
 
@@ -199,6 +200,7 @@ def _head(folder: Path, f: Mapping[str, Any], s: Mapping[str, Any]) -> list[str]
         )
     if f["dominance"]:
         parts.append(f'<p class="warn"><b>Dominance</b>: {esc(f["dominance"])}.</p>')
+    parts += [f'<p class="warn"><b>Dominance</b>: {esc(n)}.</p>' for n in swap_lines(f["swaps"])]
     features = race_features(s)
     if features:
         parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in features) + "</ul>")

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from jrobust._src.atomic import write_text_atomic
-from jrobust._src.result import ELIMINATED, SelectionResult
+from jrobust._src.race.ranking import DOMINANCE_STATISTICS, dominance_values, swap_message
+from jrobust._src.result import ELIMINATED, SelectionResult, loss_table
 from jrobust._src.runfolder.layout import CONFIG_FILE, FIGURES
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "stages_view",
     "statistic_label",
     "summary_table",
+    "swap_lines",
+    "swap_notes",
     "transforms_view",
     "write_summary",
 ]
@@ -326,6 +329,7 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
         "all_failed": result.all_failed,
         "rule_text": rule_text(s),
         "dominance": result.dominance_note,
+        "swaps": swap_notes(result),
         "stages": list(result.stages),
         "rescued": _rescued(result),
         "metric": metric_label(result)[0],
@@ -334,6 +338,13 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
         "edges": edge_notes(result),
         **{k: v for k, v in info.items() if k not in ("finished",)},
     }
+
+
+def swap_lines(notes: list[str]) -> list[str]:
+    """The first ``SHOWN_SWAPS`` swap notes, and how many more there are."""
+    more = len(notes) - SHOWN_SWAPS
+    tail = [f"{more} more such swaps are listed in history.parquet (swaps, finalist_swaps)"]
+    return notes[:SHOWN_SWAPS] + (tail if more > 0 else [])
 
 
 def programs_line(programs: list[dict]) -> str:
@@ -399,6 +410,64 @@ def _rescued(result: SelectionResult) -> int:
     if h is None or "rescued" not in h:
         return 0
     return int(sum(len(r) for r in h["rescued"] if isinstance(r, list | tuple | np.ndarray)))
+
+
+#: The history's lists of dominance swaps (pairs [kept, removed instead]) and what decided them.
+SWAP_COLUMNS = {"swaps": "rule", "finalist_swaps": "finalists"}
+#: summary.md and report.html name at most this many swaps (all are in history.parquet).
+SHOWN_SWAPS = 5
+
+
+def _pairs(value: Any) -> list[tuple[int, int]]:
+    if not isinstance(value, list | tuple | np.ndarray):
+        return []
+    return [(int(p[0]), int(p[1])) for p in value]
+
+
+def swap_notes(result: SelectionResult) -> list[str]:
+    """The decisions the dominance guarantee changed, one sentence each
+    (``ranking.swap_message``): a model the rule or the finalist cut removed stayed because it
+    is better on mean, std and PD than one they kept, which left instead. The numbers are those
+    the decision saw: the stage's instances up to that round, over the race's ``over``."""
+    h = result.history
+    if h is None or not len(h) or not any(c in h for c in SWAP_COLUMNS):
+        return []
+    names = result.models.set_index("model_id").name.to_dict() if "name" in result.models else {}
+    notes = []
+    for _, row in h.iterrows():
+        for column, by in SWAP_COLUMNS.items():
+            for kept, removed in _pairs(row.get(column)):
+                values = _values_seen(result, int(row["round"]), [kept, removed])
+                swap = dict(
+                    round=int(row["round"]),
+                    kept=kept,
+                    removed=removed,
+                    by=by,
+                    rank_by=result.settings.get("rank_by") or result.settings.get("statistic"),
+                    values=values,
+                )
+                notes.append(swap_message(swap, names))
+    return notes
+
+
+def _values_seen(result: SelectionResult, round_: int, models: list[int]) -> dict[str, Any]:
+    """The mean, std and PD of ``models`` on the table the decision of round ``round_`` saw
+    (``{}`` when the ledger cannot give it)."""
+    led = result.ledger
+    if not len(led) or "round" not in led:
+        return {}
+    stage = result.stage_of_rows(led)
+    at = result.stage_of_rows(pd.DataFrame({"round": [round_]}))[0]
+    rows = led[(stage == at) & (led["round"].to_numpy() <= round_) & led["model_id"].isin(models)]
+    try:
+        table, mask, ids = loss_table(rows, result.over)
+    except ValueError:
+        return {}
+    values = dominance_values(table, mask, range(len(ids)))
+    return {
+        str(int(m)): {n: float(values[k, j]) for k, n in enumerate(DOMINANCE_STATISTICS)}
+        for j, m in enumerate(ids)
+    }
 
 
 def stages_view(result: SelectionResult) -> pd.DataFrame:
@@ -520,6 +589,10 @@ def history_view(result: SelectionResult) -> pd.DataFrame:
     if result.settings.get("elites") and "rescued" in h:
         h["rescued"] = [count(e) for e in h["rescued"]]
         columns.append("rescued")
+    swapped = [sum(len(_pairs(row.get(c))) for c in SWAP_COLUMNS) for _, row in h.iterrows()]
+    if any(swapped):  # removed by the dominance guarantee in place of a model it dominates
+        h["dominated"] = swapped
+        columns.append("dominated")
     path = result.path
     if len(path) and "pvalue" in path and path["pvalue"].notna().any():
         by_round = path.groupby("round")
@@ -569,6 +642,9 @@ def write_summary(
         lines += [md_text(runner_up_text(f["runner_up"], m)), ""]
     if f["dominance"]:
         lines += [f"> **Dominance**: {md_text(f['dominance'])}.", ""]
+    if f["swaps"]:
+        lines += [f"> **Dominance**: {md_text(note)}." for note in swap_lines(f["swaps"])]
+        lines += [""]
     lines += [f"> **Edge of the grid**: {md_text(note)}." for note in f["edges"]]
     lines += [""] if f["edges"] else []
     lines += [
