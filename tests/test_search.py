@@ -1,4 +1,4 @@
-"""``jrobust.search``: iterated racing over sampled candidates (with an evaluator and the engine)."""
+"""``jrobust.search``: iterated racing over sampled candidates (an evaluator, and the engine)."""
 
 import collections
 
@@ -99,15 +99,21 @@ def test_sampled_values_stay_inside_their_ranges():
 
 
 def test_narrow_children_collapse_and_a_soft_restart_widens():
-    space = lr_space()
-    model = SamplingModel(space.parameters, width=1e-6)
-    values = {0: {"learning_rate": 1e-3}}
-    children = [v for v, _ in sample_children(model, [0], values, np.random.default_rng(0), 4)]
+    space = lr_space(batch_size=[32, 64])
+    model = SamplingModel(space.parameters, width=1e-5)
+    values = {0: {"learning_rate": 1e-3, "batch_size": 32}}
+    model.probabilities[0] = {"batch_size": np.array([1.0, 0.0])}
+    rng = np.random.default_rng(0)
+    children = [v for v, _ in sample_children(model, [0], values, rng, 8)]
     assert collapsed(model, children)
-    model.soft_restart([0])
-    assert model.width > 1e-4
-    children = [v for v, _ in sample_children(model, [0], values, np.random.default_rng(0), 4)]
+    model.soft_restart([0], 8)
+    assert model.width == pytest.approx(1e-5 * 8**2)  # two iterations back (d = 1)
+    assert model.probabilities[0]["batch_size"].tolist() == pytest.approx([1 / 1.1, 0.1 / 1.1])
+    children = [v for v, _ in sample_children(model, [0], values, rng, 8)]
     assert not collapsed(model, children)
+    model.width = 0.4
+    model.soft_restart([0], 8)
+    assert model.width == pytest.approx(0.5 / 8)  # at most the width of iteration 2
 
 
 # ---------------------------------------------------------------------------------- 2. narrowing
@@ -350,7 +356,9 @@ def test_the_engine_compiles_once_per_search_and_matches_one_at_a_time(toy_popul
     winner = result.winner_id
     ledger = result.instance_ledger()
     rows = ledger[ledger.model_id == winner].sort_values("instance")
-    alone = jrobust.train_instances(result.configs[winner], toy_population, rows.instance, seed=0)
+    alone = jrobust.train_instances(
+        result.configs[winner], toy_population, rows.instance.to_numpy(), seed=0
+    )
     np.testing.assert_allclose(rows.loss.to_numpy(), alone.loss.to_numpy(), rtol=2e-5)
 
 

@@ -485,10 +485,14 @@ class _Search:
         else:
             self.model.shrink(n_new)
             self.model.shift(self.elites, self._values_of, j, plan.n_iterations)
-            draw = lambda n: sample_children(self.model, self.elites, self._values_of, self.rng, n)  # noqa: E731
+            values = self._values_of
+
+            def draw(n: int) -> list[tuple[dict[str, Any], int]]:
+                return sample_children(self.model, self.elites, values, self.rng, n)
+
             drawn = self._draw(draw, n_new)
             if collapsed(self.model, [v for v, _ in drawn]):
-                self.model.soft_restart(self.elites)
+                self.model.soft_restart(self.elites, n_new)
                 drawn, restarted = self._draw(draw, n_new), True
             width = self.model.width
         if not drawn:

@@ -14,8 +14,9 @@ and its children draw from it and inherit it. The first iteration samples unifor
 
 When the new candidates of an iteration collapse onto near-duplicates (every pair within
 ``COLLAPSE_TOLERANCE`` of each other on every numeric parameter in unit coordinates, with equal
-categoricals), the model restarts softly, as irace does: the widths grow back half-way (in log
-space) toward 0.5 and every probability vector is flattened toward its largest entry
+categoricals), the model restarts softly, as irace does: the width grows back to its value of two
+iterations before (``width * N_new ** (2 / d)``, at most the width of iteration 2), every
+probability vector of the parents is flattened toward its largest entry
 (``p <- 0.9 p + 0.1 max(p)``, normalised), and the candidates are drawn again.
 
 The model is data (``SamplingModel``); the functions here change it and draw from it with a
@@ -111,10 +112,15 @@ class SamplingModel:
                 moved[k] += step
                 probs[p] = moved / moved.sum()
 
-    def soft_restart(self, parents: Sequence[int]) -> None:
-        """Widen the widths half-way back toward ``INITIAL_WIDTH`` (in log space) and flatten
-        the parents' probability vectors."""
-        self.width = math.sqrt(self.width * INITIAL_WIDTH)
+    def soft_restart(self, parents: Sequence[int], n_new: int) -> None:
+        """Widen the width back to what it was two iterations before (at most the width of
+        iteration 2, ``INITIAL_WIDTH * (1 / n_new) ** (1 / d)``), as irace does, and flatten the
+        parents' probability vectors."""
+        d = len(self.numeric)
+        if d and n_new > 1:
+            self.width = min(
+                self.width * n_new ** (2.0 / d), INITIAL_WIDTH * (1.0 / n_new) ** (1.0 / d)
+            )
         for e in parents:
             probs = self.probabilities.get(e, {})
             for p, vector in probs.items():
