@@ -26,7 +26,6 @@ The model is data (``SamplingModel``); the functions here change it and draw fro
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
