@@ -385,3 +385,29 @@ def test_the_engine_refuses_a_model_no_planned_program_holds(toy_population):
     with pytest.raises(ValueError, match="fits none of the engine's planned programs"):
         engine.add([outside])
     assert len(engine.configs) == 4
+
+
+def test_a_merged_lane_starts_from_exactly_its_narrow_models_parameters():
+    """The merged model draws each kernel once, flat, at the longest length (so its compile does
+    not grow with the widths); each lane's block is exactly its narrow model's draw."""
+    import jax
+
+    from jrobust._src.models.contract import init_leaf
+    from jrobust._src.models.merged import MergedModel
+
+    archs = [
+        (jrobust.zoo.cnn_config(conv=(w, w + 1), pool=(2, 2), dense=(w + 2,)).architecture, False)
+        for w in (2, 3, 5)
+    ]
+    model = MergedModel.build(archs, (14, 14, 1), 0)
+    key = jax.random.key(11)
+    for v, leaves in enumerate(model.leaves):
+        params = model.init(key, v)
+        masks = model.masks(v)
+        for leaf in leaves:
+            block = np.asarray(params[leaf.wide])[leaf.index()]
+            np.testing.assert_array_equal(
+                block, np.asarray(init_leaf(key, leaf.narrow, leaf.shape))
+            )
+        for path, value in params.items():  # nothing outside the lane's own parameters
+            np.testing.assert_array_equal(np.asarray(value) * (1 - np.asarray(masks[path])), 0.0)
