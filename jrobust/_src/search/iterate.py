@@ -212,7 +212,8 @@ def search(
         engine = _engine(space, population, plan, devices)
     run = _Search(space, plan, population, engine, evaluator)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    owner = _lock.hold(folder) if folder is not None else None
+    # one search per folder, held by the main process (every host takes the same decisions)
+    owner = _lock.hold(folder) if folder is not None and _main_process() else None
     with owner or contextlib.nullcontext(), _signals.deferred_signals():
         if folder is not None:
             run.store = LossStore.load(folder, run.key) or LossStore()
@@ -707,7 +708,7 @@ class _Search:
 
     # ------------------------------------------------------------------ checkpoint and result
     def _save(self) -> None:
-        if self.folder is None or not len(self.store):
+        if self.folder is None or not len(self.store) or not _main_process():
             return
         facts = dict(
             n_trainings=self.used,
@@ -789,6 +790,12 @@ class _Search:
                 c if isinstance(c, int | float | str | bool) else format_value(c) for c in column
             ]
         return frame
+
+
+def _main_process() -> bool:
+    import jax
+
+    return jax.process_index() == 0
 
 
 def _takes_configs(evaluator: Callable) -> bool:
