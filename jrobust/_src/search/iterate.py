@@ -128,10 +128,13 @@ def search(
     those trainings only. It is never exceeded: a round whose new trainings do not fit ends the
     search there (a round that does not fit ``B_j`` ends the iteration's race). With the JAX
     engine the programs are planned once per search from every static variant of the space
-    (every width of an integer width range, every value of a categorical static field), so the
-    compilations do not grow with the iterations; ``merge="auto"`` (the default) merges every
-    mergeable variant into one program here, since which widths will be sampled is not known
-    when the programs are planned.
+    (every width of an integer width range, every value of a categorical static field), each
+    compiled at its first use: new widths, activations and scalars of later iterations are
+    lanes of programs already compiled, so the compilations do not grow with the iterations.
+    ``merge="auto"`` (the default) merges every mergeable variant into one program here, since
+    which widths will be sampled is not known when the programs are planned (a merged program
+    compiles in about the time of its widest variant alone, whatever the number of widths;
+    ``benchmarks/search_compile.py``).
 
     Args:
       space: a ``SearchSpace`` with ranges (a finite space works too: its lists are
