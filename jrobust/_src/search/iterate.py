@@ -117,7 +117,9 @@ def search(
     irace's (Lopez-Ibanez et al., Operations Research Perspectives 3, 2016), with ``d`` the
     number of parameters:
 
-    - ``iterations``: ``2 + floor(log2(d))``;
+    - ``iterations``: ``2 + floor(log2(d))``, and then, as irace does, more while the budget
+      left covers an iteration's warm-up of ``elites + 2`` models (a given ``iterations`` is
+      exact);
     - ``elites``: ``2 + floor(log2(d))`` (irace's ``N_min``);
     - iteration ``j`` may use ``B_j = remaining budget / (iterations left)`` trainings and races
       ``floor(B_j / (warmup + min(5, j)))`` models, at least ``elites + 2`` (its elites and new
@@ -248,6 +250,7 @@ class _Plan:
     first_candidates: int | None
     settings: RaceSettings  # the race's, resolved: n_winners = n_elites, no budget
     warmup: int
+    extend: bool = False  # more iterations while the budget left covers one (the default)
 
     @classmethod
     def of(
@@ -325,6 +328,7 @@ class _Plan:
             first,
             race,
             warmup,
+            extend=iterations is None,
         )
 
     def identity(self, space: SearchSpace) -> list[Any]:
@@ -460,9 +464,13 @@ class _Search:
     def go(self) -> None:
         plan = self.plan
         try:
-            for j in range(1, plan.n_iterations + 1):
+            j = 1
+            while j <= plan.n_iterations or (
+                plan.extend and plan.budget - self.used >= (plan.n_elites + 2) * plan.warmup
+            ):
                 if not self._iteration(j):
                     return
+                j += 1
             self.stop_reason, self.finished = "iterations", True
         finally:
             self._save()
@@ -471,7 +479,7 @@ class _Search:
         """Run iteration ``j``; False when the search ends before or inside it."""
         plan = self.plan
         remaining = plan.budget - self.used
-        share = remaining // (plan.n_iterations - j + 1)
+        share = remaining // max(plan.n_iterations - j + 1, 1)
         if j == 1 and plan.first_candidates is not None:
             n_models = plan.first_candidates
         else:
@@ -488,7 +496,7 @@ class _Search:
             )
         else:
             self.model.shrink(n_new)
-            self.model.shift(self.elites, self._values_of, j, plan.n_iterations)
+            self.model.shift(self.elites, self._values_of, j, max(plan.n_iterations, j))
             values = self._values_of
 
             def draw(n: int) -> list[tuple[dict[str, Any], int]]:
@@ -627,7 +635,7 @@ class _Search:
         state = race.state
         info = dict(
             iteration=j,
-            iterations=self.plan.n_iterations,
+            iterations=max(self.plan.n_iterations, j),
             round=self.round,
             models=len(local),
             survivors=int(state.alive.sum()),
@@ -691,7 +699,7 @@ class _Search:
                 centre = None
                 if best is not None:
                     probs = self.model.probabilities[best][p]
-                    step = min(j / self.plan.n_iterations, 1.0)
+                    step = j / max(self.plan.n_iterations, j + 1)
                     shifted = probs * (1.0 - step)
                     shifted[dist.index(self.values[best][p])] += step
                     centre = repr(dist.choices[int(np.argmax(shifted))])
