@@ -42,6 +42,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "race": ("jrobust._src.select", "race"),
     "rules": ("jrobust.rules", None),
     "save_run": ("jrobust.runfolder", "save_run"),
+    "search": ("jrobust._src.search.iterate", "search"),
     "stats": ("jrobust.stats", None),
     "train_instances": ("jrobust.train", "train_instances"),
     "train_stack": ("jrobust.train", "train_stack"),
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from jrobust._src.config import ModelConfig, count_params
     from jrobust._src.race.race import Race
     from jrobust._src.result import SelectionResult
+    from jrobust._src.search.iterate import search
     from jrobust._src.select import StopRace, exhaustive, race
     from jrobust._src.settings import RaceSettings
     from jrobust.data import Population
@@ -102,6 +104,7 @@ __all__ = [
     "race",
     "rules",
     "save_run",
+    "search",
     "stats",
     "train_instances",
     "train_stack",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,10 @@ class Engine:
       devices: devices to shard stacks over (``None``: all local devices when there are several).
       cache: where programs and executables are kept (default: the process's, so a second race
         reuses the first one's executables).
+      variants: plan the programs from these static variants instead of from ``configs``
+        (a search plans them once from its space, ``jrobust._src.search.iterate.every_variant``);
+        every model, given now or later by ``add``, then trains in the program whose variants
+        hold its static configuration (``static_key``).
       events: called with a dict at the steps inside a round, for a progress display (it must
         not change anything the engine uses): ``{"event": "program", "program": k, "programs":
         n, "compiling": bool, "instances": i}`` before program ``k`` (1-based) of the round's
@@ -86,9 +90,10 @@ class Engine:
         devices=None,
         cache: train.ProgramCache | None = None,
         events: Callable[[dict], None] | None = None,
+        variants: Sequence[ModelConfig] | None = None,
     ) -> None:
         self.events = events
-        self.configs = configs
+        self.configs = list(configs)
         self.population = population
         self.seed = int(seed)
         self.execution = execution
@@ -97,16 +102,48 @@ class Engine:
         self.multiple = self.placement.n_devices if self.placement is not None else 1
         shared = train.shared_for(population, self.seed)
         self.shared = self.placement.put_shared(shared) if self.placement else shared
+        planned = list(variants) if variants is not None else self.configs
         self.plans = plan_programs(
-            configs, population.input_shape, merge=execution.merge, waste=execution.waste
+            planned, population.input_shape, merge=execution.merge, waste=execution.waste
         )
-        self.program_of = np.empty(len(configs), np.int64)
-        for p, plan in enumerate(self.plans):
-            self.program_of[list(plan.model_ids)] = p
-        self.n_cohorts = len({c.static_key() for c in configs})
+        # static configuration -> its program: how a model added later finds its program
+        self._program_of_key = {
+            v.static_key(): p for p, plan in enumerate(self.plans) for v in plan.variants
+        }
+        self.program_of = self._programs_of(self.configs)
+        self.n_cohorts = len({c.static_key() for c in self.configs})
         self.slots: dict[tuple[int, int | None], ProgramSlot] = {}
         self._subsets: dict[tuple, dict[int, np.ndarray]] = {}
         self._background = concurrent.futures.ThreadPoolExecutor(1, "jrobust-compile")
+
+    # ------------------------------------------------------------------ models
+    def _programs_of(self, configs: Sequence[ModelConfig]) -> np.ndarray:
+        out = np.empty(len(configs), np.int64)
+        for j, config in enumerate(configs):
+            p = self._program_of_key.get(config.static_key())
+            if p is None:
+                raise ValueError(
+                    f"the model {config.describe()} fits none of the engine's planned programs "
+                    "(its static configuration is not one of the variants they were planned "
+                    "from); plan the engine from variants that include it"
+                )
+            out[j] = p
+        return out
+
+    def add(self, configs: Sequence[ModelConfig]) -> np.ndarray:
+        """Add models to train, each in the planned program that holds its static
+        configuration; returns their model ids (the next free ones, in order).
+
+        Raises:
+          ValueError: a model that fits none of the planned programs (nothing is added then).
+        """
+        configs = list(configs)
+        programs = self._programs_of(configs)
+        ids = np.arange(len(self.configs), len(self.configs) + len(configs), dtype=np.int64)
+        self.configs.extend(configs)
+        self.program_of = np.concatenate([self.program_of, programs])
+        self.n_cohorts = len({c.static_key() for c in self.configs})
+        return ids
 
     # ------------------------------------------------------------------ programs
     def slot(self, p: int, stage: int | None = None) -> ProgramSlot:
@@ -194,7 +231,7 @@ class Engine:
             programs.append(
                 dict(
                     program=p,
-                    models=len(plan.model_ids),
+                    models=int(np.sum(self.program_of == p)),
                     variants=len(plan.variants),
                     merged=plan.merged,
                     waste=round(float(plan.waste), 4),

@@ -161,6 +161,7 @@ class SelectionResult:
       stages: one dict per stage of the race (fidelity stages, the final race): ``stage``,
         ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
         ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).
+      iterations: ``None`` for a race; for ``jrobust.search`` one row per (iteration, parameter).
 
     The ledger, history and path rows carry ``stage`` (the stage's number, as in ``stages``:
     0 without fidelity stages, the last number for the final race), ``stage_kind``
@@ -183,6 +184,7 @@ class SelectionResult:
     configs: list[ModelConfig] | None = None
     dominance: dict[str, Any] | None = None
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    iterations: pd.DataFrame | None = None
 
     @classmethod
     def from_state(

@@ -7,9 +7,14 @@ narrow model's initial parameters (the same keys and fan-in scaling, ``init_leaf
 parameter paths) embedded in zeros. Per-lane masks on the weights keep the padding exactly zero
 in the forward pass, the gradients and the optimizer state, whatever the activation: a padded
 weight is multiplied by 0 before use, so its gradient is 0, and Adam's moments of a zero gradient
-stay 0. Choices (activation, pooling, head) are computed for every alternative and selected per
-lane. A lane is identified by its *variant*: the index of its narrow architecture, an int32
-value of the stack; every mask and choice is a constant table indexed by it.
+stay 0. A lane's initial kernel is drawn once per parameter path at the longest narrow length,
+flattened: a He-normal draw depends on the element's flat index only, so the first ``n`` values
+reshaped to the lane's narrow shape ARE its narrow model's draw, and the lane picks its block by
+index arithmetic from small per-variant tables. The initialisation thus costs the same to
+compile for 2 variants or 60 (every width of a searched integer range). Choices (activation,
+pooling, head) are computed for every alternative and selected per lane. A lane is identified
+by its *variant*: the index of its narrow architecture, an int32 value of the stack; every mask
+and choice is a constant table indexed by it.
 
 Example:
   >>> from jrobust import zoo
@@ -32,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrobust._src.models.architectures import CNN, MLP
-from jrobust._src.models.contract import init_leaf
+from jrobust._src.models.contract import PRELU_SLOPE, path_key
 from jrobust._src.models.layers import activation, conv2d, pool2d
 
 __all__ = ["MergedModel", "Head", "mergeable_architecture", "architecture_signature"]
@@ -126,6 +131,7 @@ class MergedModel:
     shapes: dict  # wide path -> shape
     leaves: tuple[tuple[_Leaf, ...], ...]  # per variant
     tables: dict  # name -> (V, ...) numpy table
+    inits: tuple[_Init, ...]  # how each wide parameter is initialised, per narrow path
 
     @property
     def n_variants(self) -> int:
@@ -157,8 +163,10 @@ class MergedModel:
         builder = _Builder(kind, archs, input_shape, n_side, conv_widths, last_pools, heads)
         leaves = tuple(builder.leaves(arch, side) for arch, side in variants)
         tables = builder.tables(variants, activations)
+        inits = _init_tables(leaves, builder.shapes, tables)
         return cls(kind, variants, tuple(input_shape), n_side, conv_impl, conv_widths,
-                   last_pools, heads, activations, builder.shapes, leaves, tables)  # fmt: skip
+                   last_pools, heads, activations, builder.shapes, leaves, tables,
+                   inits)  # fmt: skip
 
     # ------------------------------------------------------------------ parameters
     def masks(self, variant) -> dict:
@@ -177,19 +185,40 @@ class MergedModel:
 
     def init(self, key: jax.Array, variant) -> dict:
         """A lane's parameters: its own narrow model's initial parameters (``init_leaf`` of its
-        own paths and shapes) embedded in zeros."""
+        own paths and shapes) embedded in zeros (see the module docstring)."""
         params = {p: jnp.zeros(s, jnp.float32) for p, s in self.shapes.items()}
-        groups: dict[tuple, list[int]] = {}
-        for v, leaves in enumerate(self.leaves):
-            for leaf in leaves:
-                groups.setdefault(leaf, []).append(v)
-        for leaf, members in groups.items():
-            block = init_leaf(key, leaf.narrow, leaf.shape)
-            wide = leaf.wide
-            embedded = jnp.zeros(self.shapes[wide], jnp.float32).at[leaf.index()].set(block)
-            use = jnp.asarray(np.isin(np.arange(self.n_variants), members))[variant]
-            params[wide] = jnp.where(use, embedded, params[wide])
+        for init in self.inits:
+            params[init.wide] = params[init.wide] + self._init_one(init, key, variant)
         return params
+
+    def _init_one(self, init: _Init, key: jax.Array, variant) -> jax.Array:
+        shape = self.shapes[init.wide]
+        table = lambda name: jnp.asarray(self.tables[f"{init.prefix}:{name}"])[variant]  # noqa: E731
+        dims = table("dims")
+        valid = table("has")
+        if init.place == "vec":
+            index = jnp.arange(shape[0])
+            valid = valid & (index < dims[0])
+        elif init.place == "block":  # a conv kernel (k, k, in, out): the first channels
+            a, b, i, o = (jax.lax.broadcasted_iota(jnp.int32, shape, d) for d in range(4))
+            valid = valid & (i < dims[2]) & (o < dims[3])
+            index = ((a * dims[1] + b) * dims[2] + i) * dims[3] + o
+        else:  # a dense kernel: the narrow rows where the wide rows hold them, first columns
+            rows = table("rows")[:, None]
+            cols = jax.lax.broadcasted_iota(jnp.int32, shape, 1)
+            valid = valid & (rows >= 0) & (cols < dims[1])
+            index = rows * dims[1] + cols
+        if init.kind == "kernel":  # He-normal (``init_leaf``), drawn flat at the longest length
+            flat = jax.random.truncated_normal(
+                path_key(key, init.narrow), -2, 2, (init.length,), jnp.float32
+            )
+            stddev = jnp.sqrt(table("variance")) / jnp.array(0.87962566103423978, jnp.float32)
+            value = flat[jnp.clip(index, 0, init.length - 1)] * stddev
+        elif init.kind == "slope":
+            value = jnp.full(shape, PRELU_SLOPE, jnp.float32)
+        else:
+            return jnp.zeros(shape, jnp.float32)
+        return jnp.where(valid, value, 0.0)
 
     # ------------------------------------------------------------------ the forward pass
     def apply(self, params: dict, x: jax.Array, side: jax.Array | None, variant) -> jax.Array:
@@ -282,6 +311,56 @@ def _step_flops(shapes: dict, conv_outputs: dict[str, int]) -> float:
         products = 2.0 if path in first else 3.0
         total += products * 2.0 * math.prod(shape) * conv_outputs.get(path, 1)
     return total
+
+
+@dataclasses.dataclass(frozen=True)
+class _Init:
+    """How one wide parameter gets the initial values of the narrow parameters at one path:
+    its tables (``{prefix}:has``, ``:dims``, ``:variance`` and, for a dense kernel, ``:rows``)
+    give per variant whether it has the parameter, its narrow shape, its He-normal variance and
+    which narrow row each wide row holds (-1: none)."""
+
+    wide: str
+    narrow: str
+    kind: str  # "kernel", "slope" or "zero"
+    place: str  # "block", "rows" or "vec"
+    length: int  # the longest narrow parameter, flattened
+    prefix: str
+
+
+def _init_tables(leaves, shapes: dict, tables: dict) -> tuple[_Init, ...]:
+    """The ``_Init`` of every (wide path, narrow path), its tables added to ``tables``."""
+    groups: dict[tuple[str, str], list] = {}
+    for v, variant_leaves in enumerate(leaves):
+        for leaf in variant_leaves:
+            groups.setdefault((leaf.wide, leaf.narrow), []).append((v, leaf))
+    n = len(leaves)
+    inits = []
+    for g, ((wide, narrow), members) in enumerate(groups.items()):
+        name = narrow.rsplit("/", 1)[-1]
+        kind = name if name in ("kernel", "slope") else "zero"
+        place = members[0][1].place[0]
+        ndim = len(members[0][1].shape)
+        prefix = f"init{g}"
+        has = np.zeros(n, bool)
+        dims = np.zeros((n, ndim), np.int32)
+        variance = np.ones(n, np.float32)
+        rows = np.full((n, shapes[wide][0]), -1, np.int32)
+        for v, leaf in members:
+            has[v] = True
+            dims[v] = leaf.shape
+            if kind == "kernel":  # fan-in as jax.nn.initializers.he_normal takes it
+                fan_in = math.prod(leaf.shape[:-1])
+                variance[v] = np.float32(2.0 / fan_in)
+            if place == "rows":
+                rows[v, np.asarray(leaf.place[1])] = np.arange(len(leaf.place[1]))
+        tables[f"{prefix}:has"], tables[f"{prefix}:dims"] = has, dims
+        tables[f"{prefix}:variance"] = variance
+        if place == "rows":
+            tables[f"{prefix}:rows"] = rows
+        length = max(math.prod(leaf.shape) for _, leaf in members)
+        inits.append(_Init(wide, narrow, kind, place, length, prefix))
+    return tuple(inits)
 
 
 def _heads(variants) -> tuple[Head, ...]:

@@ -1,0 +1,1 @@
+"""``jrobust.search``: iterated racing over candidates sampled from a space with ranges."""
