@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ELIMINATED",
     "SelectionResult",
+    "id_list",
     "loss_table",
     "instance_rows",
     "transformed_rows",
@@ -85,6 +86,18 @@ def transformed_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def _untransformed(ledger: pd.DataFrame) -> pd.Series:
     return ledger["transform"].fillna("none") == "none"
+
+
+def id_list(text: Any) -> list[int]:
+    """The model ids of an ``iterations`` cell (``"5,6,7"``; empty or missing: none).
+
+    Example:
+      >>> id_list("5,6,7"), id_list("")
+      ([5, 6, 7], [])
+    """
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    return [int(part) for part in str(text).split(",") if part.strip()]
 
 
 def loss_table(
@@ -157,6 +170,7 @@ class SelectionResult:
       stages: one dict per stage of the race (fidelity stages, the final race): ``stage``,
         ``kind`` (``"race"``/``"final"``), ``train_size``, ``first_instance``, ``first_round``,
         ``last_round``, ``models`` (entering), ``survivors`` (leaving), ``end`` (why it ended).
+      iterations: ``None`` for a race; for ``jrobust.search`` one row per (iteration, parameter).
 
     The ledger, history and path rows carry ``stage`` (the stage's number, as in ``stages``:
     0 without fidelity stages, the last number for the final race), ``stage_kind``
@@ -179,6 +193,7 @@ class SelectionResult:
     configs: list[ModelConfig] | None = None
     dominance: dict[str, Any] | None = None
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    iterations: pd.DataFrame | None = None
 
     @classmethod
     def from_state(
@@ -409,6 +424,18 @@ class SelectionResult:
 
         transformed_rows(self.ledger)  # the clear error of a race without transformations
         return plots.plot_transforms(self, models, **kwargs)
+
+    def plot_iterations(self, **kwargs: Any) -> Figure:
+        """The search's iterations: the sampled values of every parameter against the
+        iteration, elites marked, the winner in red (``jrobust.plots.plot_iterations``;
+        ``path=`` also saves it as PNG); a ``ValueError`` for a race (no ``iterations``).
+
+        Returns:
+          The matplotlib figure.
+        """
+        from jrobust._src import plots
+
+        return plots.plot_iterations(self, **kwargs)
 
     @property
     def winner_name(self) -> str:
