@@ -146,6 +146,20 @@ def test_iterations_round_trip_through_the_run_folder(searched, tmp_path):
     is_png(folder / "iterations.png")
 
 
+def test_a_width_centre_given_as_a_tuple_round_trips(searched, tmp_path):
+    frame = planted_iterations()
+    frame["centre"] = pd.Series(
+        [(c,) if p == "hidden" else c for c, p in zip(frame.centre, frame.parameter, strict=True)],
+        dtype=object,
+    )
+    folder = jrobust.save_run(
+        dataclasses.replace(searched, iterations=frame), tmp_path / "run", config_dict()
+    )
+    loaded = jrobust.load_run(folder).iterations
+    pd.testing.assert_frame_equal(loaded, frame)
+    assert loaded.centre[1] == (8,)
+
+
 def test_a_race_folder_has_no_iterations(tmp_path):
     raced = jrobust.race(6, evaluator=evaluator, warmup=2, max_instances=4)
     assert raced.iterations is None
@@ -211,14 +225,14 @@ def test_iterations_that_disagree_with_the_folder_are_refused(searched, tmp_path
 def test_iterations_of_other_parameters_than_the_space_are_refused(searched, tmp_path):
     folder = jrobust.save_run(searched, tmp_path / "run", config_dict())
     config = config_dict()
-    config["space"][0]["choices"]["weight_decay"] = {"uniform": [0.0, 0.1]}
+    config["space"][0]["choices"]["l2"] = {"uniform": [0.0, 0.1]}
     runfolder.write_config(folder, config)
-    with pytest.raises(runfolder.RunFolderMismatch, match="weight_decay"):
+    with pytest.raises(runfolder.RunFolderMismatch, match="l2"):
         jrobust.load_run(folder)
 
 
 def test_a_damaged_iterations_file_is_named(searched, tmp_path):
-    folder = _tampered(searched, tmp_path, lambda f: f.drop(columns="width", inplace=True))
+    folder = _tampered(searched, tmp_path, lambda f: f.pop("width"))
     with pytest.raises(runfolder.RunFolderError, match="iterations.parquet is damaged"):
         jrobust.load_run(folder)
     (folder / "iterations.parquet").write_bytes(b"not parquet")

@@ -11,6 +11,7 @@ can rebuild the summary and figures at any time. Nothing is unpickled.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import json
 import os
@@ -198,8 +199,11 @@ def _centre_value(text: Any, kind: str) -> Any:
         return text
     try:
         number = float(text)
-    except ValueError:
-        return text
+    except ValueError:  # e.g. a width's tuple "(16, 16)": a literal, read as data only
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return text
     return int(number) if kind == "int" and number.is_integer() else number
 
 
