@@ -240,6 +240,16 @@ def test_a_damaged_iterations_file_is_named(searched, tmp_path):
         jrobust.load_run(folder)
 
 
+def test_an_unfinished_search_folder_says_how_to_continue(tmp_path, capsys):
+    folder = tmp_path / "run"
+    runfolder.write_config(folder, config_dict())  # a search stopped before its result
+    with pytest.raises(FileNotFoundError, match="search that has not finished"):
+        jrobust.load_run(folder)
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"jrobust run --resume {folder}" in err
+
+
 # ------------------------------------------------------------------------------ the figure
 def _winner_points(ax):
     red = matplotlib.colors.to_rgba(plots.WINNER_COLOR)
@@ -373,6 +383,19 @@ def test_run_searches_a_space_file_with_ranges(data, tmp_path, monkeypatch, caps
     assert main(["run", "--resume", str(out)]) == 0, capsys.readouterr().err
     assert fake.calls[1]["checkpoint_dir"] == out and fake.calls[1]["budget"] == 40
     capsys.readouterr()
+
+
+def test_bad_input_found_by_the_search_is_a_usage_error(data, tmp_path, monkeypatch, capsys):
+    from jrobust._src.checks import CheckError
+
+    def refuse(space, population=None, **kwargs):
+        raise CheckError("budget=3 trainings cannot cover one iteration: raise it to at least 8")
+
+    monkeypatch.setattr(jrobust, "search", refuse, raising=False)
+    argv = ["run", "--space", str(data / "ranged.toml"), "--data", f"npz:{data / 'tiny.npz'}"]
+    assert main([*argv, "--budget", "3", "--out", str(tmp_path / "s"), "--json"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.count("\n") == 1 and "at least 8" in printed.err and printed.out == ""
 
 
 def test_space_command_says_how_to_search(data, capsys):
