@@ -301,6 +301,7 @@ def test_report_and_summary_show_the_iterations(searched, tmp_path):
     figures = summary[summary.index("## Figures") :]
     assert figures.index("![path](path.png)") < figures.index("![iterations](iterations.png)")
     assert "## Iterations" in summary and "- search: 6 models sampled in 2 iterations" in summary
+    assert "exhaustive" not in summary and "fewer than exhaustive" not in html  # no grid
     table = summary[summary.index("## Iterations") : summary.index("## Rounds")]
     assert "| 2 | 2 | 4, 5 | 5, 2 | yes |" in table  # iteration, sampled, ids, elites, restarted
     assert "0.004 (width 0.3)" in table and "'adam'" in table

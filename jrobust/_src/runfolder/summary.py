@@ -298,6 +298,8 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
     s = result.settings
     n_models = len(result.models)
     exhaustive = n_models * int(s.get("max_instances", 0) or 0)
+    if result.iterations is not None:  # a search's models were sampled: no grid to exhaust
+        exhaustive = 0
     row = summary_table(result, top=1).iloc[0] if len(result.ledger) else None
     stat = statistic_label(s.get("statistic"), result.over)
     t = result.timing
