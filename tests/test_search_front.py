@@ -345,8 +345,9 @@ class FakeSearch:
 
     def __call__(self, space, population=None, **kwargs):
         self.calls.append({"space": space, "population": population, **kwargs})
-        kwargs["progress"]({"iteration": 1, "round": 1, "survivors": 4, "trained": 8,
-                            "n_trainings": 8})  # fmt: skip
+        kwargs["progress"]({"iteration": 1, "iterations": 2, "round": 1, "models": 4,
+                            "survivors": 4, "trained": 8, "n_trainings": 8,
+                            "budget": kwargs["budget"]})  # fmt: skip
         return search_like(space)
 
 
@@ -368,9 +369,8 @@ def test_run_searches_a_space_file_with_ranges(data, tmp_path, monkeypatch, caps
     assert call["population"].input_shape == (6, 6, 1)
     # the budget is the search's: the races inside it get their shares
     assert call["settings"].budget is None and call["settings"].warmup == 2
-    assert "iteration 1, round 1: 4 -> 4 models, trained 8 instances, 8 of 40 trainings" in (
-        printed.out
-    )
+    line = "iteration 1/2, round 1: 4 of 4 models left, trained 8 instances, 8 of 40 trainings"
+    assert line in printed.out
     assert f"winner: model {WINNER}" in printed.out
     # config.toml keeps the ranges and the budget: --resume and --space rerun the search
     config = tomllib.loads((out / "config.toml").read_text())

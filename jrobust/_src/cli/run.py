@@ -542,8 +542,8 @@ def _search(args, argv, out, space, pop, settings, config, folder) -> int:
 
 
 class _SearchProgress:
-    """A search's progress: one line per round of its races (plain output), each saying the
-    iteration and the trainings spent of the budget."""
+    """A search's progress: one line per round of its races (terminal or plain output), with
+    the iteration, the models racing and the trainings spent of the budget."""
 
     def __init__(self, out, budget: int) -> None:
         self.out = out
@@ -552,17 +552,21 @@ class _SearchProgress:
     def __call__(self, info: dict[str, Any]) -> None:
         if not self.out.chatty:
             return
-        where = f"iteration {info['iteration']}, " if "iteration" in info else ""
+        where = ""
+        if "iteration" in info:
+            of = f"/{info['iterations']}" if "iterations" in info else ""
+            where = f"iteration {info['iteration']}{of}, "
         models = (
-            f": {info['survivors'] + info.get('eliminated', 0)} -> {info['survivors']} models"
-            if "survivors" in info
+            f": {info['survivors']} of {info['models']} models left"
+            if {"survivors", "models"} <= set(info)
             else ""
         )
         trained = f", trained {info['trained']} instances" if "trained" in info else ""
         spent = info.get("n_trainings")
+        budget = info.get("budget", self.budget)
         self.out.info(
             f"{where}round {info.get('round', '?')}{models}{trained}"
-            + (f", {spent} of {self.budget} trainings" if spent is not None else "")
+            + (f", {spent} of {budget} trainings" if spent is not None else "")
         )
 
 

@@ -226,6 +226,8 @@ def edge_notes(result: SelectionResult) -> list[str]:
     largest value tried along its own line of the grid (the models equal to the winner in
     every other choice, at least 3 values): the best may lie beyond the grid."""
     models = result.models
+    if result.iterations is not None:  # a search's ranges are its bounds, not a grid to extend
+        return []
     if not len(models) or result.winner_id not in set(models.model_id):
         return []
     choices = [c for c in models.columns if c not in ("model_id", "cohort", "name")]
