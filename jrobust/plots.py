@@ -1,10 +1,12 @@
-"""Figures of a race: instance-loss distributions, the elimination path, robustness vs sample size.
+"""Figures of a race: instance-loss distributions, the elimination path, robustness vs sample size,
+and the iterations of a search.
 
 This module is the public face: it re-exports names defined under ``jrobust._src``.
 """
 
 from jrobust._src.plots import (
     plot_distributions,
+    plot_iterations,
     plot_path,
     plot_sample_size,
     plot_transforms,
@@ -13,6 +15,7 @@ from jrobust._src.plots import (
 
 __all__ = [
     "plot_distributions",
+    "plot_iterations",
     "plot_path",
     "plot_sample_size",
     "plot_transforms",

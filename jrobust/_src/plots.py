@@ -30,9 +30,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from jrobust._src.atomic import write_atomic
-from jrobust._src.result import instance_rows, transformed_rows
+from jrobust._src.result import id_list, instance_rows, transformed_rows
+from jrobust._src.space.fields import get_field
 
-__all__ = ["plot_distributions", "plot_path", "plot_sample_size", "plot_transforms", "save_figure"]
+__all__ = [
+    "plot_distributions",
+    "plot_iterations",
+    "plot_path",
+    "plot_sample_size",
+    "plot_transforms",
+    "save_figure",
+]
 
 WINNER_COLOR = "#d62728"
 SURVIVOR_COLOR = "#1f77b4"
@@ -478,3 +486,152 @@ def plot_transforms(
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def _sampled(result: Any, parameter: str) -> dict[int, Any]:
+    """Each sampled model's value of ``parameter``: from ``result.configs`` (the field of its
+    ``ModelConfig``), else from the models table's column of that name."""
+    configs = getattr(result, "configs", None)
+    if configs:
+        return {m: _field(c, parameter) for m, c in enumerate(configs)}
+    if parameter in result.models:
+        return dict(zip(result.models.model_id.astype(int), result.models[parameter], strict=True))
+    return {}
+
+
+def _field(config: Any, parameter: str) -> Any:
+    """A ``ModelConfig`` field, or a field of its architecture (``hidden``, ``conv``)."""
+    try:
+        return get_field(config, parameter)
+    except AttributeError:
+        return None
+
+
+def _number(value: Any) -> float:
+    """A numeric parameter's value as a float: a width range sets every layer to the drawn
+    width, so a tuple of widths is drawn as its first."""
+    if isinstance(value, list | tuple | np.ndarray):
+        value = value[0] if len(value) else np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def plot_iterations(
+    result: Any,
+    ax: Any = None,
+    *,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A search's iterations: one panel per parameter, the values sampled in every iteration
+    against the iteration (a log axis for a log range; a categorical's choices as the tick
+    labels of their index), the elites kept after each iteration circled, the sampling model's
+    centre as a line, and the winner in red.
+
+    Args:
+      result: a ``SelectionResult`` of ``jrobust.search`` (its ``iterations`` table, and the
+        sampled values from ``configs`` or the models table).
+      ax: draw into these axes (one per parameter, in the order of the table; a single axes
+        for a one-parameter search) instead of a new figure.
+      path: also save the figure as PNG there.
+      title: the figure title.
+
+    Returns:
+      The figure.
+
+    Raises:
+      ValueError: for a race (``result.iterations`` is ``None``).
+    """
+    table = getattr(result, "iterations", None)
+    if table is None:
+        raise ValueError(
+            "this result has no iterations: it is a race over a fixed list of models; "
+            "jrobust.search(space, population, budget=...) samples and iterates"
+        )
+    parameters = list(dict.fromkeys(table["parameter"]))
+    if ax is None:
+        cols = min(3, max(1, len(parameters)))
+        rows = -(-max(1, len(parameters)) // cols)
+        fig = _figure(4.0 * cols + 0.6, 3.3 * rows + 0.6)
+        grid = list(fig.subplots(rows, cols, squeeze=False).ravel())
+        for extra in grid[len(parameters) :]:
+            fig.delaxes(extra)
+        axes = grid[: len(parameters)]
+    else:
+        axes = list(np.atleast_1d(ax))
+        if len(axes) != len(parameters):
+            raise ValueError(
+                f"ax: {len(axes)} axes for {len(parameters)} parameters {parameters}; give one "
+                "axes per parameter, or none"
+            )
+        fig = axes[0].figure
+    winner = int(result.winner_id)
+    for axis, name in zip(axes, parameters, strict=True):
+        _iteration_panel(axis, table[table["parameter"] == name], _sampled(result, name), winner)
+        axis.set_title(name, fontsize=10)
+    if axes:
+        axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(
+        title or "Search iterations: the sampled values (elites circled, the winner in red)",
+        fontsize=11,
+    )
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _iteration_panel(ax: Any, rows: pd.DataFrame, values: dict[int, Any], winner: int) -> None:
+    """One parameter's panel of ``plot_iterations``."""
+    rows = rows.sort_values("iteration")
+    kind = str(rows["kind"].iloc[0])
+    categorical = kind == "categorical"
+    labels: list[str] = []
+    if categorical:  # the choices in the order they were first sampled
+        for cell in rows["candidates"]:
+            for m in id_list(cell):
+                if m in values and repr(values[m]) not in labels:
+                    labels.append(repr(values[m]))
+
+    def position(value: Any) -> float:
+        if categorical:
+            text = value if isinstance(value, str) and value in labels else repr(value)
+            return float(labels.index(text)) if text in labels else float("nan")
+        return _number(value)
+
+    iterations = rows["iteration"].to_numpy(dtype=int)
+    sampled = [
+        (it, m)
+        for it, cell in zip(iterations, rows["candidates"], strict=True)
+        for m in id_list(cell)
+    ]
+    kept = [
+        (it, m) for it, cell in zip(iterations, rows["elites"], strict=True) for m in id_list(cell)
+    ]
+
+    def points(pairs):
+        xs = np.array([it for it, _ in pairs], float)
+        ys = np.array([position(values.get(m)) for _, m in pairs], float)
+        return xs, ys
+
+    x, y = points(sampled)
+    ax.scatter(x, y, s=14, color=OTHER_COLOR, alpha=0.8, edgecolors="none", label="sampled")
+    x, y = points(kept)
+    ax.scatter(x, y, s=46, facecolors="none", edgecolors=SURVIVOR_COLOR, lw=1.2, label="elites")
+    centre = np.array(
+        [position(v if not categorical else str(v)) for v in rows["centre"]], dtype=float
+    )
+    ax.plot(iterations, centre, color=SURVIVOR_COLOR, lw=1.0, alpha=0.6, label="centre")
+    mine = [(it, m) for it, m in sampled + kept if m == winner]
+    if mine:
+        x, y = points(mine)
+        ax.scatter(x, y, s=40, color=WINNER_COLOR, zorder=5, label=f"winner (#{winner})")
+    ax.set_xticks(iterations)
+    ax.set_xlabel("iteration")
+    if categorical:
+        ax.set_yticks(range(len(labels)), [_short(t, 16) for t in labels], fontsize=8)
+        ax.set_ylim(-0.5, max(len(labels), 1) - 0.5)
+    elif bool(rows["log"].iloc[0]):
+        _log(ax, "y")
+    ax.grid(alpha=0.3)

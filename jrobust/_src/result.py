@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ELIMINATED",
     "SelectionResult",
+    "id_list",
     "loss_table",
     "instance_rows",
     "transformed_rows",
@@ -85,6 +86,18 @@ def transformed_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def _untransformed(ledger: pd.DataFrame) -> pd.Series:
     return ledger["transform"].fillna("none") == "none"
+
+
+def id_list(text: Any) -> list[int]:
+    """The model ids of an ``iterations`` cell (``"5,6,7"``; empty or missing: none).
+
+    Example:
+      >>> id_list("5,6,7"), id_list("")
+      ([5, 6, 7], [])
+    """
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    return [int(part) for part in str(text).split(",") if part.strip()]
 
 
 def loss_table(
@@ -415,6 +428,18 @@ class SelectionResult:
 
         transformed_rows(self.ledger)  # the clear error of a race without transformations
         return plots.plot_transforms(self, models, **kwargs)
+
+    def plot_iterations(self, **kwargs: Any) -> Figure:
+        """The search's iterations: the sampled values of every parameter against the
+        iteration, elites marked, the winner in red (``jrobust.plots.plot_iterations``;
+        ``path=`` also saves it as PNG); a ``ValueError`` for a race (no ``iterations``).
+
+        Returns:
+          The matplotlib figure.
+        """
+        from jrobust._src import plots
+
+        return plots.plot_iterations(self, **kwargs)
 
     @property
     def winner_name(self) -> str:

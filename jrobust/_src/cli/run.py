@@ -6,6 +6,11 @@ cover the warm-up round, a rule that needs a longer warm-up), the devices, and a
 ``--out`` folder. Ctrl-C (or SIGTERM) stops the race after the current stack: the checkpoint of
 the last complete round stays, the folder is consistent, and the exit status is 130 (143);
 ``jrobust run --resume DIR`` continues it to the result an uninterrupted run gives.
+
+A space file with ranges (``learning_rate = { loguniform = [1e-5, 1.0] }``) has no list of models
+to race: ``jrobust run --space FILE --budget N`` searches it (``jrobust.search``, iterated racing
+within ``N`` trainings); the run folder gains ``iterations.parquet`` and ``iterations.png``, and
+``--resume`` continues the search. See docs/search.md.
 """
 
 from __future__ import annotations
@@ -61,9 +66,12 @@ examples:
       your own arrays: x, y (and side) saved with numpy.savez in mydata.npz
   jrobust run --resume runs/seed1              continue a stopped run (same result as uninterrupted)
   jrobust run --space runs/seed1/config.toml   rerun a run from its resolved configuration
+A space file with ranges, e.g. learning_rate = { loguniform = [1e-5, 1.0] }, is searched
+(iterated racing, docs/search.md) within --budget trainings: jrobust run --space FILE --budget N
 
 run folder (runs/<time>-<data> unless --out): config.toml, checkpoint.npz, result.json,
-ledger/history/path/models.parquet, summary.md, report.html, path.png, distributions.png.
+ledger/history/path/models.parquet, summary.md, report.html, path.png, distributions.png
+(and for a search iterations.parquet, iterations.png).
 A checkpoint is written after every round. Running again with the same --out and the same
 settings continues that run; an --out folder holding a different run is an error.
 Options given on the command line override the [race] and [data] tables of --space; the defaults
@@ -199,7 +207,12 @@ def _the_race(g) -> None:
         metavar="N|auto",
         help="new instances per survivor per round (default: auto, keeps the stacks full)",
     )
-    g.add_argument("--budget", type=positive_int, metavar="N", help="trainings in all at most")
+    g.add_argument(
+        "--budget",
+        type=positive_int,
+        metavar="N",
+        help="trainings in all at most (required to search a space file with ranges)",
+    )
     g.add_argument(
         "--winners", type=positive_int, metavar="N", help="stop when N models are left (default: 1)"
     )
@@ -340,6 +353,13 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
     folder, file_tables, file_race, file_data = _sources(args)
     settings = cli_settings.race_settings(args, file_race, builtin=not file_tables)
+    searched = cli_settings.has_ranges(file_tables)
+    if searched and settings.budget is None:
+        source = args.space or Path(args.resume) / CONFIG_FILE
+        raise UsageError(
+            f"the space file {source} has ranges, so jrobust run searches it and needs a "
+            "budget of trainings: add --budget N, e.g. --budget 300"
+        )
     data = cli_settings.data_settings(args, file_data)
     cli_settings.check_over(settings, data)
     if folder is not None and not args.resume:  # fail early, before generating data
@@ -360,8 +380,12 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.target is not None and (file_tables or not facts.name.lower().startswith("calo")):
         overrides["target"] = args.target  # the built-in calorimeter space already chose its models
     space, tables = cli_settings.build_checked_space(tables, overrides)
-    cli_settings.check_budget(settings, len(space))
-    cli_settings.check_memory(settings, len(space), data)
+    if searched:  # a search's models are sampled: at most one per warm-up's worth of budget
+        n_models = -(-int(settings.budget) // settings.warmup_for())
+    else:
+        cli_settings.check_budget(settings, len(space))
+        n_models = len(space)
+    cli_settings.check_memory(settings, n_models, data)
     config = cli_settings.resolved_config(data, settings, tables)
     folder = folder or cli_settings.new_folder(data["source"])
     args.run_folder = folder  # for the messages of a failure (a full disk)
@@ -389,17 +413,16 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"continue: jrobust run --resume {folder}"
         )
         write_config(folder, config, header=header)
+    if searched:
+        return _search(args, argv, out, space, pop, settings, config, folder)
     return _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
 
 
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
-    from jrobust._src.cli.console import RaceProgress, final_line, json_summary, print_table
+    from jrobust._src.cli.console import RaceProgress
     from jrobust._src.race.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
-    from jrobust._src.runfolder.files import save_run
-    from jrobust._src.runfolder.summary import statistic_label, summary_table
     from jrobust._src.select import race
 
-    main_process = out.main
     done = cli_settings.checkpoint_facts(folder) if resuming else {}
     if resuming and not (folder / CHECKPOINT_FILE).is_file():
         _note(f"{folder / CHECKPOINT_FILE} is missing, so the race starts again from round 1")
@@ -435,8 +458,17 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
         raise
     except CheckpointMismatch as err:
         raise UsageError(str(err)) from None
-    wall = time.perf_counter() - t0
-    if not main_process:
+    return _finish(args, argv, out, result, pop, config, folder, time.perf_counter() - t0)
+
+
+def _finish(args, argv, out, result, pop, config, folder, wall) -> int:
+    """Save the run folder of a race or a search, print its winner (or JSON), and fail (exit
+    status 1) when every instance failed."""
+    from jrobust._src.cli.console import final_line, json_summary, print_table
+    from jrobust._src.runfolder.files import save_run
+    from jrobust._src.runfolder.summary import statistic_label, summary_table
+
+    if not out.main:
         return EXIT_OK
     info = {
         "data": _describe(pop),
@@ -466,6 +498,76 @@ def _race(args, argv, out, space, pop, settings, data, config, folder, resuming)
             f"winner; see {folder / 'summary.md'} and check the learning rates and the data"
         )
     return EXIT_OK
+
+
+def _search(args, argv, out, space, pop, settings, config, folder) -> int:
+    """Search a space with ranges (``jrobust.search``: iterated racing within the budget) and
+    save its run folder; a folder with the search's checkpoint continues it."""
+    import jrobust  # the search and its machinery load here, once every check has passed
+    from jrobust._src import checks
+    from jrobust._src.race.checkpoint import CheckpointMismatch
+
+    budget = int(settings.budget)
+    described = settings.describe()
+    out.info(
+        f"[bold]jrobust run[/bold]: a search of {len(space.parameters)} parameters "
+        f"({', '.join(space.parameters)}) within {budget} trainings on {_describe(pop)}"
+    )
+    out.info(
+        f"each iteration races its candidates: rule {described['rule']} on "
+        f"{described['statistic']}, warm-up {settings.warmup}, at most {settings.max_instances} "
+        f"instances, seed {settings.seed}; run folder {folder}"
+    )
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(), checks.as_usage(UsageError):
+            warnings.filterwarnings("ignore", "every instance of every model failed")
+            warnings.filterwarnings("ignore", "the population .* is a classification set")
+            result = jrobust.search(
+                space,
+                pop,
+                budget=budget,
+                seed=settings.seed,
+                checkpoint_dir=folder,
+                progress=_SearchProgress(out, budget),
+                # the budget is the search's; each iteration's race gets its share of it
+                settings=settings.replace(budget=None),
+            )
+    except _signals.Interrupted as err:
+        err.folder = folder  # for the one-line message: how to continue
+        raise
+    except CheckpointMismatch as err:
+        raise UsageError(str(err)) from None
+    return _finish(args, argv, out, result, pop, config, folder, time.perf_counter() - t0)
+
+
+class _SearchProgress:
+    """A search's progress: one line per round of its races (terminal or plain output), with
+    the iteration, the models racing and the trainings spent of the budget."""
+
+    def __init__(self, out, budget: int) -> None:
+        self.out = out
+        self.budget = budget
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        if not self.out.chatty:
+            return
+        where = ""
+        if "iteration" in info:
+            of = f"/{info['iterations']}" if "iterations" in info else ""
+            where = f"iteration {info['iteration']}{of}, "
+        models = (
+            f": {info['survivors']} of {info['models']} models left"
+            if {"survivors", "models"} <= set(info)
+            else ""
+        )
+        trained = f", trained {info['trained']} instances" if "trained" in info else ""
+        spent = info.get("n_trainings")
+        budget = info.get("budget", self.budget)
+        self.out.info(
+            f"{where}round {info.get('round', '?')}{models}{trained}"
+            + (f", {spent} of {budget} trainings" if spent is not None else "")
+        )
 
 
 def _note(text: str) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "checkpoint_facts",
     "data_facts",
     "data_settings",
+    "has_ranges",
     "load_population",
     "new_folder",
     "own_folder",
@@ -253,8 +254,35 @@ def build_checked_space(
     return space, tables
 
 
+def has_ranges(tables: Sequence[Mapping[str, Any]] | None) -> bool:
+    """Whether a space file's tables have a range (``{ loguniform = [1e-5, 1.0] }``: a TOML
+    table among the choices), so the space is searched, not raced; read from the tables
+    alone, before any data or model is loaded."""
+    return any(
+        isinstance(choice, Mapping)
+        for table in tables or ()
+        for choice in dict(table.get("choices") or {}).values()
+    )
+
+
+def _checked_models(space: SearchSpace) -> tuple[list, list[str]]:
+    """The models whose fit to the data is checked, and their names: the space's models, or
+    for a space with ranges its static variants at their widest (``SearchSpace.envelope``),
+    which every sample's program trains."""
+    if space.is_finite:
+        return space.models, space.names()
+    try:
+        variants = space.envelope()
+    except ValueError as err:
+        raise UsageError(f"space: {err}") from None
+    return variants, [
+        f"static variant {i} of the space's widest shapes" for i in range(len(variants))
+    ]
+
+
 def check_space_fits(space: SearchSpace, pop: Population) -> str:
-    """Every cohort of the space can train on the population (else a ``UsageError``).
+    """Every cohort of the space (for a space with ranges: every static variant at its widest)
+    can train on the population (else a ``UsageError``).
 
     Returns:
       A line saying which models race with the classification settings a classification
@@ -262,16 +290,17 @@ def check_space_fits(space: SearchSpace, pop: Population) -> str:
     """
     from jrobust._src.train import fit_all, fit_note
 
-    configs, tally = fit_all(space.models, pop)
+    models, names = _checked_models(space)
+    configs, tally = fit_all(models, pop)
     with checks.as_usage(UsageError):
-        checks.check_space_fits(configs, pop, space.names())
+        checks.check_space_fits(configs, pop, names)
     return fit_note(pop, tally, " in the space file")
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
     """A ``--fidelity`` schedule the space and data can train (else a ``UsageError``)."""
     with checks.as_usage(UsageError):
-        checks.check_fidelity_fits(settings, space.models, pop)
+        checks.check_fidelity_fits(settings, _checked_models(space)[0], pop)
 
 
 def check_budget(settings: RaceSettings, n_models: int) -> None:

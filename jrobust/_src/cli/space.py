@@ -26,6 +26,7 @@ examples:
   jrobust space --data digits          the built-in space for the digits data
   jrobust space --example > space.toml a complete commented space file to start from
   jrobust space space.toml             its 12 models, 2 cohorts and parameter counts
+A space file with ranges lists its parameters and says how to search it (--budget).
 """
 
 #: The commented example space file, shipped inside the package (``jrobust space --example``).
@@ -177,5 +178,9 @@ def _ranges(space, args: argparse.Namespace, input_shape: tuple[int, ...]) -> in
     print(
         f"widest shapes: {len(variants)} static variant{'s' if len(variants) != 1 else ''}"
         + (f", at most {max(known):,} parameters (inputs {shape})" if known else "")
+    )
+    print(
+        f"search it: jrobust run --space {args.file} --budget N (N trainings in all, e.g. 300; "
+        "iterated racing, see docs/search.md)"
     )
     return EXIT_OK

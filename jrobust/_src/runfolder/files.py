@@ -1,14 +1,17 @@
 """Saving a race as a run folder, and reading one back (``save_run``, ``load_run``).
 
 ``save_run`` writes the tables, figures, summary and report, and ``result.json`` last: a folder
-with a ``result.json`` is complete. ``load_run`` reads a complete folder back into a
-``SelectionResult``; a folder whose race was stopped before its end is rebuilt from its
-checkpoint (``SelectionResult.from_state``, the same code that ends a race), so ``jrobust report DIR``
+with a ``result.json`` is complete. A search (``jrobust.search``) adds ``iterations.parquet``
+and keeps its sampled models as data in ``result.json`` (it has no list of models to rebuild
+them from). ``load_run`` reads a complete folder back into a ``SelectionResult``; a folder
+whose race was stopped before its end is rebuilt from its checkpoint
+(``SelectionResult.from_state``, the same code that ends a race), so ``jrobust report DIR``
 can rebuild the summary and figures at any time. Nothing is unpickled.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import json
 import os
@@ -21,13 +24,15 @@ import pandas as pd
 import pyarrow
 
 from jrobust._src.atomic import write_text_atomic
-from jrobust._src.config import ModelConfig
+from jrobust._src.config import ModelConfig, config_from_dict, config_to_dict
 from jrobust._src.race.checkpoint import belongs_to, load_state, peek, refuse_legacy
 from jrobust._src.race.resolved import ResolvedRace
-from jrobust._src.result import SelectionResult, stage_columns
+from jrobust._src.result import SelectionResult, id_list, stage_columns
 from jrobust._src.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    FIGURES,
+    ITERATIONS_TABLE,
     PROGRAMS_TABLE,
     RESULT_FILE,
     SAMPLE_SIZE_TABLE,
@@ -101,6 +106,15 @@ def save_run(
         write_table(sample_size, folder, SAMPLE_SIZE_TABLE, csv)
     if result.timing.get("programs"):
         write_table(programs_view(result.timing["programs"]), folder, PROGRAMS_TABLE, csv)
+    if result.iterations is not None:
+        write_table(iterations_on_disk(result.iterations), folder, ITERATIONS_TABLE, csv)
+    else:  # a race saved over a search's folder: its iterations are not this result's
+        for stale in (
+            f"{ITERATIONS_TABLE}.parquet",
+            f"{ITERATIONS_TABLE}.csv",
+            FIGURES["iterations"],
+        ):
+            (folder / stale).unlink(missing_ok=True)
     info = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **dict(info or {})}
     written = write_figures(result, folder, sample_size) if figures else {}
     write_summary(result, folder, info)
@@ -120,6 +134,10 @@ def save_run(
         "stages": _jsonable(result.stages),
         "info": _jsonable(info),
     }
+    if result.iterations is not None and result.configs is not None:
+        # a search's models were sampled: config.toml's space cannot list them again
+        sampled = [config_to_dict(c) for c in result.configs]
+        payload["configs"] = None if any(c is None for c in sampled) else sampled
     write_text_atomic(folder / RESULT_FILE, json.dumps(payload, indent=2) + "\n")
     return folder
 
@@ -140,6 +158,134 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+#: The columns of ``SelectionResult.iterations``, in order (``jrobust.search``).
+ITERATION_COLUMNS = (
+    "iteration",
+    "parameter",
+    "kind",
+    "log",
+    "centre",
+    "width",
+    "candidates",
+    "elites",
+    "restarted",
+)
+
+
+def iterations_on_disk(frame: pd.DataFrame) -> pd.DataFrame:
+    """The iterations table as Parquet holds it: ``centre`` (a number for a range, a choice's
+    ``repr`` for a categorical) as text, read back by ``kind`` (``read_iterations``)."""
+    out = frame.copy()
+    out["centre"] = [_centre_text(v) for v in frame["centre"]]
+    return out
+
+
+def _centre_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))  # the shortest text that reads back to the same float
+    return repr(value)
+
+
+def _centre_value(text: Any, kind: str) -> Any:
+    if text is None or kind == "categorical" or not isinstance(text, str):
+        return text
+    try:
+        number = float(text)
+    except ValueError:  # e.g. a width's tuple "(16, 16)": a literal, read as data only
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return text
+    return int(number) if kind == "int" and number.is_integer() else number
+
+
+def read_iterations(folder: str | os.PathLike) -> pd.DataFrame | None:
+    """A run folder's ``iterations.parquet`` as ``SelectionResult.iterations`` (``None`` when
+    the folder holds a race: it has no such file).
+
+    Raises:
+      RunFolderError: when the file is damaged or lacks a column.
+    """
+    folder = Path(folder)
+    path = folder / f"{ITERATIONS_TABLE}.parquet"
+    if not path.is_file():
+        return None
+    name = path.name
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as err:
+        raise _damaged(folder, name, f"{type(err).__name__}: {err}") from None
+    if tuple(frame.columns) != ITERATION_COLUMNS:
+        raise _damaged(
+            folder, name, f"its columns are {list(frame.columns)}, not {list(ITERATION_COLUMNS)}"
+        )
+    frame["centre"] = [
+        _centre_value(t, k) for t, k in zip(frame["centre"], frame["kind"], strict=True)
+    ]
+    return frame
+
+
+def _iteration_problems(
+    iterations: pd.DataFrame, model_ids: set[int], winner_id: int, space: Any
+) -> list[str]:
+    """What a search's ``iterations.parquet`` disagrees with: the models of ``models.parquet``
+    (every model sampled once, in one iteration), the winner (an elite of the last iteration)
+    and the parameters of ``config.toml``'s space."""
+    name = f"{ITERATIONS_TABLE}.parquet"
+    problems = []
+    sampled: list[int] = []
+    elites: list[int] = []
+    for iteration, rows in iterations.groupby("iteration", sort=True):
+        if rows["candidates"].nunique() > 1 or rows["elites"].nunique() > 1:
+            problems.append(f"{name} gives iteration {iteration} different models per parameter")
+        sampled += id_list(rows["candidates"].iloc[0])
+        elites = id_list(rows["elites"].iloc[0])
+        unknown = sorted({*id_list(rows["candidates"].iloc[0]), *elites} - model_ids)
+        if unknown:
+            problems.append(
+                f"{name} names models {unknown} in iteration {iteration} that models.parquet "
+                "does not hold"
+            )
+    if sorted(sampled) != sorted(model_ids):
+        problems.append(
+            f"{name} samples {len(sampled)} models ({len(set(sampled))} distinct), models.parquet "
+            f"holds {len(model_ids)}"
+        )
+    if elites and winner_id not in elites:
+        problems.append(
+            f"{RESULT_FILE} names model {winner_id} as the winner, but the last iteration of "
+            f"{name} kept the elites {elites}"
+        )
+    if space is not None:
+        names = list(dict.fromkeys(iterations["parameter"]))
+        if set(names) != set(space.parameters):
+            problems.append(
+                f"{name} searched the parameters {names}, {CONFIG_FILE}'s space has "
+                f"{list(space.parameters)} (was {CONFIG_FILE} edited after the run?)"
+            )
+    return problems
+
+
+def _sampled_configs(folder: Path, payload: Mapping[str, Any]) -> list[ModelConfig] | None:
+    """A search's sampled models, kept as data in ``result.json`` (``None`` when it holds
+    none, e.g. a model of one's own Flax module)."""
+    data = payload.get("configs")
+    if data is None:
+        return None
+    try:
+        return [config_from_dict(c) for c in data]
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise _damaged(folder, RESULT_FILE, f"its configs: {type(err).__name__}: {err}") from None
+
+
 def load_run(folder: str | os.PathLike) -> SelectionResult:
     """Read a run folder back into a ``SelectionResult``.
 
@@ -150,7 +296,10 @@ def load_run(folder: str | os.PathLike) -> SelectionResult:
     Nothing is trusted that was not checked: the checkpoint must carry the race fingerprint of
     ``config.toml`` (the one ``--resume`` checks), ``result.json``'s winner must be the
     configuration ``config.toml`` gives that model id, and the trainings of ``result.json`` and
-    the checkpoint must agree.
+    the checkpoint must agree. A search's ``iterations.parquet`` (``result.iterations``; ``None``
+    for a race) must sample every model of ``models.parquet`` once, keep the winner among the
+    last iteration's elites and search the parameters of ``config.toml``'s space; its models
+    are read from ``result.json``.
 
     Raises:
       FileNotFoundError: when the folder holds no run.
@@ -167,6 +316,11 @@ def load_run(folder: str | os.PathLike) -> SelectionResult:
         (folder / f"{t}.parquet").is_file() for t in TABLES
     ):
         return _from_tables(folder, config)
+    if _has_ranges(config):
+        raise FileNotFoundError(
+            f"{folder} holds a search that has not finished (no {RESULT_FILE} yet): continue it "
+            f"with jrobust run --resume {folder}; its report is written when it ends"
+        )
     if (folder / CHECKPOINT_FILE).is_file():
         return _from_checkpoint(folder, config)
     refuse_legacy(folder)
@@ -257,8 +411,17 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             history[column] = [
                 [[int(m) for m in p] for p in e] if e is not None else [] for e in history[column]
             ]
+    iterations = read_iterations(folder)
     space = _space_or_mismatch(folder, config, len(tables["models"]), "models.parquet")
-    configs = space.models if space is not None else None
+    searched = iterations is not None or (space is not None and not space.is_finite)
+    if searched:
+        configs = _sampled_configs(folder, payload)
+    else:
+        configs = space.models if space is not None else None
+    if configs is not None and len(configs) != len(tables["models"]):
+        raise _damaged(
+            folder, RESULT_FILE, f"{len(configs)} configs for the {len(tables['models'])} models"
+        )
     problems = []
     shown = payload.get("winner_config")
     if configs is not None and shown is not None and configs[winner_id].full_repr() != shown:
@@ -266,7 +429,12 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             f"{RESULT_FILE} names model {winner_id} as the winner with another configuration than "
             f"{CONFIG_FILE} gives model {winner_id} (was {CONFIG_FILE} edited after the run?)"
         )
-    problems += _checkpoint_problems(folder, config, configs, len(tables["models"]), n_trainings)
+    if iterations is not None:
+        problems += _iteration_problems(iterations, ids, winner_id, space)
+    if not searched:  # a search's checkpoint is the search's own, checked when it resumes
+        problems += _checkpoint_problems(
+            folder, config, configs, len(tables["models"]), n_trainings
+        )
     _refuse(folder, problems)
     # folders of jrobust 0.2.0 and earlier: `stage` held "race"/"final", now `stage_kind`
     ledger, history, path = (
@@ -286,24 +454,38 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         configs=configs,
         dominance=dominance,
         stages=stages,
+        iterations=iterations,
     )
 
 
 def _space_or_mismatch(folder: Path, config: Mapping[str, Any] | None, n_models: int, what: str):
     """The space of ``config.toml`` (``None`` when it holds none); a ``RunFolderMismatch``
-    when its models are not the ``n_models`` of ``what``."""
+    when its models are not the ``n_models`` of ``what`` (a space with ranges has no count:
+    a search's models are checked against its iterations)."""
     if not config or not config.get("space"):
         return None
     try:
         space = build_space(config["space"])
     except (SpaceError, ValueError, TypeError):
         return None
+    if not space.is_finite:
+        return space
     if len(space) != n_models:
         _refuse(
             folder,
             [f"{CONFIG_FILE} describes {len(space)} models, {what} holds {n_models}"],
         )
     return space
+
+
+def _has_ranges(config: Mapping[str, Any] | None) -> bool:
+    """Whether ``config.toml``'s space has ranges (a search's folder)."""
+    if not config or not config.get("space"):
+        return False
+    try:
+        return not build_space(config["space"]).is_finite
+    except (SpaceError, ValueError, TypeError):
+        return False
 
 
 def _checkpoint_problems(

@@ -11,12 +11,17 @@ A run folder holds::
     history.parquet    one row per round (survivors, trained, eliminated, seconds, ...)
     path.parquet       one row per (round, model racing in it): the statistic, rank, alive
     models.parquet     the space: model_id, name, cohort and the varied fields
+    iterations.parquet a search's iterations (``jrobust.search``; absent for a race): one row
+                       per (iteration, parameter): the candidates sampled, the elites kept, the
+                       sampling model's centre and width, whether it restarted
     programs.parquet   one row per compiled program: its models, variants, merged, padded-work
                        waste, stack sizes, lanes trained, compile seconds
     summary.md         the summary in Markdown
     report.html        a self-contained report (tables and figures embedded; no network needed)
     distributions.png  instance-loss distributions of the survivors
     path.png           the elimination path (statistic of each model per round)
+    iterations.png     a search's sampled values per parameter against the iteration (elites
+                       circled, the winner in red)
     sample_size.png    robustness vs training-sample size (when a study provides
                        ``sample_size.parquet``)
     run.lock           only while a run or race writes the folder: its owner (process id,
@@ -47,6 +52,7 @@ __all__ = [
     "CONFIG_FILE",
     "FIGURES",
     "FIGURE_MODELS",
+    "ITERATIONS_TABLE",
     "RESULT_FILE",
     "PROGRAMS_TABLE",
     "SAMPLE_SIZE_TABLE",
@@ -62,6 +68,7 @@ RESULT_FILE = "result.json"
 TABLES = ("ledger", "history", "path", "models")
 FIGURES = {
     "path": "path.png",
+    "iterations": "iterations.png",
     "distributions": "distributions.png",
     "sample_size": "sample_size.png",
     "transforms": "transforms.png",
@@ -70,6 +77,8 @@ FIGURES = {
 #: so in their captions ("12 of 16 models").
 FIGURE_MODELS = {"distributions": 12, "transforms": 6}
 SAMPLE_SIZE_TABLE = "sample_size"
+#: A search's iterations (``SelectionResult.iterations``), written only when there are some.
+ITERATIONS_TABLE = "iterations"
 PROGRAMS_TABLE = "programs"
 
 

@@ -16,11 +16,13 @@ from jrobust._src.atomic import write_text_atomic
 from jrobust._src.result import SelectionResult
 from jrobust._src.runfolder.layout import CONFIG_FILE, FIGURE_MODELS, FIGURES, SAMPLE_SIZE_TABLE
 from jrobust._src.runfolder.summary import (
+    ITERATIONS_LEGEND,
     column_labels,
     duration,
     facts,
     fmt,
     history_view,
+    iterations_view,
     legend,
     programs_line,
     programs_view,
@@ -46,6 +48,9 @@ def write_figures(
     if len(result.path):
         plots.plot_path(result, path=folder / FIGURES["path"])
         out["path"] = folder / FIGURES["path"]
+    if result.iterations is not None and len(result.iterations):
+        plots.plot_iterations(result, path=folder / FIGURES["iterations"])
+        out["iterations"] = folder / FIGURES["iterations"]
     if len(result.ledger):
         top = FIGURE_MODELS["distributions"]
         plots.plot_distributions(result, top=top, path=folder / FIGURES["distributions"])
@@ -100,6 +105,9 @@ _CAPTIONS = {
     "path": "Elimination path: the statistic of every model after every round; "
     "eliminated models end "
     "with ×, the winner is red, the last survivors blue (the paper's model-path figures).",
+    "iterations": "Search iterations: the values of every parameter sampled in each iteration "
+    "(grey), the elites kept after it (circled), the sampling model's centre (line); the winner "
+    "is red.",
     "distributions": "Instance-loss distributions of the best models "
     "(each dot is one instance: a new "
     "initialisation and a new training sample).",
@@ -351,7 +359,7 @@ def write_report(
     alive = set(final.model_id) if final is not None else set()
     esc = html.escape
     parts = _head(folder, f, result.settings) + _cards(f)
-    for name in ("path", "distributions", "transforms", "sample_size"):
+    for name in ("path", "iterations", "distributions", "transforms", "sample_size"):
         if name in figures and Path(figures[name]).is_file():
             caption = esc(_caption(name, f, result))
             parts.append(
@@ -392,6 +400,15 @@ def write_report(
                 f'<div class="scroll">{_html_table(transforms, set(result.winners), alive)}</div>',
             ]
             if len(transforms)
+            else []
+        ),
+        *(
+            [
+                "<h2>Iterations</h2>",
+                f"<p>{esc(ITERATIONS_LEGEND)}</p>",
+                f'<div class="scroll">{_html_table(iterations_view(result))}</div>',
+            ]
+            if result.iterations is not None
             else []
         ),
         "<h2>Rounds</h2>",

@@ -13,10 +13,11 @@ import pandas as pd
 
 from jrobust._src.atomic import write_text_atomic
 from jrobust._src.race.ranking import DOMINANCE_STATISTICS, dominance_values, swap_message
-from jrobust._src.result import ELIMINATED, SelectionResult, loss_table
+from jrobust._src.result import ELIMINATED, SelectionResult, id_list, loss_table
 from jrobust._src.runfolder.layout import CONFIG_FILE, FIGURES
 
 __all__ = [
+    "ITERATIONS_LEGEND",
     "column_labels",
     "edge_notes",
     "legend",
@@ -27,6 +28,7 @@ __all__ = [
     "facts",
     "fmt",
     "history_view",
+    "iterations_view",
     "markdown_table",
     "md_code",
     "md_text",
@@ -227,6 +229,8 @@ def edge_notes(result: SelectionResult) -> list[str]:
     largest value tried along its own line of the grid (the models equal to the winner in
     every other choice, at least 3 values): the best may lie beyond the grid."""
     models = result.models
+    if result.iterations is not None:  # a search's ranges are its bounds, not a grid to extend
+        return []
     if not len(models) or result.winner_id not in set(models.model_id):
         return []
     choices = [c for c in models.columns if c not in ("model_id", "cohort", "name")]
@@ -299,6 +303,8 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
     s = result.settings
     n_models = len(result.models)
     exhaustive = n_models * int(s.get("max_instances", 0) or 0)
+    if result.iterations is not None:  # a search's models were sampled: no grid to exhaust
+        exhaustive = 0
     row = summary_table(result, top=1).iloc[0] if len(result.ledger) else None
     stat = statistic_label(s.get("statistic"), result.over)
     t = result.timing
@@ -606,6 +612,50 @@ def history_view(result: SelectionResult) -> pd.DataFrame:
     return h[[c for c in columns if c in h]]
 
 
+#: What the iterations table of summary.md and report.html shows.
+ITERATIONS_LEGEND = (
+    "One row per iteration of the search: the candidates it sampled, the elites kept after its "
+    "race (best first), whether the sampling model restarted, and per parameter the sampling "
+    "model's centre after the iteration (with, for a range, the width its candidates were "
+    "sampled with, in unit space)."
+)
+
+
+def iterations_view(result: SelectionResult) -> pd.DataFrame:
+    """A search's iterations, one row each: the candidates sampled (how many, which), the
+    elites kept, a restart, and per parameter the centre (and a range's width)."""
+    table = result.iterations
+    if table is None or not len(table):
+        return pd.DataFrame()
+    rows = []
+    for iteration, group in table.groupby("iteration", sort=True):
+        first = group.iloc[0]
+        sampled = id_list(first["candidates"])
+        row: dict[str, Any] = {
+            "iteration": int(iteration),
+            "sampled": len(sampled),
+            "candidates": _id_span(sampled),
+            "elites": ", ".join(map(str, id_list(first["elites"]))) or "-",
+            "restarted": bool(group["restarted"].any()),
+        }
+        for _, p in group.iterrows():
+            centre = fmt(p["centre"])
+            if p["kind"] != "categorical" and pd.notna(p["width"]):
+                centre += f" (width {float(p['width']):.3g})"
+            row[str(p["parameter"])] = centre
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _id_span(ids: list[int]) -> str:
+    """``5-9`` for consecutive ids, else the list."""
+    if not ids:
+        return "-"
+    if ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 2:
+        return f"{ids[0]}-{ids[-1]}"
+    return ", ".join(map(str, ids))
+
+
 def write_summary(
     result: SelectionResult,
     folder: str | os.PathLike,
@@ -649,7 +699,12 @@ def write_summary(
     lines += [""] if f["edges"] else []
     lines += [
         f"- data: {md_text(f.get('data', '?'))}",
-        f"- space: {f['n_models']} models"
+        (
+            f"- search: {f['n_models']} models sampled in "
+            f"{result.iterations['iteration'].nunique()} iterations"
+            if result.iterations is not None
+            else f"- space: {f['n_models']} models"
+        )
         + (f" in {f['n_cohorts']} cohorts" if f["n_cohorts"] else "")
         + (f", trained by {programs_line(f['programs'])}" if f["programs"] else ""),
         f"- race: rule {md_code(f['rule_text'])}, statistic {md_code(s.get('statistic'))}, "
@@ -703,6 +758,18 @@ def write_summary(
             "",
         ]
     lines += [
+        *(
+            [
+                "## Iterations",
+                "",
+                md_text(ITERATIONS_LEGEND),
+                "",
+                markdown_table(iterations_view(result)),
+                "",
+            ]
+            if result.iterations is not None
+            else []
+        ),
         "## Rounds",
         "",
         markdown_table(history_view(result)) if len(result.history) else "(none)",
