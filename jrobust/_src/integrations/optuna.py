@@ -273,7 +273,9 @@ def _instances(instances: Any) -> np.ndarray:
     distinct non-negative integers."""
     if isinstance(instances, int | np.integer) and not isinstance(instances, bool):
         if instances < 1:
-            raise CheckError(f"instances must be at least 1, got {instances}; use instances=10, say")
+            raise CheckError(
+                f"instances must be at least 1, got {instances}; use instances=10, say"
+            )
         return np.arange(int(instances), dtype=np.int64)
     try:
         chosen = check_instances(instances).astype(np.int64)
