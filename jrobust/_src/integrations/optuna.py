@@ -70,6 +70,16 @@ LOSSES_ATTR = "instance_losses"
 STATISTIC_ATTR = "statistic"
 
 
+@dataclasses.dataclass
+class _Seen:
+    """What one ``optimize`` call has already done once: the cohorts checked to fit the
+    population (a later batch checks only new ones), and whether the classification warning
+    was given."""
+
+    checked: set = dataclasses.field(default_factory=set)
+    warned: bool = False
+
+
 class _Plan(NamedTuple):
     """Everything ``optimize`` checked before asking its first trial."""
 
@@ -175,10 +185,10 @@ def optimize(
         cache = plan.execution.compilation_cache
         enable_compilation_cache(None if cache is True else cache)
     told: list[FrozenTrial] = []
-    changed: dict[str, int] = {}
+    seen = _Seen()
     while len(told) < n_trials:
         size = min(batch, n_trials - len(told))
-        told.extend(_run_batch(study, make_config, plan, size, devices, changed))
+        told.extend(_run_batch(study, make_config, plan, size, devices, seen))
     return told
 
 
@@ -338,14 +348,14 @@ def _run_batch(
     plan: _Plan,
     size: int,
     devices: Any,
-    changed: dict[str, int],
+    seen: _Seen,
 ) -> list[FrozenTrial]:
     """Ask ``size`` trials, train them together, tell each its value. Whatever stops the batch
     (a bad model, an error, Ctrl-C) tells its trials still running ``FAIL`` (as
     ``Study.optimize`` does), so the storage keeps no trial running forever."""
     trials = [study.ask() for _ in range(size)]
     try:
-        configs = _configs(trials, make_config, plan.population, changed)
+        configs = _configs(trials, make_config, plan.population, seen)
         engine = Engine(configs, plan.population, plan.execution, plan.seed, devices)
         if plan.prune:
             trained = _train_pruning(engine, trials, plan)
@@ -365,10 +375,11 @@ def _configs(
     trials: list[Trial],
     make_config: Callable[[Trial], ModelConfig],
     population: Population,
-    changed: dict[str, int],
+    seen: _Seen,
 ) -> list[ModelConfig]:
     """Each trial's model, made fit for a classification population where it has the
-    regression defaults (said once per ``optimize``), and checked to train on the population."""
+    regression defaults (said once per ``optimize``), and checked to train on the population
+    (each cohort once per ``optimize``)."""
     configs = []
     for trial in trials:
         config = make_config(trial)
@@ -381,20 +392,21 @@ def _configs(
             )
         config, changes = fit_to_population(config, population)
         configs.append(config)
-        if changes:
+        if changes and not seen.warned:
             key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-            if not changed:
-                warnings.warn(
-                    f"the population {population.name!r} is a classification set "
-                    f"({population.num_classes} classes) and trial {trial.number}'s model has the "
-                    f"regression defaults, so it trains with {key} (set loss, metric and outputs "
-                    "in make_config to choose otherwise; said once)",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            changed[key] = changed.get(key, 0) + 1
-    names = [f"trial {t.number}: {c.describe()}" for t, c in zip(trials, configs, strict=True)]
-    check_space_fits(configs, population, names)
+            warnings.warn(
+                f"the population {population.name!r} is a classification set "
+                f"({population.num_classes} classes) and trial {trial.number}'s model has the "
+                f"regression defaults, so it trains with {key} (set loss, metric and outputs "
+                "in make_config to choose otherwise; said once)",
+                UserWarning,
+                stacklevel=4,
+            )
+            seen.warned = True
+    new = [j for j, c in enumerate(configs) if c.static_key() not in seen.checked]
+    names = [f"trial {trials[j].number}: {configs[j].describe()}" for j in new]
+    check_space_fits([configs[j] for j in new], population, names)
+    seen.checked.update(configs[j].static_key() for j in new)
     return configs
 
 
