@@ -118,7 +118,7 @@ def check_interrupted(trial: Trial, out: Path) -> None:
     if trial.kind == "SIGINT" and trial.returncode == 130:  # its handler gave the folder back
         assert not (out / "run.lock").exists()
     from jrobust._src.race.checkpoint import CHECKPOINT_FILE, peek
-    from jrobust._src.runfolder import read_config
+    from jrobust._src.runfolder.layout import read_config
 
     if read_config(out) is None:  # killed while writing the configuration, the first file
         assert not (out / CHECKPOINT_FILE).exists()

@@ -8,19 +8,17 @@ import numpy as np
 import pytest
 
 import jrobust._src.cache
-from jrobust._src.data import (
+from jrobust._src.data.calorimeter import (
+    DEFAULT_TAU_EDGES,
     CalorimeterConfig,
     calorimeter,
     energy_baseline,
+    fit_sshape,
     mean_deposits,
     position_baseline,
     simulate,
-    sshape_correct,
-)
-from jrobust._src.data.calorimeter import (
-    DEFAULT_TAU_EDGES,
-    fit_sshape,
     simulation,  # noqa: E402
+    sshape_correct,
 )
 
 # the package exports the function calorimeter(), which shadows the module's attribute name
@@ -327,7 +325,8 @@ def test_bad_simulate_input():
 
 
 def test_baselines_refuse_foreign_populations():
-    from jrobust._src.data import digits, log_energy
+    from jrobust._src.data.preprocess import log_energy
+    from jrobust._src.data.sources import digits
 
     with pytest.raises(ValueError, match="classification"):
         energy_baseline(digits())

@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import __version__
-from jrobust._src import runfolder
+from jrobust import __version__, runfolder
 from jrobust._src.cli import UsageError, main
 from jrobust._src.race.checkpoint import peek
 

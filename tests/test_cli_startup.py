@@ -107,7 +107,7 @@ def test_import_jrobust_loads_no_numpy_and_names_load_on_use():
 
 # ------------------------------------------------------------------------ jrobust space --example
 def test_space_example_is_the_packaged_commented_file(capsys, tmp_path):
-    from jrobust._src.space import load_space_file
+    from jrobust._src.space.files import load_space_file
 
     assert main(["space", "--example"]) == 0
     text = capsys.readouterr().out

@@ -9,14 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jrobust._src.data import (
-    digits,
-    from_arrays,
-    from_dataframe,
-    from_npz,
-    load,
-    tfds,
-)
+from jrobust._src.data.sources import digits, from_arrays, from_dataframe, from_npz, load, tfds
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,12 @@ import pytest
 from conftest import small_cnn
 
 import jrobust
+from jrobust import runfolder
 from jrobust._src import presets as zoo
-from jrobust._src import runfolder
 from jrobust._src.cli import main
 from jrobust._src.config import ModelConfig, model_hash
 from jrobust._src.settings import RaceSettings
-from jrobust._src.space import SpaceError, build_space
+from jrobust._src.space.files import SpaceError, build_space
 
 TINY = """
 [base]
@@ -186,7 +186,7 @@ def test_race_on_digits_by_name_fits_the_regression_defaults_once():
     said = [str(w.message) for w in caught if "classification set" in str(w.message)]
     assert (
         len(said) == 1
-        and "2 with loss='cross_entropy', metric='cross_entropy', outputs=10" in (said[0])
+        and "2 models race with loss='cross_entropy', metric='cross_entropy', outputs=10" in said[0]
     )
     assert result.winner.loss == "cross_entropy" and result.winner.architecture.outputs == 10
     assert result.ledger.loss.notna().all() and len(result.ledger) == 4

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jrobust._src.models import CNN
+from jrobust._src.models.architectures import CNN
 from jrobust._src.models.layers import max_pool
 
 

@@ -3,15 +3,9 @@
 import numpy as np
 import pytest
 
-from jrobust._src.data import (
-    calorimeter,
-    digits,
-    from_arrays,
-    log_energy,
-    one_hot,
-    one_hot_labels,
-    standardize,
-)
+from jrobust._src.data.calorimeter import calorimeter
+from jrobust._src.data.preprocess import log_energy, one_hot, one_hot_labels, standardize
+from jrobust._src.data.sources import digits, from_arrays
 
 
 # --------------------------------------------------------------------------------- preprocessing

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 import jrobust
-from jrobust import ModelConfig
-from jrobust._src import runfolder
+from jrobust import ModelConfig, runfolder
 from jrobust._src.result import ELIMINATED
 from jrobust._src.runfolder.summary import (
     column_labels,

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from jrobust._src.models import CNN
+from jrobust._src.models.architectures import CNN
 from jrobust._src.models.contract import make_model
 from jrobust._src.models.layers import Conv
 from jrobust._src.models.riesz import PADDINGS, RieszLayer, RieszNet, riesz_transform

@@ -11,7 +11,7 @@ import pytest
 from conftest import stop_after
 
 import jrobust
-from jrobust._src import runfolder as results
+from jrobust import runfolder as results
 from jrobust._src.race.checkpoint import CHECKPOINT_FILE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ import pytest
 import jrobust
 from jrobust._src.rules import Quantile, TwoSampleTest, get_rule
 from jrobust._src.settings import EXECUTION_FIELDS, RaceSettings, parse_rule
-from jrobust._src.space import to_toml
+from jrobust._src.space.files import to_toml
 
 
 def test_defaults_are_documented_and_resolved():

@@ -14,19 +14,15 @@ import jrobust
 from jrobust._src import presets as zoo
 from jrobust._src.config import SCALAR_FIELDS
 from jrobust._src.programs import merge_signature
-from jrobust._src.space import (
+from jrobust._src.space.distributions import (
     Categorical,
     Distribution,
-    InfiniteSpaceError,
-    SearchSpace,
-    SpaceError,
-    build_space,
     intrange,
     loguniform,
-    parse_space_text,
-    to_toml,
     uniform,
 )
+from jrobust._src.space.files import SpaceError, build_space, parse_space_text, to_toml
+from jrobust._src.space.product import InfiniteSpaceError, SearchSpace
 
 N_DRAWS = 4000
 

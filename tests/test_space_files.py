@@ -4,10 +4,10 @@ import tomllib
 
 import pytest
 
-from jrobust._src.space import (
+from jrobust._src.space.builtin import default_spec
+from jrobust._src.space.files import (
     SpaceError,
     build_space,
-    default_spec,
     parse_space_text,
     to_toml,
     with_overrides,

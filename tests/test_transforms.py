@@ -11,7 +11,6 @@ import pytest
 from conftest import small_cnn, stop_after
 
 import jrobust
-from jrobust._src.data import with_transforms
 from jrobust._src.data.transforms import (
     TRANSFORMS,
     apply_per_image,
@@ -23,6 +22,7 @@ from jrobust._src.data.transforms import (
     rotate,
     scale,
     shift,
+    with_transforms,
 )
 from jrobust._src.race.checkpoint import CheckpointMismatch
 from jrobust._src.race.ledger import transform_table

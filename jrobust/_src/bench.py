@@ -198,14 +198,10 @@ def cpu_peak(
     else:
         cores = len(mine)
         assumed.append("each logical CPU is a core (no core ids in cpuinfo)")
-    if "avx512f" in flags:
-        isa, lanes = "avx512f", 16
-    elif "avx2" in flags or "avx" in flags:
-        isa, lanes = ("avx2" if "avx2" in flags else "avx"), 8
-    elif "sse2" in flags:
-        isa, lanes = "sse2", 4
-    else:
+    simd = _simd(flags)
+    if simd is None:
         return {"gflops": None, "reason": "no SIMD flags (sse2, avx, avx512f) in cpuinfo"}
+    isa, lanes = simd
     if "fma" in flags or "avx512f" in flags:
         isa += "+fma"
         if fma_units is None:
@@ -214,14 +210,7 @@ def cpu_peak(
     elif fma_units is None:
         fma_units = 1  # one multiply and one add port: the same 2 flops per lane and cycle
         assumed.append("no FMA: one multiply and one add per lane and cycle")
-    clock_ghz, source = None, None
-    try:
-        with open(max_freq) as f:
-            clock_ghz, source = int(f.read()) / 1e6, "cpufreq cpuinfo_max_freq (the boost clock)"
-    except (OSError, ValueError):
-        mhz = [float(b["cpu MHz"]) for b in mine if "cpu MHz" in b]
-        if mhz:
-            clock_ghz, source = max(mhz) / 1e3, "cpuinfo 'cpu MHz' (a boost clock may exceed it)"
+    clock_ghz, source = _clock(mine, max_freq)
     if clock_ghz is None:
         return {"gflops": None, "reason": "no clock in cpuinfo or cpufreq"}
     return {
@@ -235,6 +224,30 @@ def cpu_peak(
         "model": mine[0].get("model name", platform.processor()),
         "assumed": assumed,
     }
+
+
+def _simd(flags: set[str]) -> tuple[str, int] | None:
+    """The widest float32 SIMD of the flags and its lanes (``None``: none known)."""
+    if "avx512f" in flags:
+        return "avx512f", 16
+    if "avx2" in flags or "avx" in flags:
+        return ("avx2" if "avx2" in flags else "avx"), 8
+    if "sse2" in flags:
+        return "sse2", 4
+    return None
+
+
+def _clock(blocks: list[dict[str, str]], max_freq: str) -> tuple[float | None, str | None]:
+    """The clock in GHz and where it was read: the kernel's maximum (the boost clock) where it
+    exposes one, else the largest ``cpu MHz`` of cpuinfo."""
+    try:
+        with open(max_freq) as f:
+            return int(f.read()) / 1e6, "cpufreq cpuinfo_max_freq (the boost clock)"
+    except (OSError, ValueError):
+        mhz = [float(b["cpu MHz"]) for b in blocks if "cpu MHz" in b]
+        if mhz:
+            return max(mhz) / 1e3, "cpuinfo 'cpu MHz' (a boost clock may exceed it)"
+    return None, None
 
 
 def _machine() -> dict[str, Any]:
@@ -500,24 +513,9 @@ def throughput(
       gathers them for JSON).
     """
     stacks = [int(s) for s in stack_sizes]
-    if not stacks or any(s < 1 for s in stacks):
-        raise ValueError(f"stack sizes must be positive integers, got {list(stack_sizes)}")
-    if steps < 1 or batch_size < 1 or repeats < 1:
-        raise ValueError(
-            f"steps, batch_size and repeats must be >= 1, got {steps}, {batch_size}, {repeats}"
-        )
-    if torch_threads is not None and torch_threads < 1:
-        raise ValueError(f"torch_threads must be >= 1 or None, got {torch_threads}")
-    if torch_processes is not None and torch_processes < 0:
-        raise ValueError(f"torch_processes must be >= 0 or None, got {torch_processes}")
-    if torch and model != 1:
-        raise ValueError(f"the PyTorch reference is the paper's model 1; got model={model}")
-    if torch:
-        _require_torch()
     pairs = list(variants) if variants else [(conv_impl, stack_mode)]
-    for impl, mode in pairs:  # refused here, before anything compiles
-        resolve_conv_impl(impl or "auto")
-        resolve_stack_mode(mode)
+    _check_protocol(stacks, steps, batch_size, repeats, model, pairs, torch, torch_threads,
+                    torch_processes)  # fmt: skip
     say = log or (lambda line: None)
     machine = _machine()
     on_cpu = jax.default_backend() == "cpu"
@@ -541,62 +539,155 @@ def throughput(
         return seconds, float(out["compile_seconds"])
 
     ours = [(s, impl, mode) for impl, mode in pairs for s in stacks]
-    compiled: dict[tuple, float] = {}
-    for key in ours:  # compile every stack first (not timed)
-        seconds, compile_seconds = train(key, -1)
-        compiled[key] = compile_seconds or seconds
-        say(f"{_label(key, pairs)}: compiled in {compiled[key]:.1f} s")
+    compiled = {key: _compile_first(train, key, pairs, say) for key in ours}
 
     groups: list[_TorchGroup] = []
     try:
         if torch:
-            for setup in torch_setups(torch_threads, torch_processes, torch_compile, torch_device):
-                t0 = time.perf_counter()
-                group = _TorchGroup(setup, batch_size, TORCH_WARMUP)
-                groups.append(group)
-                state = f"failed: {group.error}" if group.error else "ready"
-                say(f"{group.label}: {state} ({time.perf_counter() - t0:.1f} s)")
-        live = [g for g in groups if not g.error]
-        per_repeat = []
-        for r in range(repeats):
-            record: dict[str, Any] = {"repeat": r, "matmul_gflops": {}, "rates": {},
-                                      "seconds": {}, "overlap": {}}  # fmt: skip
-            for lib in libraries:
-                record["matmul_gflops"][lib] = matmul_gflops(n, library=lib)
-            blocks = [("jrobust", ours), ("pytorch", live)]
-            for kind, members in blocks if r % 2 == 0 else blocks[::-1]:
-                for member in members:
-                    if kind == "jrobust":
-                        seconds, _ = train(member, r)
-                        label = _label(member, pairs)
-                        rate = member[0] * steps / seconds
-                    else:
-                        label = member.label
-                        if member.error:
-                            continue
-                        try:
-                            timed = member.run(steps)
-                        except RuntimeError as err:
-                            member.error = f"repeat {r}: {err}"
-                            say(f"{label}: failed: {member.error}")
-                            continue
-                        rate, seconds = timed["rate"], timed["seconds"]
-                        record["overlap"][label] = timed["overlap"]
-                    record["rates"][label], record["seconds"][label] = rate, seconds
-                    say(f"repeat {r + 1}/{repeats}: {label}: {rate:.1f} instance-steps/s")
-            per_repeat.append(record)
-            matmuls = ", ".join(f"{k} {v:.0f}" for k, v in record["matmul_gflops"].items())
-            say(f"repeat {r + 1}/{repeats}: matmul {matmuls} GFLOP/s")
+            groups = _start_torch(torch_threads, torch_processes, torch_compile, torch_device,
+                                  batch_size, say)  # fmt: skip
+        run = _Repeats(train, ours, pairs, groups, steps, say)
+        per_repeat = [run.one(r, repeats, n, libraries) for r in range(repeats)]
     finally:
         for group in groups:
             group.close()
 
     matmul_best = [max(rec["matmul_gflops"].values()) for rec in per_repeat]
     matmul = float(np.median(matmul_best))
+    rows, best_torch = _rows(ours, pairs, groups, compiled, per_repeat, on_cpu, device)
+    for row in rows:
+        _derived(row, per_repeat, pairs, stacks, best_torch, torch, steps, flops, matmul, peak)
+    columns = _COLUMNS + (["vs_pytorch", "vs_pytorch_min", "vs_pytorch_max"] if torch else [])
+    frame = pd.DataFrame(rows, columns=columns)
+    for row in frame.to_dict(orient="records"):
+        if progress is not None:
+            progress(row)
+    machine["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    frame.attrs.update(
+        matmul_gflops=matmul,
+        step_gflop=flops / 1e9,
+        peak=peak,
+        matmul={"n": n, "libraries": list(libraries), "best_per_repeat": matmul_best},
+        best_pytorch=best_torch,
+        per_repeat=per_repeat,
+        machine=machine,
+        protocol=dict(
+            model=model,
+            batch_size=batch_size,
+            steps=steps,
+            repeats=repeats,
+            stacks=stacks,
+            variants=[[i or "auto", m or "auto"] for i, m in pairs],
+            test_size=test_size,
+            torch=torch,
+            torch_warmup_steps=TORCH_WARMUP,
+            torch_device=torch_device,
+            order="each repeat: the matmul rate, then every jrobust stack and every PyTorch "
+            "setup, jrobust first in even repeats and PyTorch first in odd ones",
+            flops="matrix products of one step (jrobust._src.programs.own_flops)",
+        ),  # fmt: skip
+    )
+    return frame
 
-    def series(label: str, field: str = "rates") -> list[float]:
-        return [rec[field].get(label, math.nan) for rec in per_repeat]
 
+def _compile_first(train, key: tuple, pairs, say) -> float:
+    """Run a stack once, untimed, so that its compilation is not timed; its compile seconds."""
+    seconds, compile_seconds = train(key, -1)
+    say(f"{_label(key, pairs)}: compiled in {compile_seconds or seconds:.1f} s")
+    return compile_seconds or seconds
+
+
+_COLUMNS = ["framework", "setup", "stack", "conv_impl", "stack_mode", "processes", "threads",
+            "compiled", "steps", "repeats", "instance_steps_per_s", "instance_steps_per_s_min",
+            "instance_steps_per_s_max", "seconds", "compile_seconds", "gflops",
+            "matmul_fraction", "peak_fraction", "vs_stack1", "vs_stack1_min", "vs_stack1_max",
+            "overlap", "device", "error"]  # fmt: skip
+
+
+def _check_protocol(stacks, steps, batch_size, repeats, model, pairs, torch, torch_threads,
+                    torch_processes) -> None:  # fmt: skip
+    """Refuse a protocol that cannot run, before anything compiles or a worker starts."""
+    if not stacks or any(s < 1 for s in stacks):
+        raise ValueError(f"stack sizes must be positive integers, got {stacks}")
+    if steps < 1 or batch_size < 1 or repeats < 1:
+        raise ValueError(
+            f"steps, batch_size and repeats must be >= 1, got {steps}, {batch_size}, {repeats}"
+        )
+    if torch_threads is not None and torch_threads < 1:
+        raise ValueError(f"torch_threads must be >= 1 or None, got {torch_threads}")
+    if torch_processes is not None and torch_processes < 0:
+        raise ValueError(f"torch_processes must be >= 0 or None, got {torch_processes}")
+    if torch and model != 1:
+        raise ValueError(f"the PyTorch reference is the paper's model 1; got model={model}")
+    if torch:
+        _require_torch()
+    for impl, mode in pairs:
+        resolve_conv_impl(impl or "auto")
+        resolve_stack_mode(mode)
+
+
+def _start_torch(threads, processes, compiled, device, batch_size, say) -> list[_TorchGroup]:
+    """Start (and warm up, and compile) every PyTorch setup's worker processes."""
+    groups = []
+    for setup in torch_setups(threads, processes, compiled, device):
+        t0 = time.perf_counter()
+        group = _TorchGroup(setup, batch_size, TORCH_WARMUP)
+        groups.append(group)
+        state = f"failed: {group.error}" if group.error else "ready"
+        say(f"{group.label}: {state} ({time.perf_counter() - t0:.1f} s)")
+    return groups
+
+
+class _Repeats:
+    """One repeat of the protocol: the matmul rate, then every jrobust stack and every PyTorch
+    setup once, jrobust first in even repeats and PyTorch first in odd ones."""
+
+    def __init__(self, train, ours, pairs, groups, steps, say) -> None:
+        self.train, self.ours, self.pairs, self.steps, self.say = train, ours, pairs, steps, say
+        self.groups = [g for g in groups if not g.error]
+
+    def one(self, r: int, repeats: int, n: int, libraries) -> dict[str, Any]:
+        record: dict[str, Any] = {"repeat": r, "matmul_gflops": {}, "rates": {},
+                                  "seconds": {}, "overlap": {}}  # fmt: skip
+        for lib in libraries:
+            record["matmul_gflops"][lib] = matmul_gflops(n, library=lib)
+        blocks = [(self._ours, self.ours), (self._torch, self.groups)]
+        for measure, members in blocks if r % 2 == 0 else blocks[::-1]:
+            for member in members:
+                timed = measure(member, r, record)
+                if timed is None:
+                    continue
+                label, rate, seconds = timed
+                record["rates"][label], record["seconds"][label] = rate, seconds
+                self.say(f"repeat {r + 1}/{repeats}: {label}: {rate:.1f} instance-steps/s")
+        matmuls = ", ".join(f"{k} {v:.0f}" for k, v in record["matmul_gflops"].items())
+        self.say(f"repeat {r + 1}/{repeats}: matmul {matmuls} GFLOP/s")
+        return record
+
+    def _ours(self, key: tuple, r: int, record: dict) -> tuple[str, float, float]:
+        seconds, _ = self.train(key, r)
+        return _label(key, self.pairs), key[0] * self.steps / seconds, seconds
+
+    def _torch(self, group: _TorchGroup, r: int, record: dict):
+        if group.error:
+            return None
+        try:
+            timed = group.run(self.steps)
+        except RuntimeError as err:
+            group.error = f"repeat {r}: {err}"
+            self.say(f"{group.label}: failed: {group.error}")
+            return None
+        record["overlap"][group.label] = timed["overlap"]
+        return group.label, timed["rate"], timed["seconds"]
+
+
+def _series(per_repeat: list[dict], label: str | None, field: str = "rates") -> list[float]:
+    """One setup's values over the repeats (NaN where it did not run)."""
+    return [rec[field].get(label, math.nan) for rec in per_repeat]
+
+
+def _rows(ours, pairs, groups, compiled, per_repeat, on_cpu, device):
+    """One row per setup (jrobust stacks, PyTorch setups) and the best PyTorch setup's label."""
     rows = []
     for key in ours:
         stack, impl, mode = key
@@ -611,66 +702,36 @@ def throughput(
                          threads=group.ready[0]["threads"] if group.ready else s.threads,
                          compiled=s.compiled, compile_seconds=group.compile_seconds,
                          device=s.device, error=group.error))  # fmt: skip
-    medians = {row["setup"]: _spread(series(row["setup"]))[0] for row in rows}
+    medians = {row["setup"]: _spread(_series(per_repeat, row["setup"]))[0] for row in rows}
     working = [g.label for g in groups if not g.error and not math.isnan(medians[g.label])]
-    best_torch = max(working, key=lambda label: medians[label]) if working else None
-    for row in rows:
-        label = row["setup"]
-        rates = series(label)
-        row["steps"], row["repeats"] = steps, sum(not math.isnan(v) for v in rates)
-        mid, low, high = _spread(rates)
-        row.update(instance_steps_per_s=mid, instance_steps_per_s_min=low,
-                   instance_steps_per_s_max=high, seconds=_spread(series(label, "seconds"))[0])  # fmt: skip
-        row["gflops"] = mid * flops / 1e9
-        row["matmul_fraction"] = row["gflops"] / matmul
-        row["peak_fraction"] = row["gflops"] / peak["gflops"] if peak.get("gflops") else math.nan
-        base = None
-        if row["framework"] == "jrobust" and 1 in stacks:
-            base = _label((1, row["conv_impl"], row["stack_mode"]), pairs)
-        ratios = [a / b for a, b in zip(rates, series(base), strict=True)] if base else []
-        row["vs_stack1"], row["vs_stack1_min"], row["vs_stack1_max"] = _spread(ratios)
-        row["overlap"] = _spread(series(label, "overlap"))[0] if row["processes"] > 1 else math.nan
-        if torch:
-            ratios = series(best_torch) if best_torch else [math.nan] * len(rates)
-            ratios = [a / b for a, b in zip(rates, ratios, strict=True)]
-            row["vs_pytorch"], row["vs_pytorch_min"], row["vs_pytorch_max"] = _spread(ratios)
-    columns = ["framework", "setup", "stack", "conv_impl", "stack_mode", "processes", "threads",
-               "compiled", "steps", "repeats", "instance_steps_per_s", "instance_steps_per_s_min",
-               "instance_steps_per_s_max", "seconds", "compile_seconds", "gflops",
-               "matmul_fraction", "peak_fraction", "vs_stack1", "vs_stack1_min", "vs_stack1_max",
-               "overlap", "device", "error"]  # fmt: skip
+    best = max(working, key=lambda label: medians[label]) if working else None
+    return rows, best
+
+
+def _derived(row, per_repeat, pairs, stacks, best_torch, torch, steps, flops, matmul, peak):
+    """A row's medians and ranges over the repeats, its GFLOP/s and shares, and its ratios to
+    stack 1 and to the best PyTorch setup (medians of the ratios within each repeat)."""
+    label = row["setup"]
+    rates = _series(per_repeat, label)
+    row["steps"], row["repeats"] = steps, sum(not math.isnan(v) for v in rates)
+    mid, low, high = _spread(rates)
+    row.update(instance_steps_per_s=mid, instance_steps_per_s_min=low,
+               instance_steps_per_s_max=high,
+               seconds=_spread(_series(per_repeat, label, "seconds"))[0])  # fmt: skip
+    row["gflops"] = mid * flops / 1e9
+    row["matmul_fraction"] = row["gflops"] / matmul
+    row["peak_fraction"] = row["gflops"] / peak["gflops"] if peak.get("gflops") else math.nan
+    base = None
+    if row["framework"] == "jrobust" and 1 in stacks:
+        base = _label((1, row["conv_impl"], row["stack_mode"]), pairs)
+    ratios = [a / b for a, b in zip(rates, _series(per_repeat, base), strict=True)] if base else []
+    row["vs_stack1"], row["vs_stack1_min"], row["vs_stack1_max"] = _spread(ratios)
+    overlap = _spread(_series(per_repeat, label, "overlap"))[0]
+    row["overlap"] = overlap if row["processes"] > 1 else math.nan
     if torch:
-        columns += ["vs_pytorch", "vs_pytorch_min", "vs_pytorch_max"]
-    frame = pd.DataFrame(rows, columns=columns)
-    for row in frame.to_dict(orient="records"):
-        if progress is not None:
-            progress(row)
-    machine["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    frame.attrs.update(
-        matmul_gflops=matmul,
-        step_gflop=flops / 1e9,
-        peak=peak,
-        matmul={"n": n, "libraries": list(libraries), "best_per_repeat": matmul_best},
-        best_pytorch=best_torch,
-        per_repeat=per_repeat,
-        machine=machine,
-        protocol={
-            "model": model,
-            "batch_size": batch_size,
-            "steps": steps,
-            "repeats": repeats,
-            "stacks": stacks,
-            "variants": [[i or "auto", m or "auto"] for i, m in pairs],
-            "test_size": test_size,
-            "torch": torch,
-            "torch_warmup_steps": TORCH_WARMUP,
-            "torch_device": torch_device,
-            "order": "each repeat: the matmul rate, then every jrobust stack and every PyTorch "
-            "setup, jrobust first in even repeats and PyTorch first in odd ones",
-            "flops": "matrix products of one step (jrobust._src.programs.own_flops)",
-        },
-    )
-    return frame
+        best = _series(per_repeat, best_torch) if best_torch else [math.nan] * len(rates)
+        ratios = [a / b for a, b in zip(rates, best, strict=True)]
+        row["vs_pytorch"], row["vs_pytorch_min"], row["vs_pytorch_max"] = _spread(ratios)
 
 
 def _label(key: tuple, pairs: Sequence[tuple]) -> str:

@@ -47,7 +47,7 @@ from jrobust._src.result import SelectionResult
 from jrobust._src.settings import RaceSettings
 from jrobust._src.space.product import SearchSpace
 from jrobust._src.specs import DEFAULT_EVENTS, data_spec
-from jrobust._src.train import fit_to_population
+from jrobust._src.train import fit_all, fit_note
 
 __all__ = ["race", "exhaustive", "StopRace", "SelectionResult", "CHECKPOINT_FILE"]
 
@@ -226,7 +226,7 @@ def _interactive() -> bool:
 def named_population(spec: str) -> Population:
     """The population a name stands for, as ``jrobust run --data`` loads it (the calorimeter
     with ``DEFAULT_EVENTS`` events)."""
-    from jrobust._src.data import load
+    from jrobust._src.data.sources import load
 
     try:
         spec = data_spec(spec)
@@ -237,24 +237,10 @@ def named_population(spec: str) -> Population:
 
 def _fit_all(configs: list[ModelConfig], population: Population) -> list[ModelConfig]:
     """The models made fit for a classification population where they have the regression
-    defaults (``fit_to_population``), said once in a warning."""
-    fitted, changed = [], {}
-    for config in configs:
-        new, changes = fit_to_population(config, population)
-        fitted.append(new)
-        if changes:
-            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-            changed[key] = changed.get(key, 0) + 1
-    if changed:
-        how = "; ".join(f"{n} with {key}" for key, n in changed.items())
-        warnings.warn(
-            f"the population {population.name!r} is a classification set "
-            f"({population.num_classes} classes) and models had the regression defaults, so they "
-            f"race with the classification settings: {how} (set loss, metric and outputs to "
-            "choose otherwise)",
-            UserWarning,
-            stacklevel=4,
-        )
+    defaults (``jrobust._src.train.fit_all``), said once in a warning."""
+    fitted, tally = fit_all(configs, population)
+    if tally:
+        warnings.warn(fit_note(population, tally), UserWarning, stacklevel=4)
     return fitted
 
 

@@ -144,6 +144,9 @@ def _rule_table(rule: Rule) -> dict[str, Any]:
     )
 
 
+_EXECUTION = Execution()
+
+
 @dataclasses.dataclass(frozen=True)
 class RaceSettings:
     """Every setting of a race. Defaults are documented here and nowhere else.
@@ -243,13 +246,14 @@ class RaceSettings:
     final_instances: int = 0
     fidelity: tuple[int, ...] | None = None
     over: str = "instances"
-    max_bucket: int | None = None
-    min_bucket: int | None = None
-    conv_impl: str | None = None
-    compilation_cache: bool | str = True
-    merge: str = "auto"
-    waste: float | None = None
-    stack_mode: str | None = None
+    # the execution fields, with the defaults of ``Execution`` (their one source)
+    max_bucket: int | None = _EXECUTION.max_bucket
+    min_bucket: int | None = _EXECUTION.min_bucket
+    conv_impl: str | None = _EXECUTION.conv_impl
+    compilation_cache: bool | str = _EXECUTION.compilation_cache
+    merge: str = _EXECUTION.merge
+    waste: float | None = _EXECUTION.waste
+    stack_mode: str | None = _EXECUTION.stack_mode
 
     def __post_init__(self) -> None:
         get_statistic(self.statistic)

@@ -83,7 +83,10 @@ __all__ = [
     "check_instances",
     "collect",
     "default_cache",
+    "fit_all",
+    "fit_note",
     "fit_to_population",
+    "lanes_for",
     "launch_stack",
     "make_stack_trainer",
     "make_trainer",
@@ -427,14 +430,33 @@ def make_trainer(config: ModelConfig, population: Population, *, conv_impl: str 
 
     Example:
       >>> import jrobust, numpy as np
-      >>> from jrobust._src.train import make_trainer, program_for, shared_for
+      >>> from jrobust.train import lanes_for, make_trainer, shared_for
       >>> pop = jrobust.data.from_arrays(np.random.rand(200, 3), np.random.rand(200))
       >>> cfg = jrobust.zoo.mlp_config(hidden=(4,), train_size=40, batch_size=20, epochs=1)
-      >>> lanes = program_for([cfg], pop).stack([cfg] * 2, [0, 1], pop.subset_indices([0, 1], 40))
-      >>> make_trainer(cfg, pop)(lanes, shared_for(pop, seed=0)).loss.shape
+      >>> train = make_trainer(cfg, pop)
+      >>> train(lanes_for(cfg, pop, [0, 1]), shared_for(pop, seed=0)).loss.shape
       (2,)
     """
     return _DEFAULT_CACHE.trainer(program_for([config], population, conv_impl))
+
+
+def lanes_for(
+    config: ModelConfig,
+    population: Population,
+    instances: Sequence[int] | np.ndarray,
+    *,
+    seed: int = 0,
+) -> Lanes:
+    """The ``Lanes`` of a stack of ``config``'s ``instances`` (its scalar hyperparameters, model
+    hash, instance indices and the instances' training subsets drawn with ``seed``), for the
+    trainer of ``make_trainer``. Change a field with ``lanes._replace(...)`` (e.g. other model
+    hashes: other initialisations on the same data)."""
+    instances = check_instances(instances)
+    program = program_for([config], population)
+    subsets = population.subset_indices(
+        instances, program.train_size, seed=seed, bootstrap=config.bootstrap
+    )
+    return program.stack([config] * len(instances), instances, subsets)
 
 
 def shared_for(population: Population, seed: int = 0) -> Shared:
@@ -539,7 +561,7 @@ def fit_to_population(
 
     Example:
       >>> from jrobust import zoo
-      >>> from jrobust._src.data import digits
+      >>> from jrobust.data import digits
       >>> fit_to_population(zoo.cnn_config(conv=(8,), pool=(2,), dense=(16,)), digits())[1]
       {'loss': 'cross_entropy', 'metric': 'cross_entropy', 'outputs': 10}
     """
@@ -561,6 +583,34 @@ def fit_to_population(
         return config, {}
     fields = {f: v for f, v in changes.items() if f != "outputs"}
     return dataclasses.replace(config, architecture=arch, **fields), changes
+
+
+def fit_all(
+    configs: Sequence[ModelConfig], population: Population
+) -> tuple[list[ModelConfig], dict[str, int]]:
+    """Every model made fit for the population (``fit_to_population``), and a tally of what was
+    set: ``{"loss='cross_entropy', ...": number of models}`` (empty when nothing changed)."""
+    fitted, tally = [], {}
+    for config in configs:
+        new, changes = fit_to_population(config, population)
+        fitted.append(new)
+        if changes:
+            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            tally[key] = tally.get(key, 0) + 1
+    return fitted, tally
+
+
+def fit_note(population: Population, tally: dict[str, int], where: str = "") -> str:
+    """The sentence that says what ``fit_all`` set (``""`` when nothing), e.g. "digits is a
+    classification set: 2 models race with loss='cross_entropy', ... (set loss, metric and
+    outputs to choose otherwise)"; ``where`` names where to set them (``" in the space file"``)."""
+    if not tally:
+        return ""
+    how = "; ".join(f"{n} model{'s' if n != 1 else ''} race with {key}" for key, n in tally.items())
+    return (
+        f"{population.name} is a classification set: {how} (set loss, metric and outputs"
+        f"{where} to choose otherwise)"
+    )
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -772,15 +822,9 @@ def train_instances(
     if instances.size == 0:
         raise ValueError("instance_indices is empty; pass e.g. range(8)")
     seed = check_seed(seed)
-    config, changes = fit_to_population(config, population)
-    if changes:
-        warnings.warn(
-            f"the population {population.name!r} is a classification set: the model trains with "
-            f"{', '.join(f'{k}={v!r}' for k, v in changes.items())} instead of the regression "
-            "defaults (set them to choose otherwise)",
-            UserWarning,
-            stacklevel=2,
-        )
+    (config,), tally = fit_all([config], population)
+    if tally:
+        warnings.warn(fit_note(population, tally), UserWarning, stacklevel=2)
     check_compatible(config, population)
     step = max_stack or bucket_size_for(instances.size)
     parts = []

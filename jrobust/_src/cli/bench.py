@@ -55,66 +55,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "(15x15 inputs, NAdam) on random data, one compiled call per stack, and PyTorch "
         "at its best on the same machine (--torch).",
     )
-    bench.add_argument(
-        "--stacks",
-        type=stack_sizes,
-        default=[1, 8, 64],
-        metavar="N,N,...",
-        help="stack sizes (default: 1,8,64)",
-    )
-    bench.add_argument(
-        "--steps",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help=f"steps per instance and timed call, both sides (default: 50; --full: {FULL_STEPS})",
-    )
-    bench.add_argument(
-        "--batch-size", type=positive_int, default=64, metavar="B", help="batch size (default: 64)"
-    )
-    bench.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=None,
-        metavar="R",
-        help=f"interleaved timed calls per setup (default: 1; --full: {FULL_REPEATS})",
-    )
-    bench.add_argument(
-        "--model", type=int, choices=(1, 2, 3, 4), default=1, help="paper model (default: 1)"
-    )
-    bench.add_argument(
-        "--conv-impl",
-        choices=("auto", "im2col", "xla"),
-        default="auto",
-        help="convolution implementation (default: the backend's choice)",
-    )
-    bench.add_argument(
-        "--stack-mode",
-        type=_stack_mode,
-        default=None,
-        metavar="MODE",
-        help="how a stack runs: vmap, map, map:N (default: the backend's choice)",
-    )
-    bench.add_argument(
-        "--torch",
-        action="store_true",
-        help="also time PyTorch training model 1 one instance at a time, at its best",
-    )
-    bench.add_argument(
-        "--torch-threads",
-        type=positive_int,
-        metavar="N",
-        help="threads of the one-process PyTorch setup (default: PyTorch's, every core)",
-    )
-    bench.add_argument(
-        "--torch-processes",
-        type=nonnegative_int,
-        metavar="N",
-        help="one-thread PyTorch processes run at once (default: one per CPU; 0: none)",
-    )
-    bench.add_argument(
-        "--torch-compile", action="store_true", help="also time torch.compile-d PyTorch"
-    )
+    _what_to_time(bench.add_argument_group("what to time"))
+    _pytorch(bench.add_argument_group("PyTorch"))
     bench.add_argument(
         "--full",
         action="store_true",
@@ -128,6 +70,70 @@ def add_parser(sub) -> argparse.ArgumentParser:
     bench.add_argument("--debug", **DEBUG)
     bench.set_defaults(func=command)
     return bench
+
+
+def _what_to_time(g) -> None:
+    g.add_argument(
+        "--stacks",
+        type=stack_sizes,
+        default=[1, 8, 64],
+        metavar="N,N,...",
+        help="stack sizes (default: 1,8,64)",
+    )
+    g.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"steps per instance and timed call, both sides (default: 50; --full: {FULL_STEPS})",
+    )
+    g.add_argument(
+        "--batch-size", type=positive_int, default=64, metavar="B", help="batch size (default: 64)"
+    )
+    g.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=None,
+        metavar="R",
+        help=f"interleaved timed calls per setup (default: 1; --full: {FULL_REPEATS})",
+    )
+    g.add_argument(
+        "--model", type=int, choices=(1, 2, 3, 4), default=1, help="paper model (default: 1)"
+    )
+    g.add_argument(
+        "--conv-impl",
+        choices=("auto", "im2col", "xla"),
+        default="auto",
+        help="convolution implementation (default: the backend's choice)",
+    )
+    g.add_argument(
+        "--stack-mode",
+        type=_stack_mode,
+        default=None,
+        metavar="MODE",
+        help="how a stack runs: vmap, map, map:N (default: the backend's choice)",
+    )
+
+
+def _pytorch(g) -> None:
+    g.add_argument(
+        "--torch",
+        action="store_true",
+        help="also time PyTorch training model 1 one instance at a time, at its best",
+    )
+    g.add_argument(
+        "--torch-threads",
+        type=positive_int,
+        metavar="N",
+        help="threads of the one-process PyTorch setup (default: PyTorch's, every core)",
+    )
+    g.add_argument(
+        "--torch-processes",
+        type=nonnegative_int,
+        metavar="N",
+        help="one-thread PyTorch processes run at once (default: one per CPU; 0: none)",
+    )
+    g.add_argument("--torch-compile", action="store_true", help="also time torch.compile-d PyTorch")
 
 
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -40,8 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _info(folder: Path, result) -> dict[str, Any]:
-    from jrobust._src.runfolder import RESULT_FILE, read_config
     from jrobust._src.runfolder.files import read_result_json
+    from jrobust._src.runfolder.layout import RESULT_FILE, read_config
 
     if (folder / RESULT_FILE).is_file():
         return dict(read_result_json(folder).get("info") or {})
@@ -55,15 +55,10 @@ def _info(folder: Path, result) -> dict[str, Any]:
 def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run folder's machinery (pandas, matplotlib) loads only once the options are parsed
     from jrobust._src.race.checkpoint import CheckpointMismatch
-    from jrobust._src.runfolder import (
-        TABLES,
-        RunFolderMismatch,
-        load_run,
-        write_figures,
-        write_report,
-        write_summary,
-        write_table,
-    )
+    from jrobust._src.runfolder.files import RunFolderMismatch, load_run
+    from jrobust._src.runfolder.layout import TABLES, write_table
+    from jrobust._src.runfolder.report import write_figures, write_report
+    from jrobust._src.runfolder.summary import write_summary
 
     folder = Path(args.folder)
     if not folder.is_dir():

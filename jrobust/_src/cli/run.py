@@ -278,7 +278,7 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     if not args.resume:
         if not args.space:
             return (Path(args.out) if args.out else None), None, {}, {}
-        from jrobust._src.space import SpaceError, load_space_file
+        from jrobust._src.space.files import SpaceError, load_space_file
 
         try:
             parsed = load_space_file(args.space)
@@ -301,7 +301,7 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, Any, dict, dict]:
     if not folder.is_dir():
         raise UsageError(f"--resume {folder}: no such folder")
     from jrobust._src.race.checkpoint import CheckpointMismatch, refuse_legacy
-    from jrobust._src.space import SpaceError, parse_space_text
+    from jrobust._src.space.files import SpaceError, parse_space_text
 
     try:
         refuse_legacy(folder)
@@ -350,7 +350,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     main_process = distributed.is_main_process()
     _check_devices(args.devices)
     from jrobust._src.cli.console import Output
-    from jrobust._src.runfolder import write_config
+    from jrobust._src.runfolder.layout import write_config
 
     out = Output(args, main_process)
     # 3. the space (the built-in one depends on what the data is), the budget, the folder
@@ -395,8 +395,8 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _race(args, argv, out, space, pop, settings, data, config, folder, resuming) -> int:
     from jrobust._src.cli.console import RaceProgress, final_line, json_summary, print_table
     from jrobust._src.race.checkpoint import CHECKPOINT_FILE, CheckpointMismatch
-    from jrobust._src.runfolder import save_run, summary_table
-    from jrobust._src.runfolder.summary import statistic_label
+    from jrobust._src.runfolder.files import save_run
+    from jrobust._src.runfolder.summary import statistic_label, summary_table
     from jrobust._src.select import race
 
     main_process = out.main

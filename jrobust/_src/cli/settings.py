@@ -199,7 +199,8 @@ def data_facts(data: Mapping[str, Any]) -> tuple[DataFacts, Population | None]:
 
 
 def load_population(data: Mapping[str, Any]) -> Population:
-    from jrobust._src.data import load, with_transforms
+    from jrobust._src.data.sources import load
+    from jrobust._src.data.transforms import with_transforms
 
     kwargs: dict[str, Any] = {}
     if "events" in data:
@@ -224,7 +225,7 @@ def load_population(data: Mapping[str, Any]) -> Population:
 
 def space_tables(file_tables, facts: DataFacts, target: str | None) -> list[dict[str, Any]]:
     """The space file's tables, or the built-in space for this data."""
-    from jrobust._src.space import default_spec
+    from jrobust._src.space.builtin import default_spec
 
     if file_tables:
         return file_tables
@@ -242,7 +243,7 @@ def build_checked_space(
     tables: Sequence[Mapping[str, Any]], overrides: Mapping[str, Any]
 ) -> tuple[SearchSpace, list[dict[str, Any]]]:
     """The space of ``tables`` with ``overrides`` fixed on every model."""
-    from jrobust._src.space import SpaceError, build_space, with_overrides
+    from jrobust._src.space.files import SpaceError, build_space, with_overrides
 
     tables = with_overrides(tables, **overrides)
     try:
@@ -259,24 +260,12 @@ def check_space_fits(space: SearchSpace, pop: Population) -> str:
       A line saying which models race with the classification settings a classification
       population needs (``jrobust.train.fit_to_population``), or ``""``.
     """
-    from jrobust._src.train import fit_to_population
+    from jrobust._src.train import fit_all, fit_note
 
-    configs, fitted = [], {}
-    for config in space:
-        config, changes = fit_to_population(config, pop)
-        configs.append(config)
-        if changes:
-            key = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-            fitted[key] = fitted.get(key, 0) + 1
+    configs, tally = fit_all(space.models, pop)
     with checks.as_usage(UsageError):
         checks.check_space_fits(configs, pop, space.names())
-    if not fitted:
-        return ""
-    return (
-        f"{pop.name} is a classification set: "
-        + "; ".join(f"{n} models race with {key}" for key, n in fitted.items())
-        + " (set loss, metric and outputs in the space file to choose otherwise)"
-    )
+    return fit_note(pop, tally, " in the space file")
 
 
 def check_fidelity_fits(settings: RaceSettings, space: SearchSpace, pop: Population) -> None:
@@ -320,7 +309,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 
 def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     from jrobust._src.settings import RaceSettings
-    from jrobust._src.space import to_toml
+    from jrobust._src.space.files import to_toml
 
     doc = tomllib.loads(to_toml(config))
     race = doc["race"] = RaceSettings.race_part(doc.get("race", {}))

@@ -76,7 +76,7 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import pandas as pd
 
     from jrobust._src.config import count_params
-    from jrobust._src.space import SpaceError, build_space, load_space_file
+    from jrobust._src.space.files import SpaceError, build_space, load_space_file
 
     tables, file_data = None, {}
     if args.file:
@@ -131,7 +131,7 @@ def _ranges(space, args: argparse.Namespace, input_shape: tuple[int, ...]) -> in
     import pandas as pd
 
     from jrobust._src.config import count_params
-    from jrobust._src.space import Distribution
+    from jrobust._src.space.distributions import Distribution
     from jrobust._src.space.fields import format_value
 
     try:

@@ -32,6 +32,39 @@ INIT_STREAM = 2
 SHUFFLE_STREAM = 3
 
 
+def _checked_inputs(x: Any) -> tuple[np.ndarray, int]:
+    """``x`` as a float32 ``(n_events, *input_shape)`` array and ``n_events``; a clear error
+    for a missing event axis, an input without features, or values that are not finite."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"x must have shape (n_events, *input_shape) with at least 2 dims, got {x.shape}; "
+            "reshape a single feature to (n, 1)"
+        )
+    if 0 in x.shape[1:]:
+        raise ValueError(
+            f"x has no features: its shape {x.shape} has a zero-length input axis; give each "
+            "event at least one input value"
+        )
+    _check_finite("x", x)
+    if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32, copy=False)
+    return x, x.shape[0]
+
+
+def _checked_side(side: Any, n: int) -> np.ndarray | None:
+    """The side features as float32 ``(n, n_side)`` (``None`` stays)."""
+    if side is None:
+        return None
+    side = np.asarray(side)
+    if side.ndim == 1:
+        side = side[:, None]
+    if side.ndim != 2 or side.shape[0] != n:
+        raise ValueError(f"side must have shape (n_events, n_side) = ({n}, k), got {side.shape}")
+    _check_finite("side", side)
+    return side.astype(np.float32)
+
+
 def _as_names(names: Sequence[str] | None, n: int, prefix: str) -> tuple[str, ...]:
     if names is None:
         return tuple(f"{prefix}{j}" for j in range(n))
@@ -97,55 +130,9 @@ class Population:
     transforms: Any = None  # a jrobust._src.data.transforms.TransformGrid (see with_transforms)
 
     def __post_init__(self) -> None:
-        x = np.asarray(self.x)
-        y = np.asarray(self.y)
-        if x.ndim < 2:
-            raise ValueError(
-                f"x must have shape (n_events, *input_shape) with at least 2 dims, got {x.shape}; "
-                "reshape a single feature to (n, 1)"
-            )
-        if 0 in x.shape[1:]:
-            raise ValueError(
-                f"x has no features: its shape {x.shape} has a zero-length input axis; give each "
-                "event at least one input value"
-            )
-        n = x.shape[0]
-        if y.shape[0] != n:
-            raise ValueError(f"x has {n} events but y has {y.shape[0]}; they must match")
-        if y.ndim > 2:
-            raise ValueError(f"y must be (n,) or (n, n_targets), got shape {y.shape}")
-        if y.ndim == 2 and y.shape[1] == 0:
-            raise ValueError(f"y has no targets: its shape is {y.shape}; give at least one column")
-        _check_finite("x", x)
-        _check_finite("y", y)
-        if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32, copy=False)
-        if self.num_classes is None:
-            y = y.astype(np.float32)
-            if y.ndim == 1:
-                y = y[:, None]
-        else:
-            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-                raise TypeError(
-                    f"with num_classes={self.num_classes}, y must be integer labels of shape (n,), "
-                    f"got {y.dtype} {y.shape}"
-                )
-            if y.size and (y.min() < 0 or y.max() >= self.num_classes):
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_classes}), got [{y.min()}, {y.max()}]"
-                )
-            y = y.astype(np.int32)
-        side = None
-        if self.side is not None:
-            side = np.asarray(self.side)
-            if side.ndim == 1:
-                side = side[:, None]
-            if side.ndim != 2 or side.shape[0] != n:
-                raise ValueError(
-                    f"side must have shape (n_events, n_side) = ({n}, k), got {side.shape}"
-                )
-            _check_finite("side", side)
-            side = side.astype(np.float32)
+        x, n = _checked_inputs(self.x)
+        y = self._checked_targets(np.asarray(self.y), n)
+        side = _checked_side(self.side, n)
         n_targets = 1 if self.num_classes is not None else y.shape[1]
         target_names = _as_names(self.target_names, n_targets, "target")
         side_names = _as_names(self.side_names, 0 if side is None else side.shape[1], "side")
@@ -172,6 +159,30 @@ class Population:
         set_("pool_index", np.sort(order[n_test + n_val :]))
         set_("_device", None)
         set_("_splits", None)
+
+    def _checked_targets(self, y: np.ndarray, n: int) -> np.ndarray:
+        """``y`` as float32 ``(n, n_targets)`` targets, or int32 ``(n,)`` labels in
+        ``[0, num_classes)`` for a classification set; a clear error otherwise."""
+        if y.shape[0] != n:
+            raise ValueError(f"x has {n} events but y has {y.shape[0]}; they must match")
+        if y.ndim > 2:
+            raise ValueError(f"y must be (n,) or (n, n_targets), got shape {y.shape}")
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError(f"y has no targets: its shape is {y.shape}; give at least one column")
+        _check_finite("y", y)
+        if self.num_classes is None:
+            y = y.astype(np.float32)
+            return y[:, None] if y.ndim == 1 else y
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(
+                f"with num_classes={self.num_classes}, y must be integer labels of shape (n,), "
+                f"got {y.dtype} {y.shape}"
+            )
+        if y.size and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}), got [{y.min()}, {y.max()}]"
+            )
+        return y.astype(np.int32)
 
     @staticmethod
     def _split_count(size: int | float, n: int, what: str) -> int:

@@ -12,7 +12,7 @@ energy, keeps the network's inputs and outputs of order one.
 
 Example:
   >>> import numpy as np
-  >>> from jrobust._src.data import from_arrays
+  >>> from jrobust.data import from_arrays
   >>> pop = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(1.0, 11.0), test_size=2)
   >>> new = standardize(pop)
   >>> bool(abs(new.x[new.pool_index].mean()) < 1e-6)
@@ -81,7 +81,7 @@ def standardize(
 
     Example:
       >>> import numpy as np
-      >>> from jrobust._src.data import from_arrays
+      >>> from jrobust.data import from_arrays
       >>> pop = from_arrays(np.random.default_rng(0).normal(5, 2, (50, 3)), np.zeros(50))
       >>> new = standardize(pop)
       >>> np.allclose(new.x[new.pool_index].std(axis=0), 1.0, atol=1e-5)
@@ -131,7 +131,7 @@ def log_energy(
       A new population.
 
     Example:
-      >>> from jrobust._src.data import calorimeter
+      >>> from jrobust.data import calorimeter
       >>> pop = log_energy(calorimeter(1_000, "A", cache=False))
       >>> bool(pop.y[:, 0].max() <= np.log(100.0) + 1e-6)
       True
@@ -206,7 +206,7 @@ def one_hot(pop: Population) -> Population:
       A new population.
 
     Example:
-      >>> from jrobust._src.data import digits
+      >>> from jrobust.data import digits
       >>> one_hot(digits()).y.shape
       (1797, 10)
     """

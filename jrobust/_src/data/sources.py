@@ -165,21 +165,7 @@ def from_dataframe(
     if not features or not targets:
         raise ValueError("give at least one feature column and one target column")
     wanted = features + targets + side_cols
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are not in the DataFrame; it has {list(df.columns)}")
-    bad_na = {c: int(df[c].isna().sum()) for c in wanted if df[c].isna().any()}
-    if bad_na:
-        raise ValueError(
-            f"columns with missing values (count): {bad_na}; drop or impute them first, e.g. "
-            f"df.dropna(subset={list(bad_na)})"
-        )
-    for c in features + side_cols:
-        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
-            raise TypeError(
-                f"feature column {c!r} has dtype {df[c].dtype}; encode it first "
-                "(e.g. pandas.get_dummies or .cat.codes)"
-            )
+    _check_columns(df, wanted, features + side_cols)
     x = df[features].to_numpy(dtype=np.float32)
     sd = df[side_cols].to_numpy(dtype=np.float32) if side_cols else None
     numeric_target = all(
@@ -209,6 +195,27 @@ def from_dataframe(
         )  # fmt: skip
     pop.meta["features"] = features
     return pop
+
+
+def _check_columns(df: Any, wanted: list[str], numeric: list[str]) -> None:
+    """Every wanted column present, none with missing values, the ``numeric`` ones numeric."""
+    import pandas as pd
+
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are not in the DataFrame; it has {list(df.columns)}")
+    bad_na = {c: int(df[c].isna().sum()) for c in wanted if df[c].isna().any()}
+    if bad_na:
+        raise ValueError(
+            f"columns with missing values (count): {bad_na}; drop or impute them first, e.g. "
+            f"df.dropna(subset={list(bad_na)})"
+        )
+    for c in numeric:
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
+            raise TypeError(
+                f"feature column {c!r} has dtype {df[c].dtype}; encode it first "
+                "(e.g. pandas.get_dummies or .cat.codes)"
+            )
 
 
 def from_npz(
@@ -478,43 +485,8 @@ def tfds(
     builder = tfds_lib.builder_from_directory(version_dir)
     info = builder.info
     features = info.features
-    keys = list(features.keys())
-    if y_key not in keys:
-        raise KeyError(f"{info.name} has no feature {y_key!r}; it has {keys}; pass y_key=")
-    if x_key is None:
-        others = [k for k in keys if k != y_key]
-        x_key = "image" if "image" in others else (others[0] if len(others) == 1 else None)
-        if x_key is None:
-            raise ValueError(f"{info.name} has several input features {others}; pass x_key=")
-    elif x_key not in keys:
-        raise KeyError(f"{info.name} has no feature {x_key!r}; it has {keys}; pass x_key=")
-    available = sorted(info.splits.keys())
-    for part in re.split(r"\+", split):
-        base = part.split("[")[0].strip()
-        if base not in available:
-            raise ValueError(
-                f"{info.name} has no split {base!r}; it has {available} (e.g. split='train')"
-            )
-    file_format = str(getattr(info.file_format, "value", info.file_format) or "tfrecord")
-    try:
-        if "array_record" in file_format:
-            source = builder.as_data_source(split=split)
-            arrays = _read_all(source, [x_key, y_key])
-        else:
-            try:
-                import tensorflow  # noqa: F401
-            except ImportError:
-                raise ImportError(
-                    f"{info.name} at {version_dir} is stored as {file_format}, which needs "
-                    "TensorFlow: pip install tensorflow, or prepare it again with "
-                    "--file_format=array_record"
-                ) from None
-            ds = builder.as_dataset(split=split, batch_size=-1)
-            arrays = {k: np.asarray(v) for k, v in tfds_lib.as_numpy(ds).items()}
-    except (ValueError, KeyError, AssertionError) as err:
-        raise ValueError(
-            f"could not read split {split!r} of {info.name} at {version_dir}: {err}"
-        ) from err
+    x_key = _tfds_keys(info, x_key, y_key, split)
+    arrays = _tfds_arrays(tfds_lib, builder, info, version_dir, split, [x_key, y_key])
     x, y = arrays[x_key], arrays[y_key]
     if scale and x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
@@ -531,6 +503,52 @@ def tfds(
         x=x, y=y, num_classes=num_classes, test_size=test_size, val_size=val_size, seed=seed,
         name=f"tfds:{info.name}", target_names=(y_key,), meta=meta,
     )  # fmt: skip
+
+
+def _tfds_keys(info: Any, x_key: str | None, y_key: str, split: str) -> str:
+    """The input feature (``x_key``, or the one that is not the label), with the label feature
+    and every part of ``split`` checked against the data set's."""
+    keys = list(info.features.keys())
+    if y_key not in keys:
+        raise KeyError(f"{info.name} has no feature {y_key!r}; it has {keys}; pass y_key=")
+    if x_key is None:
+        others = [k for k in keys if k != y_key]
+        x_key = "image" if "image" in others else (others[0] if len(others) == 1 else None)
+        if x_key is None:
+            raise ValueError(f"{info.name} has several input features {others}; pass x_key=")
+    elif x_key not in keys:
+        raise KeyError(f"{info.name} has no feature {x_key!r}; it has {keys}; pass x_key=")
+    available = sorted(info.splits.keys())
+    for part in re.split(r"\+", split):
+        base = part.split("[")[0].strip()
+        if base not in available:
+            raise ValueError(
+                f"{info.name} has no split {base!r}; it has {available} (e.g. split='train')"
+            )
+    return x_key
+
+
+def _tfds_arrays(tfds_lib, builder, info, version_dir, split: str, keys: list[str]) -> dict:
+    """The split's features ``keys`` as numpy arrays: ``array_record`` data through a data
+    source (no TensorFlow), ``tfrecord`` data through TensorFlow (a clear error without it)."""
+    file_format = str(getattr(info.file_format, "value", info.file_format) or "tfrecord")
+    try:
+        if "array_record" in file_format:
+            return _read_all(builder.as_data_source(split=split), keys)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"{info.name} at {version_dir} is stored as {file_format}, which needs "
+                "TensorFlow: pip install tensorflow, or prepare it again with "
+                "--file_format=array_record"
+            ) from None
+        ds = builder.as_dataset(split=split, batch_size=-1)
+        return {k: np.asarray(v) for k, v in tfds_lib.as_numpy(ds).items()}
+    except (ValueError, KeyError, AssertionError) as err:
+        raise ValueError(
+            f"could not read split {split!r} of {info.name} at {version_dir}: {err}"
+        ) from err
 
 
 # ------------------------------------------------------------------------------------ dispatcher

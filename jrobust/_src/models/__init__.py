@@ -1,24 +1,7 @@
 """Models: the pure init/apply contract, vmap-friendly layers and the architectures.
 
 Public names live here once: ``jrobust.models.CNN`` (not the modules that define them).
+
+Public through ``jrobust.models``; this package init is empty on purpose (each name
+is imported from the module that defines it).
 """
-
-from jrobust._src.models.architectures import CNN, MLP, Architecture, ResNet18
-from jrobust._src.models.contract import Model, make_model
-from jrobust._src.models.layers import Conv, PReLU, max_pool
-from jrobust._src.models.riesz import RieszLayer, RieszNet, riesz_transform
-
-__all__ = [
-    "CNN",
-    "MLP",
-    "Architecture",
-    "Conv",
-    "Model",
-    "PReLU",
-    "ResNet18",
-    "RieszLayer",
-    "RieszNet",
-    "make_model",
-    "max_pool",
-    "riesz_transform",
-]

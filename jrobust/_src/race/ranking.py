@@ -66,7 +66,7 @@ def final_order(
 
     Example:
       >>> import numpy as np
-      >>> from jrobust._src.stats import get_statistic
+      >>> from jrobust.stats import get_statistic
       >>> x = np.array([[0.0345, 0.0347, 0.0349, 0.035, 0.035, 0.035, 0.0352, 0.0355, 0.044, 0.073],
       ...               [0.0325, 0.033, 0.0345, 0.0346, 0.0347, 0.0363, 0.0365, 0.0386, 0.0394, 0.0399]])
       >>> q = get_statistic("q3+iqr")

@@ -39,7 +39,7 @@ def stage_target(settings: RaceSettings, n_models: int, stage: int) -> int:
     stage keeps the same fraction ``(W / M) ** (1 / S)`` of the models.
 
     Example:
-      >>> from jrobust._src.settings import RaceSettings
+      >>> from jrobust import RaceSettings
       >>> s = RaceSettings(fidelity=(500, 2000, 8000, 32000))
       >>> [stage_target(s, 64, k) for k in range(3)]
       [23, 8, 3]

@@ -4,42 +4,7 @@
 - ``files``: ``save_run`` and ``load_run``;
 - ``summary``: the best models as a table and ``summary.md``;
 - ``report``: the figures and the self-contained ``report.html``.
+
+Public through ``jrobust.runfolder``; this package init is empty on purpose (each name
+is imported from the module that defines it).
 """
-
-from jrobust._src.lock import LOCK_FILE, FolderInUse
-from jrobust._src.runfolder.files import RunFolderError, RunFolderMismatch, load_run, save_run
-from jrobust._src.runfolder.layout import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    FIGURES,
-    RESULT_FILE,
-    TABLES,
-    is_run_folder,
-    read_config,
-    write_config,
-    write_table,
-)
-from jrobust._src.runfolder.report import write_figures, write_report
-from jrobust._src.runfolder.summary import summary_table, write_summary
-
-__all__ = [
-    "CHECKPOINT_FILE",
-    "CONFIG_FILE",
-    "FIGURES",
-    "FolderInUse",
-    "LOCK_FILE",
-    "RESULT_FILE",
-    "TABLES",
-    "RunFolderError",
-    "RunFolderMismatch",
-    "is_run_folder",
-    "load_run",
-    "read_config",
-    "save_run",
-    "summary_table",
-    "write_config",
-    "write_figures",
-    "write_report",
-    "write_summary",
-    "write_table",
-]

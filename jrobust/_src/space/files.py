@@ -287,7 +287,7 @@ def build_space(
       ranges need a single table.
 
     Example:
-      >>> from jrobust._src.space import default_spec
+      >>> from jrobust.space import default_spec
       >>> space = build_space(default_spec())
       >>> len(space), space.n_cohorts
       (16, 2)

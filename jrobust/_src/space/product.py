@@ -79,7 +79,7 @@ class SearchSpace:
       >>> space = SearchSpace(zoo.paper_config(1), learning_rate=[1e-4, 1e-3], batch_size=[32, 64])
       >>> len(space), space.n_cohorts
       (4, 2)
-      >>> from jrobust._src.space import loguniform, intrange
+      >>> from jrobust.space import loguniform, intrange
       >>> ranged = SearchSpace(zoo.mlp_config(), learning_rate=loguniform(1e-5, 1.0),
       ...                      hidden=intrange(16, 128), activation=["relu", "tanh"])
       >>> ranged.is_finite, [m.architecture.hidden for m in ranged.sample(2, seed=0)]
@@ -259,7 +259,7 @@ class SearchSpace:
 
         Example:
           >>> from jrobust import zoo
-          >>> from jrobust._src.space import uniform
+          >>> from jrobust.space import uniform
           >>> space = SearchSpace(zoo.mlp_config(), optimizer=["adam", "sgd"],
           ...                     momentum=uniform(0.5, 0.95),
           ...                     when={"momentum": lambda c: c.optimizer == "sgd"})
@@ -315,7 +315,7 @@ class SearchSpace:
 
         Example:
           >>> from jrobust import zoo
-          >>> from jrobust._src.space import intrange, loguniform
+          >>> from jrobust.space import intrange, loguniform
           >>> space = SearchSpace(zoo.mlp_config(), learning_rate=loguniform(1e-4, 1e-1),
           ...                     hidden=intrange(8, 64), batch_size=[32, 64])
           >>> [space.role(p) for p in space.parameters]
@@ -373,7 +373,7 @@ class SearchSpace:
 
         Example:
           >>> from jrobust import zoo
-          >>> from jrobust._src.space import loguniform
+          >>> from jrobust.space import loguniform
           >>> space = SearchSpace(zoo.mlp_config(), learning_rate=loguniform(1e-5, 1.0))
           >>> [f"{m.learning_rate:.2e}" for m in space.sample(3, seed=0)]
           ['1.53e-02', '2.23e-04', '1.60e-05']
@@ -401,7 +401,7 @@ class SearchSpace:
 
         Example:
           >>> from jrobust import zoo
-          >>> from jrobust._src.space import intrange, loguniform
+          >>> from jrobust.space import intrange, loguniform
           >>> space = SearchSpace(zoo.mlp_config(), learning_rate=loguniform(1e-4, 1e-1),
           ...                     hidden=intrange(8, 64), activation=["relu", "tanh"])
           >>> [(m.architecture.hidden, m.architecture.activation) for m in space.envelope()]

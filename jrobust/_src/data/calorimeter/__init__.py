@@ -9,7 +9,7 @@ accelerator and is seeded. Generated populations are kept in a disk cache (``cac
 paper's parametric baselines are in ``baselines``. :func:`calorimeter` ties them together.
 
 Example:
-  >>> from jrobust._src.data import calorimeter
+  >>> from jrobust.data import calorimeter
   >>> pop = calorimeter(2_000, "B", seed=1, cache=False)
   >>> pop.x.shape, pop.target_names, pop.side_names
   ((2000, 15, 15, 1), ('energy', 'x', 'y'), ('total_energy', 'bary_x', 'bary_y'))
@@ -154,23 +154,16 @@ def calorimeter(
     )  # fmt: skip
     params = generation_params(n_events, ds, seed, config, spec, max_angle, reference_depth, dtype)
     path = cache_path(Path(cache_dir).expanduser() if cache_dir else default_cache_dir(), params)
-    arrays = load_cached(path, params) if cache and path.exists() else None
     meta: dict[str, Any] = {"generator": params, "cell_size": config.cell_size, "cache_hit": False}
+    arrays = load_cached(path, params) if cache and path.exists() else None
     if arrays is not None:
         meta["cache_hit"] = True
     else:
-        t0 = time.perf_counter()
-        fn = functools.partial(
+        generate = functools.partial(
             _generate_chunk, cfg=config, spec=spec, max_angle=max_angle,
             reference_depth=reference_depth, dtype=jnp.dtype(dtype),
         )  # fmt: skip
-        cells, side, truth = _run_chunks(fn, n_events, chunk_size or _default_chunk(), seed)
-        arrays = {
-            "cells": cells.astype(np.float32, copy=False),
-            "side": side.astype(np.float32, copy=False),
-            "truth": truth.astype(np.float32, copy=False),
-        }
-        meta["generation_seconds"] = time.perf_counter() - t0
+        arrays = _generated(generate, n_events, chunk_size, seed, meta)
         if cache:
             try:
                 save_cached(path, params, arrays)
@@ -194,6 +187,19 @@ def calorimeter(
         truth=truth_df,
         meta=meta,
     )
+
+
+def _generated(generate, n_events: int, chunk_size, seed: int, meta: dict) -> dict:
+    """The events, generated in compiled chunks (float32 cells, side features and truth); the
+    seconds it took go into ``meta``."""
+    t0 = time.perf_counter()
+    cells, side, truth = _run_chunks(generate, n_events, chunk_size or _default_chunk(), seed)
+    meta["generation_seconds"] = time.perf_counter() - t0
+    return {
+        "cells": cells.astype(np.float32, copy=False),
+        "side": side.astype(np.float32, copy=False),
+        "truth": truth.astype(np.float32, copy=False),
+    }
 
 
 def _checked(
