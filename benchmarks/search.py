@@ -19,7 +19,7 @@ training subsets, shuffling, initialisations) and of the sampler:
 
 * ``search``: ``jrobust.search(space, population, budget=N, seed=s)`` (iterated racing, the
   race's default settings inside).
-* ``grid``: ``jrobust.race`` on a grid with as many models as ``random`` samples
+* ``grid``: ``jrobust.race`` on a grid with (at most) as many models as ``random`` samples
   (``N // k``): the widths x learning rates x weight decays, the numbers at the centres of equal
   cells of the log ranges, ``budget=N``.
 * ``tpe``: Optuna's ``TPESampler(seed=s)``, one instance per trial (instance 0: the same
@@ -162,10 +162,11 @@ def make_setup(name: str, epochs: int | None, train_size: int) -> Setup:
 
 def grid_axes(n_models: int, n_widths: int) -> tuple[int, int]:
     """Learning rates and weight decays of a grid of at most ``n_models`` models (at least one
-    of each per width): the learning rate gets the larger share, as it matters more."""
+    of each per width): as many cells as fit, the learning rate (which matters more) with at
+    least as many values as the weight decay and at most three times as many."""
     cells = max(1, n_models // n_widths)
-    n_lr = max(1, math.ceil(math.sqrt(cells)))
-    return n_lr, max(1, cells // n_lr)
+    pairs = [(min(cells // b, 3 * b), b) for b in range(1, math.isqrt(cells) + 1)]
+    return max(pairs, key=lambda ab: (ab[0] * ab[1], ab[1]))
 
 
 def cell_centres(lo: float, hi: float, n: int) -> list[float]:

@@ -29,15 +29,12 @@ def load(name):
 bench = load("search")
 
 
-def test_quick_mode_and_bad_arguments(capsys):
+def test_quick_mode_and_bad_arguments(capsys, monkeypatch):
     args = bench.parse(["--quick", "--methods", "grid", "tpe", "bridge", "random"])
     assert (args.seeds, args.budget, args.instances, args.fresh) == (1, 24, 4, 4)
     assert args.methods == ["grid", "tpe", "bridge", "random"] and args.spaces == ["digits", "calo"]
     assert args.statistic == jrobust.RaceSettings().statistic
-    full = bench.parse(["--spaces", "calo", "--seeds", "3", "--budget", "100"])
-    assert (full.seeds, full.budget, full.instances, full.batch, full.fresh) == (3, 100, 10, 8, 20)
-    assert full.methods == list(bench.METHODS) and full.spaces == ["calo"]
-    assert bench.parse(["--quick", "--budget", "40"]).budget == 40  # a flag beats --quick
+    assert bench.parse(["--quick", "--methods", "tpe", "--budget", "40"]).budget == 40
     bad = [
         ["--methods", "grid", "hyperband"],
         ["--budget", "15"],  # fewer than 2 models of 10 instances
@@ -52,18 +49,23 @@ def test_quick_mode_and_bad_arguments(capsys):
             bench.parse(argv)
         assert exit_.value.code == 2
         assert "error:" in capsys.readouterr().err
+    monkeypatch.setattr(jrobust, "search", lambda *a, **k: None, raising=False)
+    full = bench.parse(["--spaces", "calo", "--seeds", "3", "--budget", "100"])
+    assert (full.seeds, full.budget, full.instances, full.batch, full.fresh) == (3, 100, 10, 8, 20)
+    assert full.methods == list(bench.METHODS) and full.spaces == ["calo"]
 
 
 def test_grid_has_the_budgets_models_at_cell_centres():
     np.testing.assert_allclose(
         bench.cell_centres(1e-4, 1e-1, 3), [10**-3.5, 10**-2.5, 10**-1.5], rtol=1e-12
     )
-    assert bench.grid_axes(24, 3) == (3, 2)  # 8 cells per width: 3 x 2
+    assert bench.grid_axes(24, 3) == (4, 2)  # 8 cells per width: 4 x 2
     assert bench.grid_axes(6, 3) == (2, 1)
+    assert bench.grid_axes(21, 3) == (3, 2)  # 7 cells: 6 of them, not 7 learning rates alone
     assert bench.grid_axes(2, 3) == (1, 1)  # at least one model per width
     setup = bench.Setup("digits", (16, 32, 64), 1, 100, population=None)
     grid = setup.grid(24)
-    assert len(grid) == 18
+    assert len(grid) == 24
     models = grid.models
     assert {m.architecture.hidden for m in models} == {(16,), (32,), (64,)}
     for m in models:
