@@ -46,9 +46,19 @@ Target (issue "Search beyond a grid"): ``search``'s winner at least as good on f
 std as every other column's in at least 4 of 5 seeds (the ``search as good`` column counts the
 seeds).
 
-Default sizes (``--budget 240``, 5 seeds, 20 fresh instances, both spaces, every column):
-about 25 minutes on 2 CPU cores. ``--quick``: 1 seed, ``--budget 24`` with 4 instances per
-trial, 1 epoch, 4 fresh instances, 300 samples per instance, batch 4.
+**Compilation.** Every column (per space) runs in a process of its own (``--workers`` at
+once, default 1), its seeds one after another: it compiles its programs on its first seed (as
+a search in a fresh process would) and reuses them on its later seeds (as one long-running
+process would). Reported: the programs compiled (``jrobust.train.n_compiled``) on the first
+seed (and on the later ones) and the XLA compilations of the first seed.
+``--shared-programs`` runs every column in this process instead, reusing each other's programs
+(faster; the compile figures then depend on the order of the columns).
+
+Default sizes (``--budget 240``, 5 seeds, 20 fresh instances, both spaces, every column): see
+benchmarks/RESULTS.md ("Search") for the time on 2 CPU cores; on the CPU a column's time is
+mostly the compilation of its programs. ``--quick``: the digits space, 1 seed, ``--budget 24``
+with 4 instances per trial, 1 epoch, 4 fresh instances, 300 samples per instance, bridge batch
+4, shared programs.
 """
 
 from __future__ import annotations
@@ -78,7 +88,10 @@ LEARNING_RATE = (1e-4, 1e-1)
 WEIGHT_DECAY = (1e-6, 1e-2)
 WIDTHS = {"digits": (16, 32, 64), "calo": (4, 8, 16)}
 EPOCHS = {"digits": 5, "calo": 3}
-QUICK = dict(seeds=1, budget=24, instances=4, epochs=1, fresh=4, train_size=300, batch=4)
+QUICK = dict(
+    seeds=1, budget=24, instances=4, epochs=1, fresh=4, train_size=300, batch=4,
+    shared_programs=True, spaces=["digits"],
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -335,17 +348,19 @@ def run_seed(
     fresh: int,
     stat: str,
 ) -> list[dict[str, Any]]:
-    """Every column on one seed, its winner judged on the fresh instances."""
+    """Every column of ``methods`` on one seed, its winner judged on the fresh instances."""
     import optuna
+
+    from jrobust.train import n_compiled
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows, judged = [], {}
     for method in methods:
-        t0 = time.perf_counter()
+        t0, before = time.perf_counter(), n_compiled()
         with Compiles() as compiles, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             column = RUNNERS[method](setup, budget, seed, k, batch, stat)
-        seconds = time.perf_counter() - t0
+        seconds, compiled = time.perf_counter() - t0, n_compiled() - before
         key = repr(column.winner)
         if key not in judged:  # two columns with the same winner: judged once
             judged[key] = fresh_losses(setup, column.winner, seed, fresh)
@@ -358,6 +373,7 @@ def run_seed(
                 **setup.params(column.winner),
                 trainings=column.trainings,
                 seconds=round(seconds, 2),
+                compiled=compiled,
                 compiles=compiles.count,
                 compile_seconds=round(compiles.seconds, 2),
                 programs=column.programs,
@@ -372,6 +388,28 @@ def run_seed(
             f"std {rows[-1]['fresh_std']:.4g}, {column.trainings} trainings, {seconds:.1f} s",
             flush=True,
         )
+    return rows
+
+
+def run_column(
+    name: str,
+    epochs: int | None,
+    train_size: int,
+    method: str,
+    seeds: int,
+    budget: int,
+    k: int,
+    batch: int,
+    fresh: int,
+    stat: str,
+) -> list[dict[str, Any]]:
+    """One column on seeds ``0..seeds-1`` with its own data (``make_setup``): run in a process
+    of its own, it compiles its programs on its first seed, as a search in a fresh process
+    would, and reuses them on the later seeds, as one long-running process would."""
+    setup = make_setup(name, epochs, train_size)
+    rows = []
+    for seed in range(seeds):
+        rows += run_seed(setup, seed, [method], budget, k, batch, fresh, stat)
     return rows
 
 
@@ -398,8 +436,12 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for method in dict.fromkeys(r["method"] for r in here):
             sel = [r for r in here if r["method"] == method]
             line: dict[str, Any] = dict(space=space, method=method, seeds=len(sel))
-            for k in ("trainings", "seconds", "compiles", "compile_seconds"):
+            for k in ("trainings", "seconds"):
                 line[k] = float(np.median([r[k] for r in sel]))
+            first = min(sel, key=lambda r: r["seed"])  # the seed that compiled the programs
+            for k in ("compiled", "compiles", "compile_seconds"):
+                line[k] = first[k]
+                line[f"{k}_all_seeds"] = sum(r[k] for r in sel)
             for m in MEASURES:
                 vals = [r[f"fresh_{m}"] for r in sel]
                 line[f"fresh_{m}"] = dict(
@@ -432,7 +474,12 @@ def markdown(
         f"Sizes: {meta['seeds']} seeds; budget {meta['budget']} trainings per column; "
         f"{meta['instances']} instances per trial (bridge, random; grid of budget // k models); "
         f"bridge batch {meta['batch']}; statistic {meta['statistic']!r}; {meta['fresh']} fresh "
-        f"instances from {FRESH_START}; {meta['train_size']} samples per instance, batch 50.",
+        f"instances from {FRESH_START}; {meta['train_size']} samples per instance, batch 50; "
+        + (
+            "columns share their compiled programs (compile figures depend on the order)."
+            if meta["shared_programs"]
+            else "every column compiles its own programs (on its first seed)."
+        ),
         "",
     ]
     for space in dict.fromkeys(s["space"] for s in summary):
@@ -441,8 +488,9 @@ def markdown(
             f"### {space}: widths {sizes['widths']}, {sizes['epochs']} epochs",
             "",
             "| column | fresh mean: median [min, max] | fresh std | fresh PD | trainings "
-            "| seconds | XLA compiles (s) | search as good on mean and std |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| seconds (median) | programs compiled, first seed (later seeds) | XLA compiles, "
+            "first seed (s) | search as good on mean and std |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in (s for s in summary if s["space"] == space):
             cells = [
@@ -453,8 +501,8 @@ def markdown(
             good = f"{s['search_as_good']} of {s['seeds']}" if "search_as_good" in s else "-"
             lines.append(
                 f"| {s['method']} | {' | '.join(cells)} | {s['trainings']:.0f} "
-                f"| {s['seconds']:.1f} | {s['compiles']:.0f} ({s['compile_seconds']:.1f}) "
-                f"| {good} |"
+                f"| {s['seconds']:.1f} | {s['compiled']} ({s['compiled_all_seeds'] - s['compiled']}) "
+                f"| {s['compiles']} ({s['compile_seconds']:.1f}) | {good} |"
             )
         lines += [
             "",
@@ -481,7 +529,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--spaces", nargs="+", choices=SPACES, default=list(SPACES))
+    p.add_argument("--spaces", nargs="+", choices=SPACES, default=None, help="default: both")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5)")
     p.add_argument("--budget", type=int, default=None, help="trainings per column (default 240)")
@@ -492,17 +540,31 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-size", type=int, default=None, help="samples (default 1000)")
     p.add_argument("--statistic", default=None, help="default: the race's ('max')")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 seed: a check")
+    p.add_argument(
+        "--workers", type=int, default=1, help="columns run at once, each in its own process"
+    )
+    p.add_argument(
+        "--shared-programs",
+        action="store_true",
+        default=None,
+        help="columns reuse each other's compiled programs (faster; compile figures then "
+        "depend on the order; on with --quick)",
+    )
     p.add_argument("--json", type=Path, help="write the rows, the summary and the sizes")
     p.add_argument("--markdown", type=Path, help="write the tables")
     args = p.parse_args(argv)
-    defaults = dict(seeds=5, budget=240, instances=10, batch=8, fresh=20, train_size=1000)
-    for key, value in (QUICK if args.quick else defaults).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    defaults = dict(
+        spaces=list(SPACES), seeds=5, budget=240, instances=10, batch=8, fresh=20, train_size=1000,
+        shared_programs=False,
+    )  # fmt: skip
+    for source in (QUICK, defaults) if args.quick else (defaults,):
+        for key, value in source.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
     args.statistic = args.statistic or jrobust.RaceSettings().statistic
     args.methods = list(dict.fromkeys(args.methods))
     args.spaces = list(dict.fromkeys(args.spaces))
-    for key in ("seeds", "instances", "batch", "fresh", "train_size"):
+    for key in ("seeds", "instances", "batch", "fresh", "train_size", "workers"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be at least 1")
     if args.epochs is not None and args.epochs < 1:
@@ -536,15 +598,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     print(f"# {command}", flush=True)
     t0 = time.perf_counter()
-    rows, spaces = [], {}
-    for name in args.spaces:
-        setup = make_setup(name, args.epochs, args.train_size)
-        spaces[name] = dict(widths=list(setup.widths), epochs=setup.epochs)
-        for seed in range(args.seeds):
-            rows += run_seed(
-                setup, seed, args.methods, args.budget, args.instances, args.batch,
-                args.fresh, args.statistic,
-            )  # fmt: skip
+    spaces = {n: dict(widths=list(WIDTHS[n]), epochs=args.epochs or EPOCHS[n]) for n in args.spaces}
+    sizes = (args.budget, args.instances, args.batch, args.fresh, args.statistic)
+    rows = []
+    if args.shared_programs:  # one process: a column reuses the programs of the columns before
+        for name in args.spaces:
+            setup = make_setup(name, args.epochs, args.train_size)
+            for seed in range(args.seeds):
+                rows += run_seed(setup, seed, args.methods, *sizes)
+    else:  # a process per column (and space), seeds in it one after another
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [
+            (name, args.epochs, args.train_size, method, args.seeds, *sizes)
+            for name in args.spaces
+            for method in args.methods
+        ]
+        context = multiprocessing.get_context("spawn")  # JAX is threaded: no fork
+        with ProcessPoolExecutor(args.workers, mp_context=context, max_tasks_per_child=1) as pool:
+            parts = list(pool.map(run_column, *zip(*jobs, strict=True)))
+        order = {(n, m): i for i, (n, _, _, m, *_) in enumerate(jobs)}
+        rows = sorted(
+            (r for part in parts for r in part),
+            key=lambda r: (
+                args.spaces.index(r["space"]),
+                r["seed"],
+                order[r["space"], r["method"]],
+            ),
+        )
     summary = summarize(rows)
     meta = dict(
         command=command,
@@ -558,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         train_size=args.train_size,
         statistic=args.statistic,
         methods=args.methods,
+        shared_programs=args.shared_programs,
         spaces=spaces,
         learning_rate=LEARNING_RATE,
         weight_decay=WEIGHT_DECAY,

@@ -32,7 +32,8 @@ bench = load("search")
 def test_quick_mode_and_bad_arguments(capsys, monkeypatch):
     args = bench.parse(["--quick", "--methods", "grid", "tpe", "bridge", "random"])
     assert (args.seeds, args.budget, args.instances, args.fresh) == (1, 24, 4, 4)
-    assert args.methods == ["grid", "tpe", "bridge", "random"] and args.spaces == ["digits", "calo"]
+    assert args.methods == ["grid", "tpe", "bridge", "random"] and args.spaces == ["digits"]
+    assert args.shared_programs and args.epochs == 1 and args.train_size == 300
     assert args.statistic == jrobust.RaceSettings().statistic
     assert bench.parse(["--quick", "--methods", "tpe", "--budget", "40"]).budget == 40
     bad = [
@@ -53,6 +54,7 @@ def test_quick_mode_and_bad_arguments(capsys, monkeypatch):
     full = bench.parse(["--spaces", "calo", "--seeds", "3", "--budget", "100"])
     assert (full.seeds, full.budget, full.instances, full.batch, full.fresh) == (3, 100, 10, 8, 20)
     assert full.methods == list(bench.METHODS) and full.spaces == ["calo"]
+    assert not full.shared_programs and full.epochs is None  # each space's own epochs
 
 
 def test_grid_has_the_budgets_models_at_cell_centres():
@@ -86,8 +88,9 @@ def test_fresh_values_by_hand():
 def test_summary_over_seeds_by_hand():
     def row(method, seed, mean, std):
         return dict(
-            space="digits", method=method, seed=seed, trainings=24, seconds=1.0, compiles=3,
-            compile_seconds=0.5, fresh_mean=mean, fresh_std=std, fresh_pd=2 * std,
+            space="digits", method=method, seed=seed, trainings=24, seconds=1.0,
+            compiled=2 if seed == 0 else 1, compiles=3, compile_seconds=0.5, fresh_mean=mean,
+            fresh_std=std, fresh_pd=2 * std,
         )  # fmt: skip
 
     rows = [
@@ -103,6 +106,7 @@ def test_summary_over_seeds_by_hand():
     # seed 0: better on both; seed 1: worse mean; seed 2: equal std, better mean
     assert grid["search_as_good"] == 2
     assert "search_as_good" not in summary["search"]
+    assert (grid["compiled"], grid["compiled_all_seeds"]) == (2, 4)  # the first seed's, all
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +132,12 @@ def test_random_column_picks_the_best_by_the_statistic(tiny):
     fresh = jrobust.train_instances(column.winner, tiny.population, [1000, 1001, 1002])["loss"]
     np.testing.assert_allclose(r["fresh_losses"], fresh, rtol=1e-6)
     assert r["fresh_mean"] == pytest.approx(np.mean(fresh))
+    # programs compiled by a column: a width no test trained before compiles, once
+    narrow = bench.Setup("digits", (3,), 1, 50, population=tiny.population)
+    first = bench.run_seed(narrow, 0, ["random"], 6, 2, 1, 3, "max")[0]
+    again = bench.run_seed(narrow, 0, ["random"], 6, 2, 1, 3, "max")[0]
+    assert first["compiled"] >= 1 and again["compiled"] == 0
+    assert again["fresh_losses"] == first["fresh_losses"]
 
 
 def test_search_column_calls_the_contract(tiny, monkeypatch):
