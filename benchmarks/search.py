@@ -40,8 +40,8 @@ subsets of the same population that no column trained); their mean, std and PD (
 percentile bootstrap interval of the mean. Per column also the trainings spent, the wall
 seconds, and the XLA compilations with their seconds (counted by a ``jax.monitoring`` listener:
 every backend compile during the column, the training programs and the small helper
-computations alike; a helper compiled once in the process is not compiled again by a later
-column), and, where a ``SelectionResult`` says it, the engine's programs and executables.
+computations alike), the programs jrobust compiled, and, where a ``SelectionResult`` says it,
+the engine's programs and executables (see **Compilation**).
 Target (issue "Search beyond a grid"): ``search``'s winner at least as good on fresh mean and
 std as every other column's in at least 4 of 5 seeds (the ``search as good`` column counts the
 seeds).
