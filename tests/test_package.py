@@ -43,10 +43,15 @@ def test_public_names_of_0_1_work_without_a_warning():
 
 #: The public modules of 0.3: each public name has exactly one of these as its path.
 PUBLIC_MODULES = {
-    "jrobust", "jrobust.cli", "jrobust.data", "jrobust.distributed", "jrobust.models",
-    "jrobust.parallel", "jrobust.plots", "jrobust.rules", "jrobust.runfolder", "jrobust.space",
-    "jrobust.stats", "jrobust.train", "jrobust.zoo",
+    "jrobust", "jrobust.cli", "jrobust.data", "jrobust.distributed", "jrobust.integrations",
+    "jrobust.integrations.optuna", "jrobust.models", "jrobust.parallel", "jrobust.plots",
+    "jrobust.rules", "jrobust.runfolder", "jrobust.space", "jrobust.stats", "jrobust.train",
+    "jrobust.zoo",
 }  # fmt: skip
+#: Public packages that name nothing themselves: their public modules are their submodules.
+PUBLIC_GROUPS = {"jrobust.integrations"}
+#: Public modules of an optional extra: module -> the package it needs.
+EXTRAS = {"jrobust.integrations.optuna": "optuna"}
 
 
 def test_everything_else_is_private():
@@ -59,15 +64,17 @@ def test_everything_else_is_private():
     assert top - PUBLIC_MODULES == {
         "jrobust.__main__", "jrobust._src", "jrobust._startup", "jrobust._version",
     }  # fmt: skip
-    assert {n for n in names if n.count(".") > 1} == {
+    assert {n for n in names if n.count(".") > 1} - PUBLIC_MODULES == {
         n for n in names if n.startswith("jrobust._src.")
     }
 
 
-@pytest.mark.parametrize("module", sorted(PUBLIC_MODULES - {"jrobust"}))
+@pytest.mark.parametrize("module", sorted(PUBLIC_MODULES - {"jrobust"} - PUBLIC_GROUPS))
 def test_a_public_module_is_a_face_that_defines_nothing(module):
     """A public module re-exports: every name in its ``__all__`` is defined under ``_src``
     (one implementation, one public path)."""
+    if module in EXTRAS:
+        pytest.importorskip(EXTRAS[module])
     face = importlib.import_module(module)
     assert face.__all__
     for name in face.__all__:
@@ -78,6 +85,25 @@ def test_a_public_module_is_a_face_that_defines_nothing(module):
         if origin in ("types", "typing"):
             continue  # a type alias (e.g. Architecture, a union of the zoo's architectures)
         assert origin.startswith("jrobust._src."), (module, name, origin)
+
+
+def test_a_public_group_imports_nothing_and_its_modules_are_public():
+    """``import jrobust.integrations`` loads none of its optional extras (nor JAX), and each of
+    its modules is a public module."""
+    import pkgutil
+
+    import jrobust.integrations as group
+
+    assert group.__doc__ and not hasattr(group, "__all__")
+    children = {m.name for m in pkgutil.iter_modules(group.__path__, "jrobust.integrations.")}
+    assert children and children <= PUBLIC_MODULES
+    code = (
+        "import sys, json, jrobust.integrations; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('optuna', 'jax') or m.startswith('jrobust.integrations.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout) == []
 
 
 @pytest.mark.parametrize(
