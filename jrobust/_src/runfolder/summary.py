@@ -229,7 +229,7 @@ def edge_notes(result: SelectionResult) -> list[str]:
     largest value tried along its own line of the grid (the models equal to the winner in
     every other choice, at least 3 values): the best may lie beyond the grid."""
     models = result.models
-    if result.iterations is not None:  # a search's ranges are its bounds, not a grid to extend
+    if getattr(result, "iterations", None) is not None:  # a search: its ranges are its bounds
         return []
     if not len(models) or result.winner_id not in set(models.model_id):
         return []
@@ -303,7 +303,7 @@ def facts(result: SelectionResult, info: Mapping[str, Any] | None) -> dict[str, 
     s = result.settings
     n_models = len(result.models)
     exhaustive = n_models * int(s.get("max_instances", 0) or 0)
-    if result.iterations is not None:  # a search's models were sampled: no grid to exhaust
+    if getattr(result, "iterations", None) is not None:  # sampled models: no grid to exhaust
         exhaustive = 0
     row = summary_table(result, top=1).iloc[0] if len(result.ledger) else None
     stat = statistic_label(s.get("statistic"), result.over)
