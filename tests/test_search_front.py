@@ -446,3 +446,33 @@ def test_the_search_page_shows_real_code_and_links():
             assert anchor in slugs, (target, anchor)
     assert "docs/search.md" in (ROOT / "README.md").read_text()
     assert "(search.md)" in (ROOT / "docs" / "concepts.md").read_text()
+
+
+def test_run_searches_for_real_and_the_folder_reads_back(data, tmp_path, capsys):
+    """The command with the real search (no stand-in): the budget holds, the run folder has the
+    iterations, and they name the models the ledger trained."""
+    space_file = tmp_path / "lr.toml"
+    space_file.write_text(
+        SPACE_FILE.replace("hidden = { intrange = [4, 16] }\n", "").replace(
+            'optimizer = ["adam", "sgd"]', 'optimizer = ["adam"]'
+        )
+    )
+    out = tmp_path / "real"
+    argv = ["run", "--space", str(space_file), "--data", f"npz:{data / 'tiny.npz'}"]
+    code = main([*argv, "--budget", "24", "--seed", "1", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    loaded = jrobust.load_run(out)
+    assert 0 < loaded.n_trainings <= 24
+    assert len(loaded.ledger) == loaded.n_trainings
+    iterations = loaded.iterations
+    assert iterations is not None and set(iterations["parameter"]) == {"learning_rate", "optimizer"}
+    sampled = sorted({m for ids in iterations["candidates"] for m in map(int, ids.split(","))})
+    assert sampled == list(range(len(loaded.configs)))
+    assert set(loaded.ledger["model_id"]) <= set(sampled)
+    assert all(1e-4 <= c.learning_rate <= 1e-1 for c in loaded.configs)
+    assert loaded.winner == loaded.configs[loaded.winner_id]
+    is_png(out / "iterations.png")
+    html = (out / "report.html").read_text()
+    assert 'alt="iterations"' in html and "<h2>Iterations</h2>" in html
+    assert "## Iterations" in (out / "summary.md").read_text()
