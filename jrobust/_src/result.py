@@ -139,8 +139,10 @@ def _transform_loss_table(ledger: pd.DataFrame, over: str):
     return table, tmask, ids
 
 
+# The result users hold: its fields, their documentation and short views (summary, plots,
+# tables); building it is `from_state`, the work is in race/ and runfolder/.
 @dataclasses.dataclass
-class SelectionResult:
+class SelectionResult:  # long: see above
     """The outcome of a race.
 
     Attributes:

@@ -133,6 +133,46 @@ def _transformed(state: RaceState, work: Work, outcome: Outcome, ok: np.ndarray)
 
 
 # ---------------------------------------------------------------------------------- decide
+def _apply_rule(state, race, table, tmask, counts, before, n_min, acted):
+    """The rule's decision of a racing round: who it keeps (with the round's elites protected,
+    at least ``n_winners`` kept, and the dominance swaps), its p-values, the elites protected and
+    those the protection rescued, and the swaps ``(kept, removed instead)``."""
+    settings, rule = race.settings, race.rule
+    keep = np.asarray(
+        rule.select(table, tmask, before, n_min, race.warmup, race.statistic, race.rank_by), bool
+    )
+    keep = keep & before
+    pvalues, protected, rescued = None, [], []
+    if acted and callable(getattr(rule, "pvalues", None)):
+        pvalues = rule.pvalues(table, tmask, before, race.statistic, race.rank_by)
+    if acted and settings.elites:
+        limit = min(int(settings.elites), int(before.sum()) - 1)
+        protected = [int(e) for e in state.elites if before[e]][:limit]
+        rescued = [e for e in protected if not keep[e]]
+        keep[protected] = True
+    floor = min(settings.n_winners, int(before.sum()))
+    if keep.sum() < floor:
+        keep[best_models(race.statistic, race.rank_by, table, tmask, before, floor)] = True
+    order = _order(race, table, tmask, before)
+    keep, swaps = keep_dominators(table, tmask, counts, keep, before & ~keep, order, protected)
+    return keep, pvalues, protected, rescued, swaps
+
+
+def _cut_finalists(race, table, tmask, counts, keep, removed):
+    """The finalists when the race moves on to its final race: the ``n_winners`` best of
+    ``keep``, with the dominance swaps; the others are added to ``removed`` (reason
+    ``finalists``, or ``dominated`` for a swap). Returns the swaps."""
+    n = race.settings.n_winners
+    finalists = np.zeros_like(keep)
+    finalists[best_models(race.statistic, race.rank_by, table, tmask, keep, n)] = True
+    order = _order(race, table, tmask, keep)
+    finalists, swaps = keep_dominators(table, tmask, counts, finalists, keep & ~finalists, order)
+    out = {k for _, k in swaps}
+    cut = np.flatnonzero(keep & ~finalists)
+    removed.update({int(m): "dominated" if m in out else "finalists" for m in cut})
+    return swaps
+
+
 def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
     """Remove the models the rule rejects (and, when the race moves on to its final race, the
     survivors that are not finalists), write the round's path rows and history, and move to the
@@ -145,7 +185,7 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
     (``ranking.keep_dominators``), so each decision removes as many models as it chose to. The
     rule's swaps never remove an elite of the round (their protection holds); the finalist cut
     does not protect elites, nor do its swaps."""
-    settings, rule = race.settings, race.rule
+    settings = race.settings
     alive_ids = np.flatnonzero(state.alive)
     smask = state.stage_mask()
     counts = smask.sum(axis=1)
@@ -157,23 +197,9 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
     keep, pvalues, protected, rescued = before.copy(), None, [], []
     swaps: list[tuple[int, int]] = []
     if not final:
-        keep = np.asarray(
-            rule.select(table, tmask, before, n_min, race.warmup, race.statistic, race.rank_by),
-            bool,
+        keep, pvalues, protected, rescued, swaps = _apply_rule(
+            state, race, table, tmask, counts, before, n_min, acted
         )
-        keep = keep & before
-        if acted and callable(getattr(rule, "pvalues", None)):
-            pvalues = rule.pvalues(table, tmask, before, race.statistic, race.rank_by)
-        if acted and settings.elites:
-            limit = min(int(settings.elites), int(before.sum()) - 1)
-            protected = [int(e) for e in state.elites if before[e]][:limit]
-            rescued = [e for e in protected if not keep[e]]
-            keep[protected] = True
-        floor = min(settings.n_winners, int(before.sum()))
-        if keep.sum() < floor:
-            keep[best_models(race.statistic, race.rank_by, table, tmask, before, floor)] = True
-        order = _order(race, table, tmask, before)
-        keep, swaps = keep_dominators(table, tmask, counts, keep, before & ~keep, order, protected)
     out = {k for _, k in swaps}
     removed = {int(m): "dominated" if m in out else "rule" for m in np.flatnonzero(before & ~keep)}
     if acted:
@@ -181,18 +207,8 @@ def decide(state: RaceState, race: ResolvedRace) -> RoundReport:
     end = _stage_end(state, race, keep, acted, final)
     going = next_stage(state, race, keep) if end else ""
     cut_swaps: list[tuple[int, int]] = []
-    if going == "final" and keep.sum() > settings.n_winners:  # the finalists: the n best
-        finalists = np.zeros_like(keep)
-        finalists[
-            best_models(race.statistic, race.rank_by, table, tmask, keep, settings.n_winners)
-        ] = True
-        order = _order(race, table, tmask, keep)
-        finalists, cut_swaps = keep_dominators(
-            table, tmask, counts, finalists, keep & ~finalists, order
-        )
-        out = {k for _, k in cut_swaps}
-        cut = np.flatnonzero(keep & ~finalists)
-        removed.update({int(m): "dominated" if m in out else "finalists" for m in cut})
+    if going == "final" and keep.sum() > settings.n_winners:
+        cut_swaps = _cut_finalists(race, table, tmask, counts, keep, removed)
     eliminate(state, removed)
     report = (removed, protected, rescued, pvalues, swaps, cut_swaps)
     _write_round(state, race, alive_ids, before, table, tmask, smask, report)

@@ -56,6 +56,8 @@ class InfiniteSpaceError(TypeError, ValueError):
     cohorts, programs) or added to another space: it has no finite list; search or sample it."""
 
 
+# The public face of a space: 31 short methods (listing, cohorts, programs, ranges, sampling,
+# long: frames, files); each is small and the logic lives in the modules it calls.
 class SearchSpace:
     """The product of choices around a base model; a choice is a list of values or a range.
 
