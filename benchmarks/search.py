@@ -54,9 +54,11 @@ seed (and on the later ones) and the XLA compilations of the first seed.
 ``--shared-programs`` runs every column in this process instead, reusing each other's programs
 (faster; the compile figures then depend on the order of the columns).
 
-Default sizes (``--budget 240``, 5 seeds, 20 fresh instances, both spaces, every column): see
-benchmarks/RESULTS.md ("Search") for the time on 2 CPU cores; on the CPU a column's time is
-mostly the compilation of its programs. ``--quick``: the digits space, 1 seed, ``--budget 24``
+Default sizes (``--budget 240``, 5 seeds, 20 fresh instances, both spaces, every column): the
+four columns other than ``search`` took 46 minutes on the shared 2-core VM at a load average of
+6 to 7 (benchmarks/results/search_four_columns_prelim.*); on the CPU a column's time is mostly
+the compilation of its programs (the bridge's and random's later seeds compile new stack
+sizes). ``--workers 2`` halves the wall time on an idle machine. ``--quick``: the digits space, 1 seed, ``--budget 24``
 with 4 instances per trial, 1 epoch, 4 fresh instances, 300 samples per instance, bridge batch
 4, shared programs, and XLA's lowest backend optimisation level (``XLA_FLAGS``, as the tests
 set it): it is a check of the machinery, under 2 minutes, not a result.
