@@ -9,7 +9,7 @@ import pytest
 import jrobust
 from jrobust import ModelConfig, SearchSpace
 from jrobust._src.checks import CheckError
-from jrobust._src.search.iterate import ITERATION_COLUMNS
+from jrobust._src.result import ITERATION_COLUMNS
 from jrobust._src.search.sampling import (
     SamplingModel,
     collapsed,

@@ -18,7 +18,7 @@ import jrobust
 from jrobust import runfolder
 from jrobust._src import plots
 from jrobust._src.cli import main
-from jrobust._src.runfolder.files import ITERATION_COLUMNS
+from jrobust._src.result import ITERATION_COLUMNS
 from jrobust._src.space.files import build_space
 
 ROOT = Path(__file__).resolve().parents[1]

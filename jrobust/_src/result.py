@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ELIMINATED",
+    "ITERATION_COLUMNS",
     "SelectionResult",
     "id_list",
     "loss_table",
@@ -137,6 +138,21 @@ def _transform_loss_table(ledger: pd.DataFrame, over: str):
     tlosses[r, rows.instance.to_numpy(), t] = rows.loss.to_numpy()
     table, tmask = transform_table(tlosses, mask, over)
     return table, tmask, ids
+
+
+#: The columns of ``SelectionResult.iterations``, in order (``jrobust.search`` writes them, the run
+#: folder checks them).
+ITERATION_COLUMNS = (
+    "iteration",
+    "parameter",
+    "kind",
+    "log",
+    "centre",
+    "width",
+    "candidates",
+    "elites",
+    "restarted",
+)
 
 
 # The result users hold: its fields, their documentation and short views (summary, plots,

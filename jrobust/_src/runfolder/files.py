@@ -27,7 +27,7 @@ from jrobust._src.atomic import write_text_atomic
 from jrobust._src.config import ModelConfig, config_from_dict, config_to_dict
 from jrobust._src.race.checkpoint import belongs_to, load_state, peek, refuse_legacy
 from jrobust._src.race.resolved import ResolvedRace
-from jrobust._src.result import SelectionResult, id_list, stage_columns
+from jrobust._src.result import ITERATION_COLUMNS, SelectionResult, id_list, stage_columns
 from jrobust._src.runfolder.layout import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -156,20 +156,6 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | bool):
         return value
     return repr(value)
-
-
-#: The columns of ``SelectionResult.iterations``, in order (``jrobust.search``).
-ITERATION_COLUMNS = (
-    "iteration",
-    "parameter",
-    "kind",
-    "log",
-    "centre",
-    "width",
-    "candidates",
-    "elites",
-    "restarted",
-)
 
 
 def iterations_on_disk(frame: pd.DataFrame) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from jrobust._src.race.checkpoint import fingerprint
 from jrobust._src.race.race import Race, as_outcome
 from jrobust._src.race.ranking import final_order
 from jrobust._src.race.work import Outcome, Work
-from jrobust._src.result import SelectionResult
+from jrobust._src.result import ITERATION_COLUMNS, SelectionResult
 from jrobust._src.search.sampling import (
     SamplingModel,
     collapsed,
@@ -56,20 +56,8 @@ from jrobust._src.space.product import SearchSpace
 from jrobust._src.train import fit_all, fit_note
 from jrobust._version import __version__
 
-__all__ = ["ITERATION_COLUMNS", "MAX_VARIANTS", "SEARCH_FILE", "search"]
+__all__ = ["MAX_VARIANTS", "SEARCH_FILE", "search"]
 
-#: The columns of ``SelectionResult.iterations``, in order.
-ITERATION_COLUMNS = (
-    "iteration",
-    "parameter",
-    "kind",
-    "log",
-    "centre",
-    "width",
-    "candidates",
-    "elites",
-    "restarted",
-)
 
 #: The most static variants a search plans programs for (every width of an integer width range
 #: is one): beyond it, compilation would take longer than it saves.
