@@ -127,6 +127,32 @@ def plot_distributions(
     models = [int(m) for m in models]
     if not models:
         raise ValueError("no models to plot")
+    samples, labels, colors = _distribution_samples(result, models)
+    fig = _figure(9.0, 1.0 + 0.42 * len(models))
+    ax = fig.add_subplot()
+    positions = np.arange(len(models))[::-1]  # best on top
+    _draw_distributions(ax, samples, colors, positions, kind)
+    ax.set_yticks(positions, labels, fontsize=8)
+    allv = np.concatenate([s[np.isfinite(s)] for s in samples]) if samples else np.array([])
+    if _wants_log(allv):
+        _log(ax, "x")
+    ax.set_xlabel(f"instance test loss ({_metric(result)})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(
+        title
+        or f"Instance-loss distributions{_subset(len(models), result)} (red: winner, blue: "
+        "survivors, grey: eliminated)",
+        fontsize=10,
+    )
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _distribution_samples(
+    result: Any, models: list[int]
+) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Each model's finite instance losses, its tick label (failures counted) and its colour."""
     names = _names(result)
     winners = set(int(w) for w in result.winners)
     final_round = result.path["round"].max() if len(result.path) else 0
@@ -153,9 +179,11 @@ def plot_distributions(
         colors.append(
             WINNER_COLOR if m in winners else SURVIVOR_COLOR if m in alive else OTHER_COLOR
         )
-    fig = _figure(9.0, 1.0 + 0.42 * len(models))
-    ax = fig.add_subplot()
-    positions = np.arange(len(models))[::-1]  # best on top
+    return samples, labels, colors
+
+
+def _draw_distributions(ax, samples, colors, positions: np.ndarray, kind: str) -> None:
+    """The boxes or violins, coloured, and every instance as a jittered dot over them."""
     drawable = [s if np.isfinite(s).any() else np.array([0.0]) for s in samples]
     if kind == "box":
         parts = ax.boxplot(
@@ -191,21 +219,6 @@ def plot_distributions(
             zorder=3,
             edgecolors="none",
         )
-    ax.set_yticks(positions, labels, fontsize=8)
-    allv = np.concatenate([s[np.isfinite(s)] for s in samples]) if samples else np.array([])
-    if _wants_log(allv):
-        _log(ax, "x")
-    ax.set_xlabel(f"instance test loss ({_metric(result)})")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(
-        title
-        or f"Instance-loss distributions{_subset(len(models), result)} (red: winner, blue: "
-        "survivors, grey: eliminated)",
-        fontsize=10,
-    )
-    if path is not None:
-        save_figure(fig, path)
-    return fig
 
 
 def _subset(shown: int, result: Any) -> str:
@@ -262,6 +275,22 @@ def plot_path(
     values = frame["statistic"].to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
     ceiling = finite.max() * 1.05 if finite.size else 1.0
+    _draw_paths(ax, frame, winners, final_alive, ceiling)
+    stat = _path_axes(ax, result, frame, log if log is not None else _wants_log(finite))
+    ending = frame[frame["round"] == last].sort_values("rank").head(label_top)
+    _label_ends(ax, ending, names, ceiling, winners, final_alive)
+    ax.grid(alpha=0.3)
+    ax.set_title(
+        title or f"Elimination path ({result.settings.get('rule', '')} on {stat}; winner in red)",
+        fontsize=10,
+    )
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _draw_paths(ax, frame: pd.DataFrame, winners, final_alive, ceiling: float) -> None:
+    """Every model's line (winners on top, thick and red), its elimination marked ×."""
     order = sorted(
         frame.model_id.unique(), key=lambda m: (m in winners, m in final_alive)
     )  # winners on top
@@ -286,6 +315,11 @@ def plot_path(
                 color=style["color"],
                 zorder=style["zorder"],
             )
+
+
+def _path_axes(ax, result: Any, frame: pd.DataFrame, log: bool) -> str:
+    """The axes' labels and scale, the survivors counted on top, the stages' dashed lines;
+    returns the statistic's name."""
     stat = result.settings.get("statistic", "statistic")
     ax.set_xlabel("round")
     over = result.settings.get("over", "instances")
@@ -296,7 +330,7 @@ def plot_path(
         }.get(over, f"{stat} of the instance losses")
         + f" ({_metric(result)})"
     )
-    if log if log is not None else _wants_log(finite):
+    if log:
         _log(ax, "y")
     rounds = np.sort(frame["round"].unique())
     ax.set_xticks(rounds)
@@ -311,16 +345,7 @@ def plot_path(
         label = "final" if stage.get("kind") == "final" else f"n={stage.get('train_size')}"
         ax.text(start, 1.0, f" {label}", transform=ax.get_xaxis_transform(), fontsize=7,
                 va="top", ha="left", color="#555555")  # fmt: skip
-    ending = frame[frame["round"] == last].sort_values("rank").head(label_top)
-    _label_ends(ax, ending, names, ceiling, winners, final_alive)
-    ax.grid(alpha=0.3)
-    ax.set_title(
-        title or f"Elimination path ({result.settings.get('rule', '')} on {stat}; winner in red)",
-        fontsize=10,
-    )
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return stat
 
 
 def _label_ends(ax, rows: pd.DataFrame, names, ceiling, winners, alive, gap: float = 0.055) -> None:

@@ -151,6 +151,13 @@ def _what_to_race(g) -> None:
 
 
 def _the_race(g) -> None:
+    """The race's options: how models are eliminated, then how long and how wide it runs."""
+    _elimination(g)
+    _extent(g)
+
+
+def _elimination(g) -> None:
+    """Which statistic and rule eliminate models, and when they may start to."""
     g.add_argument(
         "--statistic",
         type=statistic,
@@ -195,6 +202,10 @@ def _the_race(g) -> None:
         metavar="P",
         help="test rules: stop after P rounds that eliminate nothing",
     )
+
+
+def _extent(g) -> None:
+    """How many instances and trainings, winners and stages, over what, from which seed."""
     g.add_argument(
         "--max-instances",
         type=positive_int,
@@ -345,8 +356,10 @@ def _check_devices(devices: int | None) -> None:
         )
 
 
-def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    # 1. everything that needs no data: options, the space file, the race and data settings
+def _checked_settings(args: argparse.Namespace) -> tuple[Path | None, Any, Any, bool, dict]:
+    """Step 1, everything that needs no data: the options, the space file, the race and data
+    settings; returns the folder (if known), the file's tables, the race settings, whether the
+    space is searched, and the data settings."""
     if args.out or args.resume:  # a folder that cannot be written is refused before the data
         cli_settings.check_writable(
             Path(args.resume or args.out), "--resume" if args.resume else "--out"
@@ -365,15 +378,15 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if folder is not None and not args.resume:  # fail early, before generating data
         early = cli_settings.resolved_config(data, settings, [])
         cli_settings.check_folder(folder, early, parts=("jrobust", "data", "race"))
-    # 2. the multi-host runtime starts before JAX does anything; then the devices are known
-    distributed.initialize_from_args(args)
-    main_process = distributed.is_main_process()
-    _check_devices(args.devices)
-    from jrobust._src.cli.console import Output
-    from jrobust._src.runfolder.layout import write_config
+    return folder, file_tables, settings, searched, data
 
-    out = Output(args, main_process)
-    # 3. the space (the built-in one depends on what the data is), the budget, the folder
+
+def _space_and_folder(
+    args, argv, file_tables, settings, searched: bool, data: dict, folder, main_process: bool
+) -> tuple[Any, Any, dict, Path, bool]:
+    """Step 3: the space (the built-in one depends on what the data is), the budget, the folder
+    (owned from here on); returns the space, the population if already built, the resolved
+    configuration, the folder and whether the run resumes."""
     facts, pop = cli_settings.data_facts(data)
     tables = cli_settings.space_tables(file_tables, facts, args.target)
     overrides = {"epochs": args.epochs, "train_size": args.train_size}
@@ -392,7 +405,11 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if main_process:  # the folder's owner until the command ends: the first thing written there
         args.held.enter_context(cli_settings.own_folder(folder, "jrobust " + " ".join(argv), _note))
     resuming = bool(args.resume) or cli_settings.check_folder(folder, config)
-    # 4. the data, and whether every model fits it; only then the folder is written
+    return space, pop, config, folder, resuming
+
+
+def _checked_data(args, out, data: dict, pop, space, settings) -> Any:
+    """Step 4: the data (loaded unless already built), and whether every model fits it."""
     if pop is None:
         with out.status(f"loading data {data['source']} ..."):
             pop = cli_settings.load_population(data)
@@ -407,6 +424,28 @@ def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         out.info(fitted)
     cli_settings.check_fidelity_fits(settings, space, pop)
     _signals.check()
+    return pop
+
+
+def command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``jrobust run``: check everything, load the data, write the configuration, then race or
+    search."""
+    # 1. everything that needs no data: options, the space file, the race and data settings
+    folder, file_tables, settings, searched, data = _checked_settings(args)
+    # 2. the multi-host runtime starts before JAX does anything; then the devices are known
+    distributed.initialize_from_args(args)
+    main_process = distributed.is_main_process()
+    _check_devices(args.devices)
+    from jrobust._src.cli.console import Output
+    from jrobust._src.runfolder.layout import write_config
+
+    out = Output(args, main_process)
+    # 3. the space, the budget, the folder
+    space, pop, config, folder, resuming = _space_and_folder(
+        args, argv, file_tables, settings, searched, data, folder, main_process
+    )
+    # 4. the data, and whether every model fits it; only then the folder is written
+    pop = _checked_data(args, out, data, pop, space, settings)
     if main_process:
         header = (
             "jrobust run configuration (resolved). Rerun: jrobust run --space THIS_FILE; "

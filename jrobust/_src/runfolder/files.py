@@ -360,6 +360,8 @@ def read_result_json(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionResult:
+    """The result of a finished run folder: its tables and ``result.json``, checked against each
+    other and against ``config.toml``."""
     payload = read_result_json(folder)
     try:
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in TABLES}
@@ -375,53 +377,14 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
             f"(rebuild it with jrobust run --space {folder / CONFIG_FILE})"
         ) from None
     ids = set(tables["models"]["model_id"].tolist()) if "model_id" in tables["models"] else set()
-    unknown = [w for w in winners if w not in ids]
-    why = (
-        f"winner_id {winner_id} is not a model id of models.parquet"
-        if winner_id not in ids
-        else f"winners {unknown} are not model ids of models.parquet"
-        if unknown
-        else f"winners {winners} do not start with winner_id {winner_id}"
-        if winners and winners[0] != winner_id
-        else ""
-    )
+    why = _winners_problem(ids, winner_id, winners)
     if why:
         raise _damaged(folder, RESULT_FILE, why)
-    history = tables["history"]
-    if "eliminated" in history:
-        history["eliminated"] = [
-            list(map(int, e)) if e is not None else [] for e in history["eliminated"]
-        ]
-    for column in ("swaps", "finalist_swaps"):  # pairs [kept, removed instead], as written
-        if column in history:
-            history[column] = [
-                [[int(m) for m in p] for p in e] if e is not None else [] for e in history[column]
-            ]
+    history = _history_lists(tables["history"])
     iterations = read_iterations(folder)
-    space = _space_or_mismatch(folder, config, len(tables["models"]), "models.parquet")
-    searched = iterations is not None or (space is not None and not space.is_finite)
-    if searched:
-        configs = _sampled_configs(folder, payload)
-    else:
-        configs = space.models if space is not None else None
-    if configs is not None and len(configs) != len(tables["models"]):
-        raise _damaged(
-            folder, RESULT_FILE, f"{len(configs)} configs for the {len(tables['models'])} models"
-        )
-    problems = []
-    shown = payload.get("winner_config")
-    if configs is not None and shown is not None and configs[winner_id].full_repr() != shown:
-        problems.append(
-            f"{RESULT_FILE} names model {winner_id} as the winner with another configuration than "
-            f"{CONFIG_FILE} gives model {winner_id} (was {CONFIG_FILE} edited after the run?)"
-        )
-    if iterations is not None:
-        problems += _iteration_problems(iterations, ids, winner_id, space)
-    if not searched:  # a search's checkpoint is the search's own, checked when it resumes
-        problems += _checkpoint_problems(
-            folder, config, configs, len(tables["models"]), n_trainings
-        )
-    _refuse(folder, problems)
+    configs = _checked_configs(
+        folder, config, payload, len(tables["models"]), ids, iterations, n_trainings
+    )
     # folders of jrobust 0.2.0 and earlier: `stage` held "race"/"final", now `stage_kind`
     ledger, history, path = (
         stage_columns(t, stages) for t in (tables["ledger"], history, tables["path"])
@@ -442,6 +405,69 @@ def _from_tables(folder: Path, config: Mapping[str, Any] | None) -> SelectionRes
         stages=stages,
         iterations=iterations,
     )
+
+
+def _winners_problem(ids: set, winner_id: int, winners: list[int]) -> str:
+    """What is wrong with ``result.json``'s winners given the models' ids (``""`` when nothing)."""
+    unknown = [w for w in winners if w not in ids]
+    return (
+        f"winner_id {winner_id} is not a model id of models.parquet"
+        if winner_id not in ids
+        else f"winners {unknown} are not model ids of models.parquet"
+        if unknown
+        else f"winners {winners} do not start with winner_id {winner_id}"
+        if winners and winners[0] != winner_id
+        else ""
+    )
+
+
+def _history_lists(history: pd.DataFrame) -> pd.DataFrame:
+    """The history's list columns as plain lists of ints (parquet gives arrays, or None)."""
+    if "eliminated" in history:
+        history["eliminated"] = [
+            list(map(int, e)) if e is not None else [] for e in history["eliminated"]
+        ]
+    for column in ("swaps", "finalist_swaps"):  # pairs [kept, removed instead], as written
+        if column in history:
+            history[column] = [
+                [[int(m) for m in p] for p in e] if e is not None else [] for e in history[column]
+            ]
+    return history
+
+
+def _checked_configs(
+    folder: Path,
+    config: Mapping[str, Any] | None,
+    payload: Mapping[str, Any],
+    n_models: int,
+    ids: set,
+    iterations: pd.DataFrame | None,
+    n_trainings: int,
+) -> list | None:
+    """The models' configurations (from the space, or a search's samples; ``None`` without a
+    space), refused when they, the iterations or the checkpoint disagree with the tables."""
+    winner_id = int(payload["winner_id"])  # read and checked by the caller
+    space = _space_or_mismatch(folder, config, n_models, "models.parquet")
+    searched = iterations is not None or (space is not None and not space.is_finite)
+    if searched:
+        configs = _sampled_configs(folder, payload)
+    else:
+        configs = space.models if space is not None else None
+    if configs is not None and len(configs) != n_models:
+        raise _damaged(folder, RESULT_FILE, f"{len(configs)} configs for the {n_models} models")
+    problems = []
+    shown = payload.get("winner_config")
+    if configs is not None and shown is not None and configs[winner_id].full_repr() != shown:
+        problems.append(
+            f"{RESULT_FILE} names model {winner_id} as the winner with another configuration than "
+            f"{CONFIG_FILE} gives model {winner_id} (was {CONFIG_FILE} edited after the run?)"
+        )
+    if iterations is not None:
+        problems += _iteration_problems(iterations, ids, winner_id, space)
+    if not searched:  # a search's checkpoint is the search's own, checked when it resumes
+        problems += _checkpoint_problems(folder, config, configs, n_models, n_trainings)
+    _refuse(folder, problems)
+    return configs
 
 
 def _space_or_mismatch(folder: Path, config: Mapping[str, Any] | None, n_models: int, what: str):

@@ -331,45 +331,31 @@ def _caption(name: str, f: Mapping[str, Any], result: SelectionResult) -> str:
     return caption
 
 
-def write_report(
-    result: SelectionResult,
-    folder: str | os.PathLike,
-    info: Mapping[str, Any] | None = None,
-    figures: Mapping[str, str | os.PathLike] | None = None,
-    top: int = 40,
-) -> Path:
-    """Write ``report.html``: one self-contained page (inline CSS, figures as base64 PNG).
+def _figure_parts(
+    result: SelectionResult, f: Mapping[str, Any], figures: Mapping[str, str | os.PathLike]
+) -> list[str]:
+    """The figures present, inline, each with its caption, in the report's order."""
+    parts = []
+    for name in ("path", "iterations", "distributions", "transforms", "sample_size"):
+        if name in figures and Path(figures[name]).is_file():
+            caption = html.escape(_caption(name, f, result))
+            parts.append(
+                f"<figure>{_img(Path(figures[name]))}<figcaption>{caption}</figcaption></figure>"
+            )
+    return parts
 
-    Args:
-      result: the race result.
-      folder: the run folder (figures are looked up there when ``figures`` is not given).
-      info: extra facts (``data``, ``command``, ``finished``, ...).
-      figures: ``{name: png_path}``; default: the PNG files of ``FIGURES`` present in ``folder``.
-      top: rows of the model table.
 
-    Returns:
-      The path of the report.
-    """
-    folder = Path(folder)
-    f = facts(result, info)
-    if figures is None:
-        figures = {k: folder / v for k, v in FIGURES.items() if (folder / v).is_file()}
+def _table_parts(result: SelectionResult, f: Mapping[str, Any], top: int) -> list[str]:
+    """The tables: models (winners marked), words, stages, transforms, iterations, rounds."""
     last = result.path["round"].max() if len(result.path) else None
     final = result.path[(result.path["round"] == last) & result.path["alive"]] if last else None
     alive = set(final.model_id) if final is not None else set()
     esc = html.escape
-    parts = _head(folder, f, result.settings) + _cards(f)
-    for name in ("path", "iterations", "distributions", "transforms", "sample_size"):
-        if name in figures and Path(figures[name]).is_file():
-            caption = esc(_caption(name, f, result))
-            parts.append(
-                f"<figure>{_img(Path(figures[name]))}<figcaption>{caption}</figcaption></figure>"
-            )
     table = summary_table(result, top=top)
     labels = column_labels(result, table)
     transforms = transforms_view(result)
     rounds = _html_table(history_view(result)) if len(result.history) else None
-    parts += [
+    return [
         f"<h2>Models, best first ({min(top, f['n_models'])} of {f['n_models']})</h2>",
         f'<p class="legend">{esc(legend(result))}</p>',
         '<div class="scroll">'
@@ -414,6 +400,12 @@ def write_report(
         "<h2>Rounds</h2>",
         f'<div class="scroll">{rounds}</div>' if rounds else "<p>none</p>",
     ]
+
+
+def _tail_parts(result: SelectionResult, f: Mapping[str, Any], folder: Path) -> list[str]:
+    """The folded details (programs, settings, the winner's configuration) and the rerun."""
+    esc = html.escape
+    parts = []
     if f["programs"]:
         parts += [
             f"<details><summary>Programs: {esc(programs_line(f['programs']))}</summary>",
@@ -440,5 +432,38 @@ def write_report(
         "<h2>Rerun</h2>",
         "<pre>" + "\n".join(esc(line) for line in rerun if line) + "</pre>",
         "</main></body></html>",
+    ]
+    return parts
+
+
+def write_report(
+    result: SelectionResult,
+    folder: str | os.PathLike,
+    info: Mapping[str, Any] | None = None,
+    figures: Mapping[str, str | os.PathLike] | None = None,
+    top: int = 40,
+) -> Path:
+    """Write ``report.html``: one self-contained page (inline CSS, figures as base64 PNG).
+
+    Args:
+      result: the race result.
+      folder: the run folder (figures are looked up there when ``figures`` is not given).
+      info: extra facts (``data``, ``command``, ``finished``, ...).
+      figures: ``{name: png_path}``; default: the PNG files of ``FIGURES`` present in ``folder``.
+      top: rows of the model table.
+
+    Returns:
+      The path of the report.
+    """
+    folder = Path(folder)
+    f = facts(result, info)
+    if figures is None:
+        figures = {k: folder / v for k, v in FIGURES.items() if (folder / v).is_file()}
+    parts = [
+        *_head(folder, f, result.settings),
+        *_cards(f),
+        *_figure_parts(result, f, figures),
+        *_table_parts(result, f, top),
+        *_tail_parts(result, f, folder),
     ]
     return write_text_atomic(folder / "report.html", "\n".join(parts))

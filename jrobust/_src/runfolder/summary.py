@@ -656,16 +656,8 @@ def _id_span(ids: list[int]) -> str:
     return ", ".join(map(str, ids))
 
 
-def write_summary(
-    result: SelectionResult,
-    folder: str | os.PathLike,
-    info: Mapping[str, Any] | None = None,
-    top: int = 20,
-) -> Path:
-    """Write ``summary.md``: the winner, the settings, the best models, the rounds, the figures."""
-    folder = Path(folder)
-    f = facts(result, info)
-    s = result.settings
+def _head_lines(folder: Path, f: Mapping[str, Any]) -> list[str]:
+    """The title, the warnings, the winner and the notes on dominance and the grid's edges."""
     lines = [f"# jrobust run {md_code(folder.name)}", ""]
     if not f["finished"]:
         lines += [
@@ -697,7 +689,13 @@ def write_summary(
         lines += [""]
     lines += [f"> **Edge of the grid**: {md_text(note)}." for note in f["edges"]]
     lines += [""] if f["edges"] else []
-    lines += [
+    return lines
+
+
+def _settings_lines(result: SelectionResult, f: Mapping[str, Any]) -> list[str]:
+    """The bulleted list: data, space or search, race settings, trainings, time, stop."""
+    s = result.settings
+    return [
         f"- data: {md_text(f.get('data', '?'))}",
         (
             f"- search: {f['n_models']} models sampled in "
@@ -726,6 +724,12 @@ def write_summary(
         + (f", {f['rate']:.0f} instance-steps/s" if f["rate"] else ""),
         f"- stopped: {md_text(f['stop_reason'] or 'not yet')}",
         "",
+    ]
+
+
+def _tables_lines(result: SelectionResult, f: Mapping[str, Any], top: int) -> list[str]:
+    """The tables: models, stages, transformed test sets, iterations, rounds, programs."""
+    lines = [
         "## Models, best first",
         "",
         md_text(legend(result)),
@@ -779,13 +783,35 @@ def write_summary(
             if f["programs"]
             else []
         ),
-        "## Figures",
-        "",
     ]
+    return lines
+
+
+def _tail_lines(folder: Path) -> list[str]:
+    """The figures found in the folder and the commands that rerun the race."""
+    lines = ["## Figures", ""]
     for name, file in FIGURES.items():
         if (folder / file).is_file():
             lines.append(f"![{name}]({file})")
     rerun = [f"jrobust run --space {folder / CONFIG_FILE}", f"jrobust report {folder}"]
     fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", "".join(rerun))), default=0))
     lines += ["", "## Rerun", "", fence, *rerun, fence, ""]
+    return lines
+
+
+def write_summary(
+    result: SelectionResult,
+    folder: str | os.PathLike,
+    info: Mapping[str, Any] | None = None,
+    top: int = 20,
+) -> Path:
+    """Write ``summary.md``: the winner, the settings, the best models, the rounds, the figures."""
+    folder = Path(folder)
+    f = facts(result, info)
+    lines = [
+        *_head_lines(folder, f),
+        *_settings_lines(result, f),
+        *_tables_lines(result, f, top),
+        *_tail_lines(folder),
+    ]
     return write_text_atomic(folder / "summary.md", "\n".join(lines))

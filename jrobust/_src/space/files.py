@@ -382,6 +382,16 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
         line = _line_of(text, key, section, nth) if key else None
         return SpaceError(f"{source}{f':{line}' if line else ''}: {message}")
 
+    tables = _space_tables(doc, fail)
+    race = doc.get("race", {})
+    data = doc.get("data", {})
+    _check_settings(race, data, fail)
+    _check_tables(doc, tables, fail)
+    return {"space": tables, "race": dict(race), "data": dict(data)}
+
+
+def _space_tables(doc: Mapping[str, Any], fail: Callable[..., SpaceError]) -> list[dict]:
+    """The file's space tables: its [[space]] tables, or one from [base]/[choices]/[when]."""
     unknown = set(doc) - set(_TOP_KEYS)
     if unknown:
         key = sorted(unknown)[0]
@@ -398,8 +408,11 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
         tables = [{k: doc[k] for k in ("base", "choices", "when") if k in doc}]
     else:
         tables = []
-    race = doc.get("race", {})
-    data = doc.get("data", {})
+    return tables
+
+
+def _check_settings(race: Any, data: Any, fail: Callable[..., SpaceError]) -> None:
+    """Refuse a [race] or [data] that is no table, names an unknown setting, or an invalid race."""
     for name, table, allowed in (("race", race, RACE_KEYS), ("data", data, DATA_KEYS)):
         if not isinstance(table, dict):
             raise fail(f"[{name}] must be a table", name)
@@ -413,6 +426,13 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
     except (ValueError, TypeError) as err:
         key = next((k for k in race if re.search(rf"\b{re.escape(k)}\b", str(err))), None)
         raise fail(f"[race] {err}", key, "race") from None
+
+
+def _check_tables(
+    doc: Mapping[str, Any], tables: list[dict], fail: Callable[..., SpaceError]
+) -> None:
+    """Refuse a file without models, an empty table, ranges in one of several tables, and a
+    table whose models cannot be built."""
     if not tables:
         raise fail(
             "the file defines no models: add a [base] table (a zoo model and its fields) and "
@@ -439,7 +459,6 @@ def parse_space_text(text: str, source: str = "<space>") -> dict[str, Any]:
             section = "space" if "space" in doc else _section_of(key, table)
             prefix = f"space {j + 1}: " if len(tables) > 1 else ""
             raise fail(prefix + str(err), key, section) from None
-    return {"space": tables, "race": dict(race), "data": dict(data)}
 
 
 def _offending_key(message: str, table: Mapping[str, Any]) -> str | None:
