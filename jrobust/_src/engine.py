@@ -56,6 +56,8 @@ class ProgramSlot:
     compiling: concurrent.futures.Future | None = None
 
 
+# The one owner of the programs, their slots and the compile-ahead pipeline: 15 methods, each
+# long: one step (plan, add, slot, stack size, prefetch, train, collect), the longest 37 lines.
 class Engine:
     """Trains work lists with the JAX trainer: per program, one stack size, dispatched before
     fetching, the next program compiled while the current one trains.

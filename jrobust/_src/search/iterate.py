@@ -226,6 +226,41 @@ def search(
 
 
 # ---------------------------------------------------------------------------------- the plan
+def _check_arguments(space, budget, seed, iterations, elites, first_candidates, overrides):
+    """Refuse, in one line each, the arguments of ``search`` that are wrong whatever the
+    settings: before any compilation or evaluation."""
+    if not isinstance(space, SearchSpace):
+        raise CheckError(
+            f"space must be a jrobust.SearchSpace (with ranges: jrobust.space.loguniform, "
+            f"uniform, intrange), got {type(space).__name__}"
+        )
+    parameters = space.parameters
+    if not parameters:
+        raise CheckError(
+            "this search space has no ranges and no choices, so there is nothing to search: "
+            "give it a range (e.g. learning_rate=jrobust.space.loguniform(1e-5, 1.0)) or a "
+            "list of values"
+        )
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
+        raise CheckError(
+            f"budget must be an integer (the most trainings of model instances), got {budget!r}"
+        )
+    for name, value, low in (
+        ("iterations", iterations, 1),
+        ("elites", elites, 1),
+        ("first_candidates", first_candidates, 2),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
+        ):
+            raise CheckError(f"{name} must be an integer >= {low} (or None), got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise CheckError(f"seed must be an integer >= 0, got {seed!r}")
+    for name in _REFUSED:
+        if name in overrides:
+            raise CheckError(f"search() does not take the race setting {name}=: {_REFUSED[name]}")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """The search's arguments, checked, with irace's defaults filled in."""
@@ -253,38 +288,8 @@ class _Plan:
         overrides,
         external: bool,
     ) -> _Plan:
-        if not isinstance(space, SearchSpace):
-            raise CheckError(
-                f"space must be a jrobust.SearchSpace (with ranges: jrobust.space.loguniform, "
-                f"uniform, intrange), got {type(space).__name__}"
-            )
+        _check_arguments(space, budget, seed, iterations, elites, first_candidates, overrides)
         parameters = space.parameters
-        if not parameters:
-            raise CheckError(
-                "this search space has no ranges and no choices, so there is nothing to search: "
-                "give it a range (e.g. learning_rate=jrobust.space.loguniform(1e-5, 1.0)) or a "
-                "list of values"
-            )
-        if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
-            raise CheckError(
-                f"budget must be an integer (the most trainings of model instances), got {budget!r}"
-            )
-        for name, value, low in (
-            ("iterations", iterations, 1),
-            ("elites", elites, 1),
-            ("first_candidates", first_candidates, 2),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            ):
-                raise CheckError(f"{name} must be an integer >= {low} (or None), got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise CheckError(f"seed must be an integer >= 0, got {seed!r}")
-        for name in _REFUSED:
-            if name in overrides:
-                raise CheckError(
-                    f"search() does not take the race setting {name}=: {_REFUSED[name]}"
-                )
         try:
             race = RaceSettings.of(settings, **overrides)
         except (TypeError, ValueError) as err:
@@ -405,6 +410,8 @@ def _engine(space: SearchSpace, population: Population, plan: _Plan, devices):
 
 
 # ---------------------------------------------------------------------------------- the search
+# One object for a running search because its steps share much state (the candidates, the
+# long: sampling model, the store, the tables); 15 methods, the longest 53 lines.
 class _Search:
     """A search's state as it runs: the candidates, the sampling model, the store, the tables."""
 
