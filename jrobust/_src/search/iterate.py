@@ -46,6 +46,7 @@ from jrobust._src.search.sampling import (
     collapsed,
     sample_children,
     sample_uniform,
+    shifted,
 )
 from jrobust._src.search.store import SEARCH_FILE, LossStore
 from jrobust._src.select import StopRace, named_population
@@ -693,11 +694,15 @@ class _Search:
                 kind, log, row_width = "categorical", False, math.nan
                 centre = None
                 if best is not None:
-                    probs = self.model.probabilities[best][p]
-                    step = j / max(self.plan.n_iterations, j + 1)
-                    shifted = probs * (1.0 - step)
-                    shifted[dist.index(self.values[best][p])] += step
-                    centre = repr(dist.choices[int(np.argmax(shifted))])
+                    # the vector the next iteration samples from (its shift, as _iteration does)
+                    nxt = j + 1
+                    vector = shifted(
+                        self.model.probabilities[best][p],
+                        dist.index(self.values[best][p]),
+                        nxt,
+                        max(self.plan.n_iterations, nxt),
+                    )
+                    centre = repr(dist.choices[int(np.argmax(vector))])
             self.rows.append(
                 dict(
                     iteration=j,

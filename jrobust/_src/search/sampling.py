@@ -41,6 +41,7 @@ __all__ = [
     "rank_weights",
     "sample_children",
     "sample_uniform",
+    "shifted",
 ]
 
 #: The width (standard deviation in unit coordinates) of the numeric parameters at the start.
@@ -102,14 +103,11 @@ class SamplingModel:
         n_iterations: int,
     ) -> None:
         """Move each elite's probability vectors toward its own values, for iteration ``j``."""
-        step = min(max(j - 1, 0) / n_iterations, 1.0)
         for e in elites:
             probs = self.probabilities.setdefault(e, self.uniform_probabilities())
             for p in self.categorical:
                 k = self.parameters[p].index(values[e][p])
-                moved = probs[p] * (1.0 - step)
-                moved[k] += step
-                probs[p] = moved / moved.sum()
+                probs[p] = shifted(probs[p], k, j, n_iterations)
 
     def soft_restart(self, parents: Sequence[int], n_new: int) -> None:
         """Widen the width back to what it was two iterations before (at most the width of
@@ -125,6 +123,16 @@ class SamplingModel:
             for p, vector in probs.items():
                 flat = 0.9 * vector + 0.1 * vector.max()
                 probs[p] = flat / flat.sum()
+
+
+def shifted(vector: np.ndarray, k: int, j: int, n_iterations: int) -> np.ndarray:
+    """A categorical probability vector moved toward choice ``k`` for iteration ``j`` of
+    ``n_iterations`` (irace's update: ``p <- p (1 - s) + s`` on ``k``, ``s = (j - 1) / N``),
+    normalised."""
+    step = min(max(j - 1, 0) / n_iterations, 1.0)
+    moved = vector * (1.0 - step)
+    moved[k] += step
+    return moved / moved.sum()
 
 
 def rank_weights(n: int) -> np.ndarray:
