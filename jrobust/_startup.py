@@ -3,7 +3,7 @@
 A ``KeyboardInterrupt`` raised inside an extension module's import turns into an ``ImportError``
 and a traceback with exit status 1. When this process is the ``jrobust`` command (the console
 script or ``python -m jrobust``), SIGINT and SIGTERM end it at once, with one line and exit
-status 130 (143), until the command installs its own handling (``jrobust._signals``). Nothing is
+status 130 (143), until the command installs its own handling (``jrobust._src.signals``). Nothing is
 written before that, so nothing is lost. Imported as a library, jrobust changes no handler.
 """
 

@@ -108,7 +108,7 @@ def plot_distributions(
     """Instance-loss distributions of the last survivors (box or violin plot, instances as dots).
 
     Args:
-      result: a ``SelectionResult`` (or one loaded with ``jrobust.results.load_run``).
+      result: a ``SelectionResult`` (or one loaded with ``jrobust.load_run``).
       models: model ids to show (default: the winners, the survivors, then the models that lasted
         longest, ``top`` in all, best first).
       kind: ``"box"`` or ``"violin"``.

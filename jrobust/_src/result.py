@@ -107,7 +107,7 @@ def loss_table(
     """The ledger as a table of what the statistics see: ``(losses, mask, model_ids)``.
 
     ``over="instances"``: ``(models, instances)`` on the untransformed test set; ``"transforms"``
-    and ``"both"``: the tables of ``jrobust.state.transform_table`` (per transformation
+    and ``"both"``: the tables of ``race/ledger.py``'s ``transform_table`` (per transformation
     parameter, the mean over instances; per (instance, parameter)). Row ``j`` is model
     ``model_ids[j]``; ``mask`` marks the trained cells.
     """

@@ -289,7 +289,7 @@ def load_run(folder: str | os.PathLike) -> SelectionResult:
 
     Raises:
       FileNotFoundError: when the folder holds no run.
-      jrobust.state.CheckpointMismatch: the folder holds only a pickled checkpoint of
+      CheckpointMismatch (a ValueError): the folder holds only a pickled checkpoint of
         jrobust < 0.2 (never read).
       RunFolderMismatch: when its files disagree with each other (the message names them).
       RunFolderError: when its files are damaged.
@@ -508,7 +508,7 @@ def _checkpoint_problems(
     n_trainings: int | None = None,
 ) -> list[str]:
     """What the folder's checkpoint disagrees with: ``config.toml`` (the race fingerprint that
-    ``--resume`` checks, ``jrobust.state.race_fingerprint``), and the trainings of
+    ``--resume`` checks, ``race/checkpoint.py``'s ``race_fingerprint``), and the trainings of
     ``result.json`` (``n_trainings``, for a finished run)."""
     path = folder / CHECKPOINT_FILE
     if not path.is_file() or not config or not config.get("race"):
