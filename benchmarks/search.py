@@ -368,7 +368,7 @@ def run_seed(
             warnings.simplefilter("ignore")
             column = RUNNERS[method](setup, budget, seed, k, batch, stat)
         seconds, compiled = time.perf_counter() - t0, n_compiled() - before
-        key = repr(column.winner)
+        key = column.winner.full_repr()  # the full configuration (repr shortens it)
         if key not in judged:  # two columns with the same winner: judged once
             judged[key] = fresh_losses(setup, column.winner, seed, fresh)
         losses = judged[key]
